@@ -1,0 +1,7 @@
+"""Entry point of ``python -m adasam``."""
+
+import sys
+
+from adasam.cli import main
+
+sys.exit(main())

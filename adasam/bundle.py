@@ -1,0 +1,185 @@
+"""Model bundles: a directory with ``config.json`` and safetensors weights.
+
+Layout::
+
+    BUNDLE/
+      config.json              BundleConfig (structures, window, SAM, LoRA, classifier, prompts…)
+      classifier.safetensors   the structure classifier
+      adapter.safetensors      the LoRA weights of SAM
+      sam_base.safetensors     SAM's base weights, only when they are not a public checkpoint
+
+Loading is strict and every problem is a :class:`BundleError` that says which file or key.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
+from segment_anything.modeling import Sam
+
+from adasam.classifier import StructureClassifier
+from adasam.config import BundleConfig
+from adasam.errors import BundleError, ConfigError
+from adasam.sam import (
+    adapter_state_dict,
+    base_state_dict,
+    build_lora_sam,
+    load_adapter,
+    load_strict,
+    read_public_checkpoint,
+)
+
+CONFIG_FILE = "config.json"
+CLASSIFIER_FILE = "classifier.safetensors"
+ADAPTER_FILE = "adapter.safetensors"
+SAM_BASE_FILE = "sam_base.safetensors"
+
+
+@dataclass
+class ModelBundle:
+    """A loaded bundle: config, classifier and LoRA-adapted SAM (both in eval mode)."""
+
+    config: BundleConfig
+    classifier: StructureClassifier
+    sam: Sam
+
+    @property
+    def version(self) -> str:
+        return self.config.version
+
+    def to(self, device: str | torch.device) -> ModelBundle:
+        self.classifier.to(device)
+        self.sam.to(device)
+        return self
+
+
+def create_bundle(
+    config: BundleConfig, seed: int = 0, load_public_base: bool = True
+) -> ModelBundle:
+    """A fresh bundle: random classifier, SAM with base weights (public checkpoint when the
+    config names one and ``load_public_base``), fresh LoRA (B = 0, so SAM behaves as its base)."""
+    torch.manual_seed(seed)
+    base = (
+        read_public_checkpoint(config.sam)
+        if config.sam.base_is_public and load_public_base
+        else None
+    )
+    sam = build_lora_sam(config.sam, config.lora, base)
+    classifier = StructureClassifier(config.classifier, len(config.structures))
+    return ModelBundle(config, classifier.eval(), sam.eval())
+
+
+def save_bundle(bundle: ModelBundle, directory: str | Path) -> Path:
+    """Write the bundle to ``directory`` atomically (a temporary sibling, then a rename).
+
+    An existing bundle at that path is replaced only after the new one is complete.
+    """
+    target = Path(directory)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
+    try:
+        meta = {"bundle": bundle.config.name, "version": bundle.config.version}
+        dtype = getattr(torch, bundle.config.weights_dtype)
+        (tmp / CONFIG_FILE).write_text(json.dumps(bundle.config.to_dict(), indent=2) + "\n")
+        save_file(_cast(bundle.classifier.state_dict(), dtype), str(tmp / CLASSIFIER_FILE), meta)
+        save_file(_cast(adapter_state_dict(bundle.sam), dtype), str(tmp / ADAPTER_FILE), meta)
+        if not bundle.config.sam.base_is_public:
+            save_file(_cast(base_state_dict(bundle.sam), dtype), str(tmp / SAM_BASE_FILE), meta)
+        if target.exists():
+            old = target.with_name(f".{target.name}.old")
+            shutil.rmtree(old, ignore_errors=True)
+            os.replace(target, old)
+            os.replace(tmp, target)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            os.replace(tmp, target)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return target
+
+
+def read_config(directory: str | Path) -> BundleConfig:
+    """Parse and validate ``config.json`` of a bundle directory."""
+    path = Path(directory) / CONFIG_FILE
+    if not Path(directory).is_dir():
+        raise BundleError(
+            f"model bundle {directory} does not exist (expected a directory "
+            f"with {CONFIG_FILE} and .safetensors files)"
+        )
+    if not path.is_file():
+        raise BundleError(f"{path} is missing: this directory is not a model bundle")
+    try:
+        data = json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise BundleError(f"{path} is not valid JSON: {exc}") from None
+    try:
+        return BundleConfig.from_dict(data)
+    except ConfigError as exc:
+        raise BundleError(f"{path}: {exc}") from None
+
+
+def load_bundle(directory: str | Path, device: str | torch.device = "cpu") -> ModelBundle:
+    """Load and validate a bundle; every mismatch is a BundleError naming file and key."""
+    directory = Path(directory)
+    config = read_config(directory)
+    if config.sam.base_is_public:
+        base = read_public_checkpoint(config.sam)
+    else:
+        base = _read_weights(directory / SAM_BASE_FILE)
+    sam = build_lora_sam(config.sam, config.lora, None)
+    load_strict(sam, _with_base_layer_names(sam, base), f"{SAM_BASE_FILE} (SAM base weights)")
+    load_adapter(sam, _read_weights(directory / ADAPTER_FILE))
+    classifier = StructureClassifier(config.classifier, len(config.structures))
+    load_strict(classifier, _read_weights(directory / CLASSIFIER_FILE), CLASSIFIER_FILE)
+    return ModelBundle(config, classifier.eval(), sam.eval()).to(device)
+
+
+def with_version(bundle: ModelBundle, version: str, **changes: object) -> ModelBundle:
+    """The same models under a new config version (and other config changes)."""
+    parent = bundle.config.version
+    return ModelBundle(
+        replace(bundle.config, version=version, parent_version=parent, **changes),  # type: ignore[arg-type]
+        bundle.classifier,
+        bundle.sam,
+    )
+
+
+def _read_weights(path: Path) -> dict[str, torch.Tensor]:
+    if not path.is_file():
+        raise BundleError(f"{path} is missing from the model bundle")
+    try:
+        state = load_file(str(path))
+    except (SafetensorError, OSError, ValueError) as exc:
+        raise BundleError(f"{path} is not a readable safetensors file: {exc}") from None
+    return {k: v.float() if v.is_floating_point() else v for k, v in state.items()}
+
+
+def _with_base_layer_names(sam: Sam, base: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Plain SAM keys → the keys of a LoRA-injected SAM, with the LoRA weights kept as they
+    are (so only the base is checked here)."""
+    own = sam.state_dict()
+    renamed: dict[str, torch.Tensor] = {}
+    for key, value in base.items():
+        parts = key.rsplit(".", 1)
+        lora_key = f"{parts[0]}.base_layer.{parts[1]}" if len(parts) == 2 else key
+        renamed[lora_key if lora_key in own and key not in own else key] = value
+    for key, value in own.items():
+        if "lora_" in key:
+            renamed[key] = value
+    return renamed
+
+
+def _cast(state: dict[str, torch.Tensor], dtype: torch.dtype) -> dict[str, torch.Tensor]:
+    """Detached CPU copies; floating tensors cast to ``dtype`` (integer buffers kept)."""
+    return {
+        k: (v.to(dtype) if v.is_floating_point() else v).detach().cpu().contiguous()
+        for k, v in state.items()
+    }

@@ -1,0 +1,93 @@
+"""The auxiliary classifier: a torchvision ResNet with a global-average-pool + linear head.
+
+One sigmoid output per target structure. Because the head is GAP + linear, the class activation
+map ``CAM_c = ReLU(Σ_k w_ck · A_k)`` of the last feature maps ``A`` is differentiable in both the
+weights and the features: :meth:`StructureClassifier.cam` is that map, and it is what carries the
+segmentation gradient back into the classifier during ADA-SAM training. For display, GradCAM
+(:mod:`adasam.gradcam`) is used; with this head the two agree up to normalisation.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+import torchvision
+from torch import nn
+
+from adasam.config import ClassifierConfig
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+def _resnet(backbone: str) -> torchvision.models.ResNet:
+    if backbone == "resnet10":
+        return torchvision.models.ResNet(torchvision.models.resnet.BasicBlock, [1, 1, 1, 1])
+    return getattr(torchvision.models, backbone)(weights=None)
+
+
+class StructureClassifier(nn.Module):
+    """ResNet features → GAP → linear → one logit per structure.
+
+    Input: float ``(B, 3, S, S)`` normalised with ImageNet mean/std (see :func:`to_input`), with
+    ``S`` = ``config.image_size``. Output of ``forward``: logits ``(B, n_structures)``.
+    """
+
+    def __init__(self, config: ClassifierConfig, n_structures: int) -> None:
+        super().__init__()
+        self.config = config
+        net = _resnet(config.backbone)
+        if config.output_stride == 16:
+            first = net.layer4[0]
+            first.conv1.stride = (1, 1) if config.backbone != "resnet50" else first.conv1.stride
+            if config.backbone == "resnet50":
+                first.conv2.stride = (1, 1)
+            first.downsample[0].stride = (1, 1)
+        self.stem = nn.Sequential(net.conv1, net.bn1, net.relu, net.maxpool)
+        self.layer1, self.layer2, self.layer3, self.layer4 = (
+            net.layer1,
+            net.layer2,
+            net.layer3,
+            net.layer4,
+        )
+        self.head = nn.Linear(net.fc.in_features, n_structures)
+
+    @property
+    def cam_layer(self) -> nn.Module:
+        """The module whose output is the CAM's feature maps (GradCAM's target layer)."""
+        return self.layer4
+
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        """``(B, 3, S, S)`` → last feature maps ``(B, K, S/r, S/r)``, r = output stride."""
+        return self.layer4(self.layer3(self.layer2(self.layer1(self.stem(x)))))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.features(x).mean(dim=(2, 3)))
+
+    def forward_with_cam(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Logits ``(B, C)`` and differentiable CAMs ``(B, C, S/32, S/32)`` in [0, 1].
+
+        Each CAM is ``ReLU(Σ_k w_ck A_k)`` divided by its maximum (plus a small epsilon), so
+        gradients reach both the head's weights and every backbone layer.
+        """
+        feats = self.features(x)
+        logits = self.head(feats.mean(dim=(2, 3)))
+        cam = F.relu(torch.einsum("ck,bkhw->bchw", self.head.weight, feats))
+        peak = cam.amax(dim=(2, 3), keepdim=True)
+        return logits, cam / (peak + 1e-6)
+
+
+def to_input(images: np.ndarray | torch.Tensor, size: int) -> torch.Tensor:
+    """uint8 RGB ``(H, W, 3)`` or ``(B, H, W, 3)`` (array or tensor, any H, W) → float
+    ``(B, 3, size, size)``, resized (squashed, no letterbox) and ImageNet-normalised."""
+    t = torch.as_tensor(images)
+    if t.ndim == 3:
+        t = t[None]
+    if t.ndim != 4 or t.shape[-1] != 3:
+        raise ValueError(f"expected (B, H, W, 3) RGB images, got {tuple(t.shape)}")
+    x = t.permute(0, 3, 1, 2).float() / 255.0
+    x = F.interpolate(x, (size, size), mode="bilinear", align_corners=False, antialias=True)
+    mean = torch.tensor(IMAGENET_MEAN, device=x.device).view(1, 3, 1, 1)
+    std = torch.tensor(IMAGENET_STD, device=x.device).view(1, 3, 1, 1)
+    return (x - mean) / std

@@ -1,0 +1,313 @@
+"""Typed, validated configuration of a model bundle (saved as ``config.json`` beside weights).
+
+Every class is a frozen dataclass that validates itself on construction and round-trips through
+plain JSON (``to_dict`` / ``from_dict``); unknown keys are refused with the list of valid ones,
+so a typo in a hand-edited config is an error and not a silently ignored setting.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from dataclasses import dataclass, field
+from typing import Any, Literal, TypeVar
+
+from adasam.errors import ConfigError
+from adasam.prompts import PromptConfig
+
+T = TypeVar("T")
+
+SamType = Literal["vit_b", "vit_l", "vit_h", "small"]
+BUNDLE_FORMAT = 1
+
+# Architectures of the public checkpoints (segment-anything's build_sam.py).
+PUBLIC_SAM: dict[str, dict[str, Any]] = {
+    "vit_b": dict(
+        encoder_embed_dim=768,
+        encoder_depth=12,
+        encoder_num_heads=12,
+        encoder_global_attn_indexes=(2, 5, 8, 11),
+    ),
+    "vit_l": dict(
+        encoder_embed_dim=1024,
+        encoder_depth=24,
+        encoder_num_heads=16,
+        encoder_global_attn_indexes=(5, 11, 17, 23),
+    ),
+    "vit_h": dict(
+        encoder_embed_dim=1280,
+        encoder_depth=32,
+        encoder_num_heads=16,
+        encoder_global_attn_indexes=(7, 15, 23, 31),
+    ),
+}
+PUBLIC_COMMON: dict[str, Any] = dict(
+    image_size=1024,
+    patch_size=16,
+    window_size=14,
+    prompt_embed_dim=256,
+    decoder_mlp_dim=2048,
+    decoder_num_heads=8,
+    iou_head_hidden_dim=256,
+)
+
+
+def _check(cond: bool, message: str) -> None:
+    if not cond:
+        raise ConfigError(message)
+
+
+@dataclass(frozen=True)
+class SamConfig:
+    """SAM architecture and where its base weights come from.
+
+    ``model_type`` ``vit_b``/``vit_l``/``vit_h`` use the public architectures (use
+    :meth:`public`); ``small`` takes every size from the fields (tests and the demo model).
+    Base weights: ``checkpoint`` (a local ``.pth`` of a public model), or ``hub_repo`` +
+    ``hub_filename`` (downloaded with huggingface_hub), or the bundle's ``sam_base.safetensors``
+    when both are empty.
+    """
+
+    model_type: SamType = "small"
+    image_size: int = 256
+    patch_size: int = 8
+    encoder_embed_dim: int = 96
+    encoder_depth: int = 4
+    encoder_num_heads: int = 4
+    encoder_global_attn_indexes: tuple[int, ...] = (1, 3)
+    window_size: int = 8
+    prompt_embed_dim: int = 128
+    decoder_mlp_dim: int = 512
+    decoder_num_heads: int = 4
+    iou_head_hidden_dim: int = 128
+    checkpoint: str | None = None
+    hub_repo: str | None = None
+    hub_filename: str | None = None
+
+    def __post_init__(self) -> None:
+        _check(
+            self.model_type in ("vit_b", "vit_l", "vit_h", "small"),
+            f"sam.model_type must be vit_b, vit_l, vit_h or small, got {self.model_type!r}",
+        )
+        if self.model_type != "small":
+            expected = {**PUBLIC_SAM[self.model_type], **PUBLIC_COMMON}
+            wrong = {k: getattr(self, k) for k, v in expected.items() if getattr(self, k) != v}
+            _check(
+                not wrong,
+                f"{self.model_type} has a fixed architecture; these fields differ "
+                f"from it: {wrong}. Use SamConfig.public({self.model_type!r}).",
+            )
+        _check(
+            self.image_size % self.patch_size == 0,
+            f"image_size {self.image_size} must be a multiple of patch_size {self.patch_size}",
+        )
+        _check(
+            self.encoder_embed_dim % self.encoder_num_heads == 0,
+            "encoder_embed_dim must be divisible by encoder_num_heads",
+        )
+        _check(
+            (self.prompt_embed_dim // 2) % self.decoder_num_heads == 0,
+            "prompt_embed_dim / 2 must be divisible by decoder_num_heads",
+        )
+        _check(
+            all(0 <= i < self.encoder_depth for i in self.encoder_global_attn_indexes),
+            "encoder_global_attn_indexes must be block indices < encoder_depth",
+        )
+        _check(
+            (self.hub_repo is None) == (self.hub_filename is None),
+            "sam.hub_repo and sam.hub_filename go together",
+        )
+        _check(
+            not (self.checkpoint and self.hub_repo), "give sam.checkpoint or sam.hub_repo, not both"
+        )
+
+    @classmethod
+    def public(
+        cls,
+        model_type: str,
+        checkpoint: str | None = None,
+        hub_repo: str | None = None,
+        hub_filename: str | None = None,
+    ) -> SamConfig:
+        """Config of a public SAM (``vit_b``, ``vit_l`` or ``vit_h``)."""
+        if model_type not in PUBLIC_SAM:
+            raise ConfigError(f"unknown public SAM {model_type!r}; choose vit_b, vit_l or vit_h")
+        return cls(
+            model_type=model_type,
+            **PUBLIC_SAM[model_type],
+            **PUBLIC_COMMON,  # type: ignore[arg-type]
+            checkpoint=checkpoint,
+            hub_repo=hub_repo,
+            hub_filename=hub_filename,
+        )
+
+    @property
+    def embedding_size(self) -> int:
+        return self.image_size // self.patch_size
+
+    @property
+    def mask_size(self) -> int:
+        """Side of the decoder's low-resolution frame (4 × the embedding grid)."""
+        return 4 * self.embedding_size
+
+    @property
+    def base_is_public(self) -> bool:
+        return bool(self.checkpoint or self.hub_repo)
+
+
+@dataclass(frozen=True)
+class LoraSettings:
+    """LoRA (via peft) on the image encoder's ``qkv``; optionally on the mask decoder's
+    attention projections (``q_proj``, ``k_proj``, ``v_proj``, ``out_proj``)."""
+
+    r: int = 8
+    alpha: float = 16.0
+    dropout: float = 0.0
+    decoder: bool = False
+
+    def __post_init__(self) -> None:
+        _check(self.r >= 1, f"lora.r must be ≥ 1, got {self.r}")
+        _check(self.alpha > 0, f"lora.alpha must be positive, got {self.alpha}")
+        _check(0.0 <= self.dropout < 1.0, f"lora.dropout must be in [0, 1), got {self.dropout}")
+
+
+@dataclass(frozen=True)
+class ClassifierConfig:
+    """ResNet with a global-average-pool + linear head, one sigmoid output per structure.
+
+    ``resnet10`` is torchvision's ResNet with one BasicBlock per stage (the demo's small
+    classifier). ``output_stride`` 16 sets the last stage's stride to 1, doubling the CAM's
+    resolution (16 × 16 cells at 256² input) at a modest cost.
+    """
+
+    backbone: Literal["resnet10", "resnet18", "resnet34", "resnet50"] = "resnet18"
+    image_size: int = 256
+    threshold: float = 0.5
+    output_stride: Literal[16, 32] = 32
+
+    def __post_init__(self) -> None:
+        _check(
+            self.backbone in ("resnet10", "resnet18", "resnet34", "resnet50"),
+            f"classifier.backbone must be resnet10, resnet18, resnet34 or resnet50, "
+            f"got {self.backbone!r}",
+        )
+        _check(
+            self.output_stride in (16, 32),
+            f"classifier.output_stride must be 16 or 32, got {self.output_stride}",
+        )
+        _check(
+            self.image_size >= 32 and self.image_size % 32 == 0,
+            f"classifier.image_size must be a multiple of 32, ≥ 32; got {self.image_size}",
+        )
+        _check(
+            0.0 < self.threshold < 1.0,
+            f"classifier.threshold must be in (0, 1), got {self.threshold}",
+        )
+
+
+@dataclass(frozen=True)
+class BundleConfig:
+    """Everything needed to rebuild a bundle's models, saved as ``config.json``."""
+
+    name: str
+    structures: tuple[str, ...]
+    version: str = "0"
+    sam: SamConfig = field(default_factory=SamConfig)
+    lora: LoraSettings = field(default_factory=LoraSettings)
+    classifier: ClassifierConfig = field(default_factory=ClassifierConfig)
+    prompts: PromptConfig = field(default_factory=PromptConfig)
+    window: str | None = None
+    trained: bool = False
+    parent_version: str | None = None
+    metrics: dict[str, Any] = field(default_factory=dict)
+    training: dict[str, Any] = field(default_factory=dict)
+    weights_dtype: Literal["float32", "float16"] = "float32"
+    format: int = BUNDLE_FORMAT
+
+    def __post_init__(self) -> None:
+        _check(bool(self.name), "bundle name must not be empty")
+        _check(len(self.structures) >= 1, "a bundle needs at least one structure")
+        _check(
+            len(set(self.structures)) == len(self.structures),
+            f"structure names must be unique: {self.structures}",
+        )
+        _check(
+            self.format == BUNDLE_FORMAT,
+            f"bundle format {self.format} is not supported (this version reads {BUNDLE_FORMAT})",
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        return to_jsonable(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> BundleConfig:
+        return from_dict(cls, data)
+
+
+def to_jsonable(obj: Any) -> Any:
+    """Dataclass → nested dict/list of JSON types (tuples become lists)."""
+    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
+        return {f.name: to_jsonable(getattr(obj, f.name)) for f in dataclasses.fields(obj)}
+    if isinstance(obj, (list, tuple)):
+        return [to_jsonable(v) for v in obj]
+    if isinstance(obj, dict):
+        return {str(k): to_jsonable(v) for k, v in obj.items()}
+    return obj
+
+
+def from_dict(cls: type[T], data: Any, path: str = "config") -> T:
+    """Build dataclass ``cls`` from JSON data, recursing into nested dataclasses.
+
+    Raises ConfigError naming the offending key for unknown keys and wrong types.
+    """
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path} must be a JSON object, got {type(data).__name__}")
+    hints = typing.get_type_hints(cls)
+    fields = {f.name: f for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
+    unknown = sorted(set(data) - set(fields))
+    if unknown:
+        raise ConfigError(f"{path}: unknown key(s) {unknown}; valid keys are {sorted(fields)}")
+    kwargs: dict[str, Any] = {}
+    for name, value in data.items():
+        kwargs[name] = _coerce(hints[name], value, f"{path}.{name}")
+    try:
+        return cls(**kwargs)
+    except TypeError as exc:
+        raise ConfigError(f"{path}: {exc}") from None
+
+
+def _coerce(tp: Any, value: Any, path: str) -> Any:
+    origin = typing.get_origin(tp)
+    if dataclasses.is_dataclass(tp):
+        return from_dict(tp, value, path)
+    if origin in (typing.Union, types.UnionType):
+        args = typing.get_args(tp)
+        if value is None and type(None) in args:
+            return None
+        for arg in args:
+            if arg is type(None):
+                continue
+            try:
+                return _coerce(arg, value, path)
+            except ConfigError:
+                continue
+        raise ConfigError(f"{path}: {value!r} does not match {tp}")
+    if origin is tuple:
+        if not isinstance(value, (list, tuple)):
+            raise ConfigError(f"{path} must be a list, got {value!r}")
+        (item,) = typing.get_args(tp)[:1]
+        return tuple(_coerce(item, v, path) for v in value)
+    if origin is Literal:
+        if value not in typing.get_args(tp):
+            raise ConfigError(f"{path} must be one of {typing.get_args(tp)}, got {value!r}")
+        return value
+    if origin is dict or tp is Any:
+        return value
+    if tp is float and isinstance(value, (int, float)) and not isinstance(value, bool):
+        return float(value)
+    if (isinstance(tp, type) and not isinstance(value, tp)) or (
+        tp is int and isinstance(value, bool)
+    ):
+        raise ConfigError(f"{path} must be {tp.__name__}, got {value!r}")
+    return value

@@ -1,0 +1,372 @@
+"""Encode once, predict many times: classifier → GradCAM → prompts → LoRA-SAM candidates.
+
+:class:`Predictor` owns a loaded bundle and a bounded LRU cache of image embeddings keyed by
+(content hash of the model input, model name and version). ``predict`` runs the whole pipeline;
+``segment`` and ``refine`` re-run only SAM's prompt encoder and mask decoder on the cached
+embedding, which is what makes clicks feel instant.
+
+The predictor holds no per-user state: results are returned, never stored on the object, so one
+predictor can serve many sessions (calls are serialised by a lock around the models).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from adasam.bundle import ModelBundle, load_bundle
+from adasam.classifier import to_input
+from adasam.frame import ModelFrame
+from adasam.gradcam import gradcam_heatmaps
+from adasam.prompts import Prompts, make_prompts
+
+STAGES = ("load", "classify", "cam", "prompts", "encode", "decode")
+
+
+@dataclass(frozen=True)
+class Click:
+    """A refinement click at ``(x, y)`` in original-image pixels; ``positive`` adds, else
+    removes."""
+
+    x: float
+    y: float
+    positive: bool = True
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """One SAM mask.
+
+    Attributes:
+        mask: bool ``(H, W)`` at the slice's size (logits > 0).
+        score: SAM's predicted IoU for this mask.
+        logits: float32 ``(mask_size, mask_size)`` low-resolution logits in SAM's padded frame,
+            to pass back as ``previous_logits`` when refining.
+    """
+
+    mask: np.ndarray
+    score: float
+    logits: np.ndarray
+
+
+@dataclass(frozen=True)
+class StructureResult:
+    """Pipeline output for one target structure.
+
+    ``heatmap`` is GradCAM's float32 ``(H, W)`` map in [0, 1]. ``prompts`` and ``candidates``
+    (three, sorted by score, best first) are present only when the structure was found (its
+    probability reached the classifier threshold and its heatmap gave a region).
+    """
+
+    name: str
+    probability: float
+    found: bool
+    heatmap: np.ndarray
+    prompts: Prompts | None
+    candidates: tuple[Candidate, ...]
+
+
+@dataclass(frozen=True)
+class Prediction:
+    image_hw: tuple[int, int]
+    structures: tuple[StructureResult, ...]
+    timings_ms: dict[str, float]
+    model: dict[str, object]
+    embedding_cached: bool
+
+    def structure(self, name: str) -> StructureResult:
+        for s in self.structures:
+            if s.name == name:
+                return s
+        raise KeyError(f"no structure {name!r}; have {[s.name for s in self.structures]}")
+
+
+@dataclass
+class StageTimer:
+    """Per-stage wall times in milliseconds (``with timer.stage("encode"): ...``)."""
+
+    timings_ms: dict[str, float] = field(default_factory=dict)
+
+    @contextmanager
+    def stage(self, name: str) -> Iterator[None]:
+        start = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.timings_ms[name] = (
+                self.timings_ms.get(name, 0.0) + (time.perf_counter() - start) * 1000.0
+            )
+
+
+def image_key(image: np.ndarray) -> str:
+    """sha256 of a model input image (bytes + shape + dtype)."""
+    h = hashlib.sha256()
+    h.update(f"{image.shape}{image.dtype}".encode())
+    h.update(np.ascontiguousarray(image).tobytes())
+    return h.hexdigest()
+
+
+def _check_image(image: np.ndarray) -> None:
+    if not (
+        isinstance(image, np.ndarray)
+        and image.dtype == np.uint8
+        and image.ndim == 3
+        and image.shape[2] == 3
+        and image.shape[0] > 0
+        and image.shape[1] > 0
+    ):
+        got = getattr(image, "shape", type(image).__name__), getattr(image, "dtype", "")
+        raise ValueError(f"expected a uint8 (H, W, 3) RGB image, got {got}")
+
+
+class Predictor:
+    """The inference pipeline over one loaded :class:`ModelBundle`.
+
+    Args:
+        bundle: models and config (moved to ``device``).
+        device: torch device for both models.
+        cache_size: number of image embeddings kept (LRU), ≥ 1.
+        load_ms: time it took to load the bundle, reported as the ``load`` stage.
+    """
+
+    def __init__(
+        self, bundle: ModelBundle, device: str = "cpu", cache_size: int = 16, load_ms: float = 0.0
+    ) -> None:
+        if cache_size < 1:
+            raise ValueError("cache_size must be ≥ 1")
+        self.bundle = bundle.to(device)
+        self.device = torch.device(device)
+        self.cache_size = cache_size
+        self.load_ms = load_ms
+        self._cache: OrderedDict[tuple[str, str], torch.Tensor] = OrderedDict()
+        self._lock = threading.RLock()
+
+    @classmethod
+    def from_dir(
+        cls, directory: str | Path, device: str = "cpu", cache_size: int = 16
+    ) -> Predictor:
+        start = time.perf_counter()
+        bundle = load_bundle(directory, device)
+        return cls(bundle, device, cache_size, (time.perf_counter() - start) * 1000.0)
+
+    # -- model info ---------------------------------------------------------------------------
+    @property
+    def structures(self) -> tuple[str, ...]:
+        return self.bundle.config.structures
+
+    @property
+    def model_info(self) -> dict[str, object]:
+        c = self.bundle.config
+        return {
+            "name": c.name,
+            "version": c.version,
+            "trained": c.trained,
+            "sam": c.sam.model_type,
+            "sam_input": c.sam.image_size,
+            "classifier": c.classifier.backbone,
+            "lora_r": c.lora.r,
+        }
+
+    def frame(self, image_hw: tuple[int, int]) -> ModelFrame:
+        s = self.bundle.config.sam
+        return ModelFrame(image_hw, s.image_size, s.mask_size)
+
+    # -- encoder ------------------------------------------------------------------------------
+    def embedding(self, image: np.ndarray) -> tuple[torch.Tensor, bool]:
+        """Image embedding ``(1, C, h, w)`` of a uint8 ``(H, W, 3)`` image and whether it came
+        from the cache."""
+        _check_image(image)
+        key = (image_key(image), f"{self.bundle.config.name}:{self.bundle.version}")
+        with self._lock:
+            hit = self._cache.get(key)
+            if hit is not None:
+                self._cache.move_to_end(key)
+                return hit, True
+            sam = self.bundle.sam
+            with torch.inference_mode():
+                x = self.frame(image.shape[:2]).image_to_input(image, self.device)
+                emb = sam.image_encoder(sam.preprocess(x))
+            self._cache[key] = emb
+            while len(self._cache) > self.cache_size:
+                self._cache.popitem(last=False)
+            return emb, False
+
+    def clear_cache(self) -> None:
+        with self._lock:
+            self._cache.clear()
+
+    # -- decoder ------------------------------------------------------------------------------
+    def _decode(
+        self,
+        emb: torch.Tensor,
+        frame: ModelFrame,
+        *,
+        boxes: np.ndarray | None,
+        points: np.ndarray | None,
+        labels: np.ndarray | None,
+        mask_logits: np.ndarray | None,
+        multimask: bool,
+    ) -> list[list[Candidate]]:
+        """Prompts for N objects (original pixels) → N lists of candidates, sorted by score."""
+        sam = self.bundle.sam
+        dev = self.device
+        n = next(len(a) for a in (boxes, points, mask_logits) if a is not None)
+        box_t = pts = None
+        if boxes is not None:
+            box_t = torch.as_tensor(frame.boxes_to_model(boxes), dtype=torch.float32, device=dev)
+        if points is not None and labels is not None:
+            pts = (
+                torch.as_tensor(frame.points_to_model(points), dtype=torch.float32, device=dev),
+                torch.as_tensor(labels, dtype=torch.int64, device=dev),
+            )
+        masks_t = None
+        if mask_logits is not None:
+            masks_t = torch.as_tensor(mask_logits, dtype=torch.float32, device=dev)[:, None]
+        with torch.inference_mode():
+            sparse, dense = sam.prompt_encoder(points=pts, boxes=box_t, masks=masks_t)
+            low, iou = sam.mask_decoder(
+                image_embeddings=emb,
+                image_pe=sam.prompt_encoder.get_dense_pe(),
+                sparse_prompt_embeddings=sparse,
+                dense_prompt_embeddings=dense,
+                multimask_output=multimask,
+            )
+            full = frame.lowres_to_original(low) > sam.mask_threshold
+        low_np, iou_np, full_np = (
+            low.float().cpu().numpy(),
+            iou.float().cpu().numpy(),
+            full.cpu().numpy(),
+        )
+        out = []
+        for i in range(n):
+            order = np.argsort(-iou_np[i], kind="stable")
+            out.append([Candidate(full_np[i, j], float(iou_np[i, j]), low_np[i, j]) for j in order])
+        return out
+
+    # -- public API ---------------------------------------------------------------------------
+    def predict(self, image: np.ndarray, structures: Sequence[str] | None = None) -> Prediction:
+        """Whole pipeline on a uint8 ``(H, W, 3)`` image.
+
+        Found structures get three candidates (multimask output: the automatic prompt is
+        ambiguous about which level of detail is wanted, so SAM's three answers are shown).
+        """
+        _check_image(image)
+        names = list(self.structures if structures is None else structures)
+        unknown = [n for n in names if n not in self.structures]
+        if unknown:
+            raise ValueError(
+                f"unknown structure(s) {unknown}; this model segments {list(self.structures)}"
+            )
+        cfg = self.bundle.config
+        idx = [self.structures.index(n) for n in names]
+        hw = (int(image.shape[0]), int(image.shape[1]))
+        frame = self.frame(hw)
+        timer = StageTimer({"load": self.load_ms})
+        with self._lock:
+            with timer.stage("classify"):
+                x = to_input(image, cfg.classifier.image_size).to(self.device)
+                with torch.inference_mode():
+                    probs = torch.sigmoid(self.bundle.classifier(x))[0].cpu().numpy()
+            with timer.stage("cam"):
+                heat = gradcam_heatmaps(self.bundle.classifier, x, idx, hw)
+            with timer.stage("prompts"):
+                prompts: list[Prompts | None] = [
+                    make_prompts(heat[k], frame, cfg.prompts)
+                    if probs[i] >= cfg.classifier.threshold
+                    else None
+                    for k, i in enumerate(idx)
+                ]
+            with timer.stage("encode"):
+                emb, cached = self.embedding(image)
+            with timer.stage("decode"):
+                todo = [k for k, p in enumerate(prompts) if p is not None]
+                decoded: dict[int, list[Candidate]] = {}
+                if todo:
+                    ps = [prompts[k] for k in todo]
+                    use_point = cfg.prompts.use_point
+                    res = self._decode(
+                        emb,
+                        frame,
+                        boxes=np.stack([p.box for p in ps]),  # type: ignore[union-attr]
+                        points=np.stack([p.point for p in ps])[:, None] if use_point else None,  # type: ignore[union-attr,misc]
+                        labels=np.ones((len(ps), 1)) if use_point else None,
+                        mask_logits=np.stack([p.mask_logits for p in ps]),  # type: ignore[union-attr]
+                        multimask=True,
+                    )
+                    decoded = dict(zip(todo, res, strict=True))
+        results = tuple(
+            StructureResult(
+                name=n,
+                probability=float(probs[i]),
+                found=prompts[k] is not None,
+                heatmap=heat[k],
+                prompts=prompts[k],
+                candidates=tuple(decoded.get(k, ())),
+            )
+            for k, (n, i) in enumerate(zip(names, idx, strict=True))
+        )
+        return Prediction(hw, results, dict(timer.timings_ms), self.model_info, cached)
+
+    def segment(
+        self,
+        image: np.ndarray,
+        *,
+        box: Sequence[float] | None = None,
+        clicks: Sequence[Click] = (),
+        mask_logits: np.ndarray | None = None,
+        multimask: bool = True,
+    ) -> list[Candidate]:
+        """SAM on user prompts (a drawn XYXY box and/or clicks, original pixels): candidates
+        sorted by score (three with ``multimask``, else one)."""
+        _check_image(image)
+        if box is None and not clicks and mask_logits is None:
+            raise ValueError("give a box, at least one click, or mask logits")
+        hw = (int(image.shape[0]), int(image.shape[1]))
+        frame = self.frame(hw)
+        boxes = None
+        if box is not None:
+            boxes = np.asarray(box, dtype=np.float64).reshape(1, 4)
+            if boxes[0, 2] < boxes[0, 0] or boxes[0, 3] < boxes[0, 1]:
+                raise ValueError(f"box must be XYXY with x0 ≤ x1 and y0 ≤ y1, got {list(box)}")
+        points = labels = None
+        if clicks:
+            points = np.array([[[c.x, c.y] for c in clicks]], dtype=np.float64)
+            labels = np.array([[1 if c.positive else 0 for c in clicks]])
+        masks = None if mask_logits is None else np.asarray(mask_logits, np.float32)[None]
+        with self._lock:
+            emb, _ = self.embedding(image)
+            return self._decode(
+                emb,
+                frame,
+                boxes=boxes,
+                points=points,
+                labels=labels,
+                mask_logits=masks,
+                multimask=multimask,
+            )[0]
+
+    def refine(
+        self,
+        image: np.ndarray,
+        clicks: Sequence[Click],
+        previous_logits: np.ndarray | None = None,
+        box: Sequence[float] | None = None,
+    ) -> Candidate:
+        """One refined mask from clicks (+ the previous low-res logits and the box, when given).
+
+        Single-mask output: with several prompts at once SAM's own advice is one mask.
+        """
+        if not clicks and previous_logits is None:
+            raise ValueError("refine needs at least one click or previous logits")
+        return self.segment(
+            image, box=box, clicks=clicks, mask_logits=previous_logits, multimask=False
+        )[0]

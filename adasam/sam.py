@@ -1,0 +1,185 @@
+"""Building Segment Anything (public or small), loading its base weights, and LoRA via peft.
+
+Order matters: the base weights are loaded into the plain SAM first, then peft injects LoRA
+layers (which renames ``qkv.weight`` to ``qkv.base_layer.weight``). :func:`base_state_dict` and
+:func:`adapter_state_dict` split a LoRA-injected model back into the two parts a bundle stores.
+Every load is strict: a missing or unexpected key raises :class:`BundleError` naming it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from functools import partial
+from pathlib import Path
+
+import torch
+from peft import LoraConfig, inject_adapter_in_model
+from segment_anything.modeling import (
+    ImageEncoderViT,
+    MaskDecoder,
+    PromptEncoder,
+    Sam,
+    TwoWayTransformer,
+)
+
+from adasam.config import LoraSettings, SamConfig
+from adasam.errors import BundleError
+
+ENCODER_LORA_TARGET = r".*image_encoder\.blocks\.\d+\.attn\.qkv"
+DECODER_LORA_TARGET = r".*mask_decoder\.transformer\..*\.(q_proj|k_proj|v_proj|out_proj)"
+
+
+def build_sam(cfg: SamConfig) -> Sam:
+    """An untrained SAM of the configured architecture (eval mode, on the CPU)."""
+    emb = cfg.embedding_size
+    sam = Sam(
+        image_encoder=ImageEncoderViT(
+            depth=cfg.encoder_depth,
+            embed_dim=cfg.encoder_embed_dim,
+            img_size=cfg.image_size,
+            mlp_ratio=4,
+            norm_layer=partial(torch.nn.LayerNorm, eps=1e-6),
+            num_heads=cfg.encoder_num_heads,
+            patch_size=cfg.patch_size,
+            qkv_bias=True,
+            use_rel_pos=True,
+            global_attn_indexes=cfg.encoder_global_attn_indexes,
+            window_size=cfg.window_size,
+            out_chans=cfg.prompt_embed_dim,
+        ),
+        prompt_encoder=PromptEncoder(
+            embed_dim=cfg.prompt_embed_dim,
+            image_embedding_size=(emb, emb),
+            input_image_size=(cfg.image_size, cfg.image_size),
+            mask_in_chans=16,
+        ),
+        mask_decoder=MaskDecoder(
+            num_multimask_outputs=3,
+            transformer=TwoWayTransformer(
+                depth=2,
+                embedding_dim=cfg.prompt_embed_dim,
+                mlp_dim=cfg.decoder_mlp_dim,
+                num_heads=cfg.decoder_num_heads,
+            ),
+            transformer_dim=cfg.prompt_embed_dim,
+            iou_head_depth=3,
+            iou_head_hidden_dim=cfg.iou_head_hidden_dim,
+        ),
+        pixel_mean=[123.675, 116.28, 103.53],
+        pixel_std=[58.395, 57.12, 57.375],
+    )
+    return sam.eval()
+
+
+def load_strict(module: torch.nn.Module, state: Mapping[str, torch.Tensor], what: str) -> None:
+    """``load_state_dict(strict=True)`` with an error that names the keys and what to do."""
+    own = module.state_dict()
+    missing = sorted(set(own) - set(state))
+    unexpected = sorted(set(state) - set(own))
+    if missing or unexpected:
+        parts = []
+        if missing:
+            parts.append(f"missing key(s) {_few(missing)}")
+        if unexpected:
+            parts.append(f"unexpected key(s) {_few(unexpected)}")
+        raise BundleError(
+            f"{what} does not fit the configured model: {'; '.join(parts)}. "
+            "Check that the bundle's config.json matches the weights."
+        )
+    wrong = [k for k in own if tuple(own[k].shape) != tuple(state[k].shape)]
+    if wrong:
+        k = wrong[0]
+        raise BundleError(
+            f"{what}: key {k!r} has shape {tuple(state[k].shape)}, the model "
+            f"expects {tuple(own[k].shape)} ({len(wrong)} key(s) differ)"
+        )
+    module.load_state_dict(dict(state), strict=True)
+
+
+def _few(keys: list[str], n: int = 5) -> str:
+    shown = ", ".join(repr(k) for k in keys[:n])
+    return shown + (f" and {len(keys) - n} more" if len(keys) > n else "")
+
+
+def read_public_checkpoint(
+    cfg: SamConfig, cache_dir: Path | None = None
+) -> dict[str, torch.Tensor]:
+    """State dict of a public SAM checkpoint: ``cfg.checkpoint`` (path) or a Hub file."""
+    if cfg.hub_repo:
+        from huggingface_hub import hf_hub_download
+
+        try:
+            path = Path(hf_hub_download(cfg.hub_repo, cfg.hub_filename or "", cache_dir=cache_dir))
+        except Exception as exc:  # network, auth, missing file: all mean "cannot get weights"
+            raise BundleError(
+                f"could not fetch SAM weights {cfg.hub_filename!r} from the Hub "
+                f"repository {cfg.hub_repo!r}: {exc}. Download the checkpoint "
+                "and set sam.checkpoint to its path instead."
+            ) from None
+    elif cfg.checkpoint:
+        path = Path(cfg.checkpoint).expanduser()
+    else:
+        raise BundleError("this SAM config names no public checkpoint")
+    if not path.is_file():
+        raise BundleError(
+            f"SAM checkpoint {path} does not exist. Download it (e.g. "
+            "sam_vit_b_01ec64.pth for vit_b) and pass its path."
+        )
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:
+        raise BundleError(f"SAM checkpoint {path} is not a readable PyTorch file: {exc}") from None
+    if not isinstance(state, dict):
+        raise BundleError(f"SAM checkpoint {path} does not hold a state dict")
+    return state
+
+
+def add_lora(sam: Sam, lora: LoraSettings) -> Sam:
+    """Inject peft LoRA layers in place; afterwards only the adapters require grad."""
+    target = ENCODER_LORA_TARGET + ("|" + DECODER_LORA_TARGET if lora.decoder else "")
+    config = LoraConfig(
+        r=lora.r, lora_alpha=lora.alpha, lora_dropout=lora.dropout, target_modules=target
+    )
+    inject_adapter_in_model(config, sam)
+    for name, p in sam.named_parameters():
+        p.requires_grad_("lora_" in name)
+    return sam
+
+
+def adapter_state_dict(sam: Sam) -> dict[str, torch.Tensor]:
+    """The LoRA parameters only (what ``adapter.safetensors`` holds)."""
+    return {k: v.detach().cpu().contiguous() for k, v in sam.state_dict().items() if "lora_" in k}
+
+
+def base_state_dict(sam: Sam) -> dict[str, torch.Tensor]:
+    """The base SAM's parameters with peft's ``base_layer`` renaming undone (plain SAM keys)."""
+    return {
+        k.replace(".base_layer.", "."): v.detach().cpu().contiguous()
+        for k, v in sam.state_dict().items()
+        if "lora_" not in k
+    }
+
+
+def load_adapter(sam: Sam, state: Mapping[str, torch.Tensor]) -> None:
+    """Strictly load LoRA weights into a LoRA-injected SAM."""
+    own = {k: v for k, v in sam.state_dict().items() if "lora_" in k}
+    missing, unexpected = sorted(set(own) - set(state)), sorted(set(state) - set(own))
+    wrong = [k for k in own if k in state and tuple(own[k].shape) != tuple(state[k].shape)]
+    if missing or unexpected or wrong:
+        raise BundleError(
+            f"LoRA adapter does not fit the configured model: missing "
+            f"{_few(missing) or 'none'}; unexpected {_few(unexpected) or 'none'}; "
+            f"wrong shape {_few(wrong) or 'none'}. "
+            "Check lora.r and lora.decoder in config.json."
+        )
+    sam.load_state_dict(dict(state), strict=False)
+
+
+def build_lora_sam(
+    cfg: SamConfig, lora: LoraSettings, base_state: Mapping[str, torch.Tensor] | None
+) -> Sam:
+    """SAM with base weights (strictly loaded when given) and fresh LoRA layers."""
+    sam = build_sam(cfg)
+    if base_state is not None:
+        load_strict(sam, base_state, "SAM base weights")
+    return add_lora(sam, lora)

@@ -1,0 +1,72 @@
+"""The one module that reads the environment.
+
+Everything else receives these values as arguments. Variables:
+
+- ``ADASAM_DATA_DIR``: runtime data (database, blobs, model versions). Default ``./data``.
+- ``ADASAM_DEVICE``: ``cpu``, ``cuda``, ``cuda:1`` or ``auto`` (default: CUDA when available).
+- ``ADASAM_BUNDLE``: model bundle directory. Default: the shipped demo bundle.
+- ``DATABASE_URL``: any SQLAlchemy URL. Default: SQLite file in the data directory.
+- ``ADASAM_MAX_PIXELS``: largest accepted slice (pixels). Default 40 000 000.
+- ``ADASAM_EMBED_CACHE``: image embeddings kept per predictor (LRU). Default 16.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+ASSETS_DIR = REPO_ROOT / "assets"
+DEMO_BUNDLES = {
+    "thigh-mri": ASSETS_DIR / "bundles" / "thigh-mri",
+    "liver-ct": ASSETS_DIR / "bundles" / "liver-ct",
+}
+DEFAULT_BUNDLE = DEMO_BUNDLES["thigh-mri"]
+
+
+def _int(env: dict[str, str], name: str, default: int) -> int:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ValueError(f"{name}={raw!r} is not an integer") from None
+    if value <= 0:
+        raise ValueError(f"{name} must be positive, got {value}")
+    return value
+
+
+@dataclass(frozen=True)
+class Settings:
+    data_dir: Path
+    device: str
+    bundle_dir: Path
+    database_url: str
+    max_pixels: int = 40_000_000
+    embed_cache_size: int = 16
+    extra: dict[str, str] = field(default_factory=dict)
+
+    @classmethod
+    def from_env(cls, env: dict[str, str] | None = None) -> Settings:
+        env = dict(os.environ if env is None else env)
+        data_dir = Path(env.get("ADASAM_DATA_DIR") or REPO_ROOT / "data").expanduser()
+        database_url = env.get("DATABASE_URL") or f"sqlite:///{data_dir / 'adasam.sqlite3'}"
+        return cls(
+            data_dir=data_dir,
+            device=env.get("ADASAM_DEVICE", "auto") or "auto",
+            bundle_dir=Path(env.get("ADASAM_BUNDLE") or DEFAULT_BUNDLE).expanduser(),
+            database_url=database_url,
+            max_pixels=_int(env, "ADASAM_MAX_PIXELS", 40_000_000),
+            embed_cache_size=_int(env, "ADASAM_EMBED_CACHE", 16),
+        )
+
+
+def resolve_device(name: str) -> str:
+    """Turn ``auto`` into ``cuda`` or ``cpu``; pass anything else through (imports torch)."""
+    if name != "auto":
+        return name
+    import torch
+
+    return "cuda" if torch.cuda.is_available() else "cpu"
