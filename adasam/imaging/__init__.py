@@ -1,0 +1,47 @@
+"""Image ingestion: decode an upload by its content, window it for display, de-identify it.
+
+Formats: PNG, JPEG, TIFF (8/16-bit grey, RGB, RGBA, palette; multi-page TIFF as a stack), DICOM
+(modality LUT → HU for CT, the file's window or VOI LUT, multi-frame), NIfTI ``.nii``/``.nii.gz``
+(one slice of a volume, reoriented to RAS and shown in the radiological convention) and NumPy
+``.npy`` (2D, RGB or 3D, never unpickled).
+
+Public API::
+
+    load_slice(source, *, name=None, slice_index=None, axis=2, window=None,
+               max_pixels=40_000_000) -> Slice
+    rewindow(slice, window) -> Slice
+    volume_depth(source, axis=2) -> int | None
+    Slice, Window, WINDOW_PRESETS, WINDOW_CHOICES, apply_window, auto_window, resolve_window
+
+No torch here: this package only needs numpy, Pillow, pydicom and nibabel.
+"""
+
+from adasam.imaging.decoded import VOLUME_FACTOR
+from adasam.imaging.deid import DICOM_ALLOWLIST
+from adasam.imaging.load import load_slice, rewindow, volume_depth
+from adasam.imaging.slice import Slice
+from adasam.imaging.windows import (
+    AUTO,
+    WINDOW_CHOICES,
+    WINDOW_PRESETS,
+    Window,
+    apply_window,
+    auto_window,
+    resolve_window,
+)
+
+__all__ = [
+    "AUTO",
+    "DICOM_ALLOWLIST",
+    "VOLUME_FACTOR",
+    "WINDOW_CHOICES",
+    "WINDOW_PRESETS",
+    "Slice",
+    "Window",
+    "apply_window",
+    "auto_window",
+    "load_slice",
+    "resolve_window",
+    "rewindow",
+    "volume_depth",
+]
