@@ -80,7 +80,8 @@ def create_bundle(
 def save_bundle(bundle: ModelBundle, directory: str | Path) -> Path:
     """Write the bundle to ``directory`` atomically (a temporary sibling, then a rename).
 
-    An existing bundle at that path is replaced only after the new one is complete.
+    An existing bundle at that path is replaced only after the new one is complete; other
+    files and folders in it (e.g. ``training/`` logs) are carried over.
     """
     target = Path(directory)
     target.parent.mkdir(parents=True, exist_ok=True)
@@ -94,6 +95,10 @@ def save_bundle(bundle: ModelBundle, directory: str | Path) -> Path:
         if not bundle.config.sam.base_is_public:
             save_file(_cast(base_state_dict(bundle.sam), dtype), str(tmp / SAM_BASE_FILE), meta)
         if target.exists():
+            own = {CONFIG_FILE, CLASSIFIER_FILE, ADAPTER_FILE, SAM_BASE_FILE}
+            for extra in target.iterdir():  # keep what is not the bundle's (training logs…)
+                if extra.name not in own:
+                    os.replace(extra, tmp / extra.name)
             old = target.with_name(f".{target.name}.old")
             shutil.rmtree(old, ignore_errors=True)
             os.replace(target, old)

@@ -86,8 +86,15 @@ def to_input(images: np.ndarray | torch.Tensor, size: int) -> torch.Tensor:
         t = t[None]
     if t.ndim != 4 or t.shape[-1] != 3:
         raise ValueError(f"expected (B, H, W, 3) RGB images, got {tuple(t.shape)}")
-    x = t.permute(0, 3, 1, 2).float() / 255.0
-    x = F.interpolate(x, (size, size), mode="bilinear", align_corners=False, antialias=True)
-    mean = torch.tensor(IMAGENET_MEAN, device=x.device).view(1, 3, 1, 1)
-    std = torch.tensor(IMAGENET_STD, device=x.device).view(1, 3, 1, 1)
+    return normalise(t.permute(0, 3, 1, 2).float(), size)
+
+
+def normalise(x: torch.Tensor, size: int) -> torch.Tensor:
+    """Float ``(B, 3, H, W)`` in 0..255 → ``(B, 3, size, size)`` ImageNet-normalised
+    (differentiable; used in training on augmented batches)."""
+    x = x / 255.0
+    if x.shape[-2:] != (size, size):
+        x = F.interpolate(x, (size, size), mode="bilinear", align_corners=False, antialias=True)
+    mean = torch.tensor(IMAGENET_MEAN, device=x.device, dtype=x.dtype).view(1, 3, 1, 1)
+    std = torch.tensor(IMAGENET_STD, device=x.device, dtype=x.dtype).view(1, 3, 1, 1)
     return (x - mean) / std

@@ -181,7 +181,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv and argv[0] == "phantoms":
         return cmd_phantoms(argv[1:])
-    if argv and argv[0] in ("train", "evaluate"):
+    if argv and argv[0] == "compare":
+        from adasam.training import compare
+
+        return compare.main(argv[1:])
+    if argv and argv[0] in ("train", "evaluate", "pretrain-sam"):
         from adasam.training import cli as training_cli
 
         return training_cli.main(argv)

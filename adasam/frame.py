@@ -100,12 +100,19 @@ class ModelFrame:
                 f"got {image.shape}"
             )
         t = torch.from_numpy(np.ascontiguousarray(image)).to(device)
-        t = t.permute(2, 0, 1)[None].float()
+        return self.resize_input(t.permute(2, 0, 1)[None].float())
+
+    def resize_input(self, x: torch.Tensor) -> torch.Tensor:
+        """Float ``(B, 3, H, W)`` in 0..255 → ``(B, 3, rh, rw)`` (bilinear, antialiased)."""
+        if tuple(x.shape[-2:]) != self.original_hw:
+            raise ValueError(
+                f"expected images of shape {self.original_hw}, got {tuple(x.shape[-2:])}"
+            )
         if self.resized_hw == self.original_hw:
-            return t
+            return x
         return F.interpolate(
-            t, self.resized_hw, mode="bilinear", align_corners=False, antialias=True
-        ).clamp_(0, 255)
+            x, self.resized_hw, mode="bilinear", align_corners=False, antialias=True
+        ).clamp(0, 255)
 
     # -- dense maps (heatmaps, masks, logits) -------------------------------------------------
     def map_to_mask_frame(self, values: torch.Tensor, pad_value: float) -> torch.Tensor:

@@ -20,6 +20,7 @@ from adasam.imaging.decoded import VOLUME_FACTOR
 from adasam.imaging.deid import DICOM_ALLOWLIST
 from adasam.imaging.load import load_slice, rewindow, volume_depth
 from adasam.imaging.slice import Slice
+from adasam.imaging.volume import VolumeSlice, load_volume_slices
 from adasam.imaging.windows import (
     AUTO,
     WINDOW_CHOICES,
@@ -37,10 +38,12 @@ __all__ = [
     "WINDOW_CHOICES",
     "WINDOW_PRESETS",
     "Slice",
+    "VolumeSlice",
     "Window",
     "apply_window",
     "auto_window",
     "load_slice",
+    "load_volume_slices",
     "resolve_window",
     "rewindow",
     "volume_depth",

@@ -1,0 +1,511 @@
+"""The ADA-SAM training loop: semi-supervised multitask learning with gradient feedback.
+
+Each step takes a batch of labeled slices (masks known) and, when any exist, a batch of
+unlabeled slices (image-level labels only):
+
+- classification loss (BCE or focal) on every slice;
+- Dice + BCE on the best of SAM's three masks and an MSE on its IoU head, for labeled slices,
+  with prompts from the classifier's differentiable CAM (so, with feedback on, the segmentation
+  loss trains the classifier too);
+- a consistency loss on unlabeled slices: SAM's prediction on an augmented view must match the
+  (detached) prediction on the original view warped the same way, with a ramped-up weight.
+
+AdamW, cosine schedule with linear warm-up, mixed precision on CUDA, validation each epoch with
+CAM-generated prompts through the production :class:`Predictor`, best bundle by validation Dice,
+a resumable checkpoint, a JSONL metrics log and a PNG of the curves.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import random
+import time
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from tqdm import tqdm
+
+from adasam.bundle import ModelBundle, create_bundle, load_bundle, save_bundle
+from adasam.config import BundleConfig, ClassifierConfig, LoraSettings, SamConfig
+from adasam.errors import ConfigError
+from adasam.predictor import Predictor
+from adasam.sam import load_strict
+from adasam.training.data import (
+    SliceSet,
+    Split,
+    jitter_intensity,
+    load_dataset,
+    make_split,
+    random_affine,
+    warp,
+)
+from adasam.training.evaluate import evaluate_predictor
+from adasam.training.losses import (
+    classification_loss,
+    consistency_loss,
+    dice_bce_per_item,
+    mask_iou,
+    ramp_weight,
+)
+from adasam.training.model import AdaSamNet, PromptPlan
+
+CHECKPOINT = "checkpoint.pt"
+LOG_DIR = "training"
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Every setting of a training run (saved in the bundle's ``training`` field)."""
+
+    data: str
+    out: str
+    labeled: str = "10%"
+    structures: tuple[str, ...] | None = None
+    name: str | None = None
+    window: str | None = None
+    size: int = 256
+    epochs: int = 20
+    steps_per_epoch: int | None = None
+    max_steps: int | None = None
+    batch_size: int = 4
+    unlabeled_batch_size: int = 4
+    lr: float = 1e-3
+    classifier_lr: float = 3e-4
+    weight_decay: float = 1e-4
+    warmup_steps: int = 20
+    cls_loss: Literal["bce", "focal"] = "bce"
+    w_cls: float = 1.0
+    w_seg: float = 1.0
+    w_iou: float = 0.5
+    w_cons: float = 1.0
+    cons_ramp_epochs: float = 5.0
+    feedback: bool = True
+    mask_prompt: bool = True
+    box_source: Literal["cam", "mixed", "gt"] = "mixed"
+    gt_box_prob: float = 0.5
+    augment: bool = True
+    seed: int = 0
+    val_fraction: float = 0.15
+    test_fraction: float = 0.0
+    val_max: int = 60
+    device: str = "cpu"
+    amp: bool = True
+    sam: Literal["small", "vit_b", "vit_l", "vit_h"] = "small"
+    sam_checkpoint: str | None = None
+    sam_base: str | None = None
+    lora_r: int = 8
+    lora_decoder: bool = True
+    backbone: str = "resnet18"
+    classifier_size: int = 256
+    output_stride: int = 32
+    init_bundle: str | None = None
+    weights_dtype: Literal["float32", "float16"] = "float32"
+    threads: int = 0
+
+    def __post_init__(self) -> None:
+        if self.box_source not in ("cam", "mixed", "gt"):
+            raise ConfigError(f"box_source must be cam, mixed or gt, got {self.box_source!r}")
+        if self.batch_size < 1 or self.unlabeled_batch_size < 0:
+            raise ConfigError("batch sizes must be ≥ 1 (unlabeled ≥ 0)")
+        if not 0 <= self.gt_box_prob <= 1:
+            raise ConfigError("gt_box_prob must be in [0, 1]")
+
+
+@dataclass
+class TrainState:
+    epoch: int = 0
+    step: int = 0
+    best_dice: float = -math.inf
+    best_epoch: int = -1
+    history: list[dict[str, Any]] = field(default_factory=list)
+    seconds: float = 0.0
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def initial_bundle(cfg: TrainConfig, structures: tuple[str, ...]) -> ModelBundle:
+    """A fresh bundle for the run (or the one to fine-tune, ``init_bundle``)."""
+    if cfg.init_bundle:
+        bundle = load_bundle(cfg.init_bundle)
+        if bundle.config.structures != structures:
+            raise ConfigError(
+                f"init bundle segments {bundle.config.structures}, the data asks for {structures}"
+            )
+        for n, p in bundle.sam.named_parameters():
+            p.requires_grad_("lora_" in n)
+        return bundle
+    sam = SamConfig() if cfg.sam == "small" else SamConfig.public(cfg.sam, cfg.sam_checkpoint)
+    bcfg = BundleConfig(
+        name=cfg.name or Path(cfg.out).name,
+        structures=structures,
+        sam=sam,
+        lora=LoraSettings(r=cfg.lora_r, decoder=cfg.lora_decoder),
+        classifier=ClassifierConfig(
+            backbone=cfg.backbone,  # type: ignore[arg-type]
+            image_size=cfg.classifier_size,
+            output_stride=cfg.output_stride,
+        ),  # type: ignore[arg-type]
+        window=cfg.window,
+        weights_dtype=cfg.weights_dtype,
+    )
+    bundle = create_bundle(bcfg, seed=cfg.seed)
+    if cfg.sam_base:
+        from safetensors.torch import load_file
+
+        from adasam.bundle import _with_base_layer_names
+
+        base = load_file(cfg.sam_base)
+        load_strict(
+            bundle.sam, _with_base_layer_names(bundle.sam, base), f"SAM base {cfg.sam_base}"
+        )
+    return bundle
+
+
+def _batch_tensors(
+    data: SliceSet, idx: np.ndarray, device: torch.device
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    x = torch.from_numpy(data.images[idx]).permute(0, 3, 1, 2).float().to(device)
+    masks = torch.from_numpy(data.masks(idx)).to(device)
+    present = torch.from_numpy(data.present[idx]).to(device)
+    return x, masks, present
+
+
+def _augment(
+    x: torch.Tensor, masks: torch.Tensor, gen: torch.Generator
+) -> tuple[torch.Tensor, torch.Tensor]:
+    theta = random_affine(x.shape[0], gen).to(x.device)
+    xw = jitter_intensity(warp(x, theta).cpu(), gen).to(x.device)
+    mw = warp(masks.float(), theta, nearest=True) > 0.5
+    return xw, mw
+
+
+def _plan(
+    present: np.ndarray, cfg: TrainConfig, rng: np.random.Generator, allow_gt: bool
+) -> PromptPlan:
+    pairs = np.argwhere(present)
+    if cfg.box_source == "gt" and allow_gt:
+        use_gt = np.ones(len(pairs), bool)
+    elif cfg.box_source == "mixed" and allow_gt:
+        use_gt = rng.random(len(pairs)) < cfg.gt_box_prob
+    else:
+        use_gt = np.zeros(len(pairs), bool)
+    return PromptPlan(pairs, use_gt)
+
+
+def labeled_loss(
+    net: AdaSamNet,
+    x: torch.Tensor,
+    masks: torch.Tensor,
+    present: torch.Tensor,
+    cfg: TrainConfig,
+    rng: np.random.Generator,
+) -> dict[str, torch.Tensor]:
+    """Classification + segmentation (+ IoU head) losses of one labeled batch."""
+    plan = _plan(
+        present.cpu().numpy() & masks.flatten(2).any(-1).cpu().numpy(), cfg, rng, allow_gt=True
+    )
+    out = net(x, plan, masks, rng)
+    losses = {"cls": classification_loss(out.cls_logits, present, cfg.cls_loss)}
+    if len(out.kept):
+        pairs = plan.pairs[out.kept]
+        target = masks[torch.as_tensor(pairs[:, 0]), torch.as_tensor(pairs[:, 1])][:, None]
+        n, k = out.full.shape[:2]
+        per = dice_bce_per_item(
+            out.full.flatten(0, 1), target.expand(-1, k, -1, -1).flatten(0, 1)
+        ).view(n, k)
+        losses["seg"] = per.min(dim=1).values.mean()
+        with torch.no_grad():
+            true_iou = mask_iou(out.full, target)
+        losses["iou"] = F.mse_loss(out.iou, true_iou)
+    else:
+        losses["seg"] = losses["iou"] = x.new_zeros(())
+    return losses
+
+
+def unlabeled_loss(
+    net: AdaSamNet,
+    x: torch.Tensor,
+    present: torch.Tensor,
+    cfg: TrainConfig,
+    rng: np.random.Generator,
+    gen: torch.Generator,
+) -> dict[str, torch.Tensor]:
+    """Classification loss + consistency between an augmented view and the original."""
+    plan = _plan(present.cpu().numpy(), cfg, rng, allow_gt=False)
+    with torch.no_grad():
+        teacher = net(x, plan, None, rng)
+    theta = random_affine(x.shape[0], gen).to(x.device)
+    xs = jitter_intensity(warp(x, theta).cpu(), gen).to(x.device)
+    student = net(xs, plan, None, rng)
+    losses = {"cls_u": classification_loss(student.cls_logits, present, cfg.cls_loss)}
+    both = np.intersect1d(teacher.kept, student.kept)
+    if len(both) == 0:
+        losses["cons"] = x.new_zeros(())
+        return losses
+    ti = np.searchsorted(teacher.kept, both)
+    si = np.searchsorted(student.kept, both)
+    best = teacher.iou[torch.as_tensor(ti)].argmax(dim=1)
+    rows = torch.arange(len(both))
+    t_prob = torch.sigmoid(teacher.full[torch.as_tensor(ti)][rows, best])[:, None]
+    b_idx = torch.as_tensor(plan.pairs[both, 0])
+    t_warp = warp(t_prob, theta[b_idx])
+    valid = warp(torch.ones_like(t_prob), theta[b_idx]) > 0.99
+    s_logits = student.full[torch.as_tensor(si)][rows, best][:, None]
+    losses["cons"] = consistency_loss(s_logits, t_warp, valid)
+    return losses
+
+
+def _optimizer(
+    bundle: ModelBundle, cfg: TrainConfig, total_steps: int
+) -> tuple[torch.optim.Optimizer, torch.optim.lr_scheduler.LambdaLR]:
+    groups = [
+        {
+            "params": [p for p in bundle.classifier.parameters() if p.requires_grad],
+            "lr": cfg.classifier_lr,
+        },
+        {"params": [p for p in bundle.sam.parameters() if p.requires_grad], "lr": cfg.lr},
+    ]
+    opt = torch.optim.AdamW(groups, weight_decay=cfg.weight_decay)
+
+    def factor(step: int) -> float:
+        if step < cfg.warmup_steps:
+            return (step + 1) / max(1, cfg.warmup_steps)
+        t = (step - cfg.warmup_steps) / max(1, total_steps - cfg.warmup_steps)
+        return 0.5 * (1 + math.cos(math.pi * min(1.0, t)))
+
+    return opt, torch.optim.lr_scheduler.LambdaLR(opt, factor)
+
+
+def validate(bundle: ModelBundle, data: SliceSet, idx: list[int], device: str) -> dict[str, float]:
+    """Mean CAM-prompted Dice per structure on the validation slices (production path)."""
+    bundle.classifier.eval()
+    bundle.sam.eval()
+    predictor = Predictor(bundle, device, cache_size=1)
+    reports = evaluate_predictor(predictor, data, idx, oracle=False)
+    out = {f"val_dice_{r.name}": r.dice[0] for r in reports}
+    out["val_dice"] = float(np.nanmean([r.dice[0] for r in reports]))
+    out.update({f"val_auroc_{r.name}": r.auroc for r in reports})
+    return out
+
+
+def plot_curves(history: list[dict[str, Any]], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, (a, b) = plt.subplots(1, 2, figsize=(10, 3.6))
+    ep = [h["epoch"] for h in history]
+    for key in ("loss", "cls", "seg", "iou", "cons"):
+        if any(key in h for h in history):
+            a.plot(ep, [h.get(key, np.nan) for h in history], label=key, marker=".")
+    a.set_xlabel("epoch")
+    a.set_ylabel("training loss")
+    a.legend()
+    a.grid(alpha=0.3)
+    for key in sorted({k for h in history for k in h if k.startswith("val_dice")}):
+        b.plot(
+            ep,
+            [h.get(key, np.nan) for h in history],
+            label=key.replace("val_dice_", "") if key != "val_dice" else "mean",
+            marker=".",
+        )
+    b.set_xlabel("epoch")
+    b.set_ylabel("validation Dice (CAM prompts)")
+    b.set_ylim(0, 1)
+    b.legend()
+    b.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def train(
+    cfg: TrainConfig, data: SliceSet | None = None, resume: bool = False, progress: bool = True
+) -> tuple[ModelBundle, TrainState]:
+    """Train, validate each epoch, keep the best bundle in ``cfg.out``; returns the final
+    in-memory bundle (the last epoch's weights) and the state."""
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    seed_everything(cfg.seed)
+    out = Path(cfg.out)
+    log_dir = out / LOG_DIR
+    data = (
+        data if data is not None else load_dataset(cfg.data, cfg.size, cfg.structures, cfg.window)
+    )
+    split = make_split(
+        data.subjects, data.has_mask, cfg.labeled, cfg.seed, cfg.val_fraction, cfg.test_fraction
+    )
+    device = torch.device(cfg.device)
+    bundle = initial_bundle(cfg, data.structures).to(device)
+    net = AdaSamNet(bundle, cfg.size, feedback=cfg.feedback, mask_prompt=cfg.mask_prompt)
+    n_lab = len(split.labeled)
+    steps_per_epoch = cfg.steps_per_epoch or max(1, math.ceil(n_lab / cfg.batch_size))
+    total = cfg.max_steps or cfg.epochs * steps_per_epoch
+    opt, sched = _optimizer(bundle, cfg, total)
+    use_amp = cfg.amp and device.type == "cuda"
+    scaler = torch.amp.GradScaler("cuda", enabled=use_amp)
+    state = TrainState()
+    ckpt = log_dir / CHECKPOINT
+    if resume:
+        if not ckpt.is_file():
+            raise ConfigError(f"nothing to resume: {ckpt} does not exist")
+        saved = torch.load(ckpt, map_location=device, weights_only=False)
+        bundle.classifier.load_state_dict(saved["classifier"])
+        bundle.sam.load_state_dict(saved["sam"], strict=False)
+        opt.load_state_dict(saved["optimizer"])
+        sched.load_state_dict(saved["scheduler"])
+        state = TrainState(**saved["state"])
+        torch.set_rng_state(saved["torch_rng"])
+        if saved.get("split") != split.to_dict():
+            raise ConfigError("the data or split changed since the checkpoint; start afresh")
+    log_dir.mkdir(parents=True, exist_ok=True)
+    (log_dir / "split.json").write_text(
+        json.dumps(
+            {
+                **split.to_dict(),
+                "case_ids": {
+                    k: [data.case_ids[i] for i in getattr(split, k)]
+                    for k in ("labeled", "val", "test")
+                },
+            }
+        )
+        + "\n"
+    )
+    val_idx = list(split.val[: cfg.val_max])
+    start = time.perf_counter() - state.seconds
+    epochs = math.ceil(total / steps_per_epoch)
+    with tqdm(
+        total=total,
+        initial=state.step,
+        disable=not progress,
+        desc="train",
+        unit="step",
+        dynamic_ncols=True,
+    ) as bar:
+        while state.step < total:
+            epoch = state.epoch
+            rng = np.random.default_rng([cfg.seed, epoch])
+            gen = torch.Generator().manual_seed(cfg.seed * 1000 + epoch)
+            lab = np.asarray(split.labeled)[rng.permutation(n_lab)]
+            unl = np.asarray(split.unlabeled)
+            bundle.classifier.train()
+            bundle.sam.train()
+            sums: dict[str, float] = {}
+            n_steps = 0
+            for k in range(steps_per_epoch):
+                if state.step >= total:
+                    break
+                sel = lab[(np.arange(cfg.batch_size) + k * cfg.batch_size) % n_lab]
+                x, masks, present = _batch_tensors(data, sel, device)
+                if cfg.augment:
+                    x, masks = _augment(x, masks, gen)
+                with torch.autocast(device.type, enabled=use_amp):
+                    losses = labeled_loss(net, x, masks, present, cfg, rng)
+                    if len(unl) and cfg.unlabeled_batch_size and cfg.w_cons > 0:
+                        usel = unl[rng.integers(0, len(unl), cfg.unlabeled_batch_size)]
+                        ux, _, upresent = _batch_tensors(data, usel, device)
+                        losses.update(unlabeled_loss(net, ux, upresent, cfg, rng, gen))
+                    w_cons = ramp_weight(
+                        state.step, int(cfg.cons_ramp_epochs * steps_per_epoch), cfg.w_cons
+                    )
+                    loss = (
+                        cfg.w_cls * (losses["cls"] + losses.get("cls_u", 0.0))
+                        + cfg.w_seg * losses["seg"]
+                        + cfg.w_iou * losses["iou"]
+                        + w_cons * losses.get("cons", 0.0)
+                    )
+                if not torch.isfinite(loss):
+                    raise FloatingPointError(
+                        f"loss became {float(loss)} at step {state.step}; lower the learning rate"
+                    )
+                opt.zero_grad(set_to_none=True)
+                scaler.scale(loss).backward()
+                scaler.step(opt)
+                scaler.update()
+                sched.step()
+                state.step += 1
+                n_steps += 1
+                for key, v in {"loss": loss, **losses}.items():
+                    sums[key] = sums.get(key, 0.0) + float(
+                        v.detach() if isinstance(v, torch.Tensor) else v
+                    )
+                bar.update(1)
+                bar.set_postfix(
+                    loss=f"{float(loss):.3f}",
+                    epoch=f"{epoch + 1}/{epochs}",
+                    best=f"{max(state.best_dice, 0):.3f}",
+                )
+            record: dict[str, Any] = {
+                "epoch": epoch + 1,
+                "step": state.step,
+                "lr": sched.get_last_lr()[1],
+            }
+            record.update({k: v / max(1, n_steps) for k, v in sums.items()})
+            if val_idx:
+                record.update(validate(bundle, data, val_idx, cfg.device))
+            state.seconds = time.perf_counter() - start
+            record["seconds"] = round(state.seconds, 1)
+            state.epoch += 1
+            state.history.append(record)
+            score = record.get("val_dice", -record["loss"])
+            if score > state.best_dice:
+                state.best_dice, state.best_epoch = score, epoch + 1
+                _save(bundle, cfg, data, split, state, out)
+            bar.set_postfix(
+                loss=f"{record['loss']:.3f}",
+                val=f"{record.get('val_dice', 0):.3f}",
+                best=f"{state.best_dice:.3f}",
+            )
+            with (log_dir / "metrics.jsonl").open("a") as f:
+                f.write(json.dumps(record) + "\n")
+            plot_curves(state.history, log_dir / "curves.png")
+            torch.save(
+                {
+                    "classifier": bundle.classifier.state_dict(),
+                    "sam": {k: v for k, v in bundle.sam.state_dict().items() if "lora_" in k},
+                    "optimizer": opt.state_dict(),
+                    "scheduler": sched.state_dict(),
+                    "state": asdict(state),
+                    "torch_rng": torch.get_rng_state(),
+                    "split": split.to_dict(),
+                },
+                ckpt,
+            )
+    return bundle, state
+
+
+def _save(
+    bundle: ModelBundle,
+    cfg: TrainConfig,
+    data: SliceSet,
+    split: Split,
+    state: TrainState,
+    out: Path,
+) -> None:
+    best = state.history[-1]
+    metrics = {k: v for k, v in best.items() if k.startswith("val_")}
+    training = {
+        **{k: v for k, v in asdict(cfg).items() if v is not None},
+        "n_labeled": len(split.labeled),
+        "n_unlabeled": len(split.unlabeled),
+        "n_val": len(split.val),
+        "best_epoch": state.best_epoch,
+        "seconds": round(state.seconds, 1),
+    }
+    config = replace(
+        bundle.config,
+        trained=True,
+        metrics=metrics,
+        training=json.loads(json.dumps(training, default=str)),
+    )
+    save_bundle(ModelBundle(config, bundle.classifier, bundle.sam), out)

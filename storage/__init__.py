@@ -1,0 +1,124 @@
+"""Persistence for ADA-SAM Studio: slices, predictions, corrections, SegEx ratings, models.
+
+Torch-free. Open a :class:`Store` with :func:`open_store` (which upgrades the schema), then call
+the repository functions below; they are the only way other packages touch the database. Each
+runs in its own transaction and returns frozen records.
+
+    store = open_store(settings.database_url, settings.data_dir)
+    ensure_annotator(store, "dr.rossi")
+    s = record_slice(store, content_hash=..., pixels=..., display=..., modality="MR")
+    p = record_prediction(store, slice_hash=s.content_hash, structure="VL", candidates=[...],
+                          scores=[...])
+    c = record_correction(store, prediction_id=p.id, chosen_rank=0, final_mask=m,
+                          annotator="dr.rossi", seconds=41.0, clicks=3)
+    record_rating(store, observer=HumanObserver("dr.rossi"), correction_id=c.id, score=4,
+                  verdict="minor_edits")
+"""
+
+from storage.annotators import ensure_annotator, list_annotators, set_role
+from storage.corrections import (
+    CorrectionMasks,
+    get_correction,
+    load_correction_masks,
+    record_correction,
+)
+from storage.errors import (
+    BackupError,
+    BlobCorruptError,
+    InvalidInputError,
+    JobLockedError,
+    NotFoundError,
+    StorageError,
+)
+from storage.jobs import acquire_job_lock, finish_job, get_job, heartbeat_job, list_jobs
+from storage.model_versions import (
+    activate_model_version,
+    active_model_version,
+    bundle_path,
+    get_model_version,
+    list_model_versions,
+    register_model_version,
+    rollback,
+)
+from storage.models import SEGEX_MAX, SEGEX_MIN, VERDICTS
+from storage.predictions import get_prediction, load_candidate_mask, record_prediction
+from storage.ratings import HumanObserver, LlmObserver, ratings_of, record_rating
+from storage.records import (
+    AnnotatorRecord,
+    CandidateRecord,
+    CorrectionRecord,
+    FinalMask,
+    JobRecord,
+    ModelVersionRecord,
+    PredictionRecord,
+    RatingRecord,
+    SliceRecord,
+    StorageStats,
+    TrainingExample,
+)
+from storage.slices import get_slice, load_display, load_pixels, pixels_hash, record_slice
+from storage.stats import stats
+from storage.store import Store, open_store
+from storage.training import final_masks, training_examples_since
+from storage.worklist import next_case, release_case
+
+__all__ = [
+    "SEGEX_MAX",
+    "SEGEX_MIN",
+    "VERDICTS",
+    "AnnotatorRecord",
+    "BackupError",
+    "BlobCorruptError",
+    "CandidateRecord",
+    "CorrectionMasks",
+    "CorrectionRecord",
+    "FinalMask",
+    "HumanObserver",
+    "InvalidInputError",
+    "JobLockedError",
+    "JobRecord",
+    "LlmObserver",
+    "ModelVersionRecord",
+    "NotFoundError",
+    "PredictionRecord",
+    "RatingRecord",
+    "SliceRecord",
+    "StorageError",
+    "StorageStats",
+    "Store",
+    "TrainingExample",
+    "acquire_job_lock",
+    "activate_model_version",
+    "active_model_version",
+    "bundle_path",
+    "ensure_annotator",
+    "final_masks",
+    "finish_job",
+    "get_correction",
+    "get_job",
+    "get_model_version",
+    "get_prediction",
+    "get_slice",
+    "heartbeat_job",
+    "list_annotators",
+    "list_jobs",
+    "list_model_versions",
+    "load_candidate_mask",
+    "load_correction_masks",
+    "load_display",
+    "load_pixels",
+    "next_case",
+    "open_store",
+    "pixels_hash",
+    "ratings_of",
+    "record_correction",
+    "record_prediction",
+    "record_rating",
+    "record_slice",
+    "register_model_version",
+    "release_case",
+    "rollback",
+    "set_role",
+    "stats",
+    "training_examples_since",
+]

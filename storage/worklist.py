@@ -1,0 +1,152 @@
+"""The annotation worklist: which slice an annotator should correct next.
+
+Like MONAI Label's active-learning "next sample", each call hands out a slice that still has
+no correction and leases it to the caller for a while, so that annotators working at the same
+time are spread over different slices. Slices are served oldest first; an expired lease
+returns its slice to the pool.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection
+from datetime import timedelta
+from typing import Any, cast
+
+from sqlalchemy import ColumnElement, and_, delete, exists, select, update
+from sqlalchemy.engine import CursorResult
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from storage import validate
+from storage.annotators import annotator_by_name
+from storage.errors import InvalidInputError
+from storage.models import CaseLease, Correction, Prediction, Slice, utcnow
+from storage.records import SliceRecord, slice_record
+from storage.store import Store
+
+DEFAULT_LEASE = timedelta(minutes=30)
+WORKLIST_LOCK_KEY = 0x4144_4153_0001
+_BATCH = 32
+
+
+def _needs_work(structure: str | None) -> ColumnElement[bool]:
+    """SQL condition: the slice has no correction (for ``structure`` when given)."""
+    corrected = (
+        select(Correction.id)
+        .join(Prediction, Correction.prediction_id == Prediction.id)
+        .where(Prediction.slice_id == Slice.id)
+    )
+    if structure is not None:
+        corrected = corrected.where(Prediction.structure == structure)
+    return ~exists(corrected)
+
+
+def _try_claim(session: Session, slice_id: int, annotator_id: int, lease: timedelta) -> bool:
+    now = utcnow()
+    taken = cast(
+        CursorResult[Any],
+        session.execute(
+            update(CaseLease)
+            .where(
+                CaseLease.slice_id == slice_id,
+                (CaseLease.expires_at <= now) | (CaseLease.annotator_id == annotator_id),
+            )
+            .values(annotator_id=annotator_id, leased_at=now, expires_at=now + lease)
+        ),
+    )
+    if taken.rowcount:
+        return True
+    try:
+        with session.begin_nested():
+            session.add(
+                CaseLease(
+                    slice_id=slice_id,
+                    annotator_id=annotator_id,
+                    leased_at=now,
+                    expires_at=now + lease,
+                )
+            )
+    except IntegrityError:
+        return False  # someone else holds a live lease on it
+    return True
+
+
+def next_case(
+    store: Store,
+    annotator: str,
+    *,
+    structure: str | None = None,
+    lease: timedelta = DEFAULT_LEASE,
+    skip: Collection[str] = (),
+) -> SliceRecord | None:
+    """The next slice for ``annotator`` to correct, leased to them; ``None`` when all are done.
+
+    An annotator who still holds a live lease on an uncorrected slice gets that slice again
+    (unless its hash is in ``skip``), so a page reload does not hand out a second case. Slices
+    leased to others are never handed out until their lease expires.
+    """
+    if lease <= timedelta(0):
+        raise InvalidInputError(f"lease must be positive, got {lease}")
+    if structure is not None:
+        structure = validate.text(structure, "structure", max_length=64)
+    skipped = set(skip)
+    with store.write() as session:
+        store.serialize(session, WORKLIST_LOCK_KEY)
+        annotator_id = annotator_by_name(session, annotator).id
+        now = utcnow()
+        open_work = _needs_work(structure)
+        held = session.scalars(
+            select(Slice)
+            .join(CaseLease, CaseLease.slice_id == Slice.id)
+            .where(
+                CaseLease.annotator_id == annotator_id,
+                CaseLease.expires_at > now,
+                open_work,
+            )
+            .order_by(Slice.id)
+        ).all()
+        for row in held:
+            if row.content_hash not in skipped:
+                _try_claim(session, row.id, annotator_id, lease)  # renew
+                return slice_record(row)
+        # Release what the annotator held but skipped or finished.
+        session.execute(delete(CaseLease).where(CaseLease.annotator_id == annotator_id))
+        free = ~exists(
+            select(CaseLease.slice_id).where(
+                and_(CaseLease.slice_id == Slice.id, CaseLease.expires_at > now)
+            )
+        )
+        last_id = 0
+        while True:
+            rows = session.scalars(
+                select(Slice)
+                .where(open_work, free, Slice.id > last_id)
+                .order_by(Slice.id)
+                .limit(_BATCH)
+            ).all()
+            if not rows:
+                return None
+            for row in rows:
+                last_id = row.id
+                if row.content_hash in skipped:
+                    continue
+                if _try_claim(session, row.id, annotator_id, lease):
+                    return slice_record(row)
+
+
+def release_case(store: Store, annotator: str, content_hash: str) -> bool:
+    """Give a leased slice back to the pool; whether the annotator held it."""
+    with store.write() as session:
+        annotator_id = annotator_by_name(session, annotator).id
+        slice_id = session.scalar(select(Slice.id).where(Slice.content_hash == content_hash))
+        if slice_id is None:
+            return False
+        result = cast(
+            CursorResult[Any],
+            session.execute(
+                delete(CaseLease).where(
+                    CaseLease.slice_id == slice_id, CaseLease.annotator_id == annotator_id
+                )
+            ),
+        )
+        return bool(result.rowcount)

@@ -1,0 +1,189 @@
+"""Two-step training smoke runs, resume, reproducibility, evaluate and the CLI."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from adasam.bundle import load_bundle, read_config
+from adasam.cli import main
+from adasam.training.loop import TrainConfig, train
+from tests.conftest import TINY_SAM
+
+
+def _cfg(data: Path, out: Path, **kw: object) -> TrainConfig:
+    base = dict(
+        data=str(data),
+        out=str(out),
+        labeled="6",
+        size=64,
+        steps_per_epoch=1,
+        max_steps=2,
+        batch_size=2,
+        unlabeled_batch_size=2,
+        val_max=3,
+        backbone="resnet10",
+        classifier_size=64,
+        val_fraction=0.34,
+        warmup_steps=1,
+    )
+    base.update(kw)
+    return TrainConfig(**base)  # type: ignore[arg-type]
+
+
+@pytest.fixture(autouse=True)
+def _tiny_sam(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Train the tiny SAM of the test suite instead of the demo's small SAM."""
+    import adasam.training.loop as loop
+
+    monkeypatch.setattr(loop, "SamConfig", lambda: TINY_SAM)
+
+
+def test_two_step_smoke_run_writes_bundle_and_logs(thigh_dir: Path, tmp_path: Path) -> None:
+    out = tmp_path / "b"
+    _, state = train(_cfg(thigh_dir, out), progress=False)
+    assert state.step == 2 and state.epoch == 2
+    cfg = read_config(out)
+    assert cfg.trained and cfg.structures == ("vastus_lateralis", "vastus_medialis")
+    assert cfg.training["labeled"] == "6" and cfg.training["n_labeled"] == 6
+    assert "val_dice" in cfg.metrics
+    lines = (out / "training" / "metrics.jsonl").read_text().splitlines()
+    assert [json.loads(x)["epoch"] for x in lines] == [1, 2]
+    assert {"loss", "cls", "seg", "iou", "cons", "val_dice"} <= set(json.loads(lines[-1]))
+    assert (out / "training" / "curves.png").stat().st_size > 1000
+    split = json.loads((out / "training" / "split.json").read_text())
+    assert len(split["labeled"]) == 6
+    load_bundle(out)  # strict load of what was written
+
+
+def test_seeded_runs_are_reproducible(thigh_dir: Path, tmp_path: Path) -> None:
+    a, _ = train(_cfg(thigh_dir, tmp_path / "a", val_max=0), progress=False)
+    b, _ = train(_cfg(thigh_dir, tmp_path / "b", val_max=0), progress=False)
+    for (n, p), (_, q) in zip(
+        a.classifier.state_dict().items(), b.classifier.state_dict().items(), strict=True
+    ):
+        torch.testing.assert_close(p, q, msg=n)
+
+
+def test_resume_continues_where_it_stopped(thigh_dir: Path, tmp_path: Path) -> None:
+    full, _ = train(_cfg(thigh_dir, tmp_path / "full", max_steps=3, val_max=0), progress=False)
+    out = tmp_path / "resumed"
+    train(_cfg(thigh_dir, out, max_steps=2, val_max=0), progress=False)
+    # the first run's schedule had 2 steps; continue under the 3-step schedule
+    import adasam.training.loop as loop
+
+    ck = torch.load(out / "training" / loop.CHECKPOINT, weights_only=False)
+    assert ck["state"]["step"] == 2
+    resumed, state = train(
+        _cfg(thigh_dir, out, max_steps=3, val_max=0), resume=True, progress=False
+    )
+    assert state.step == 3 and len(state.history) == 3
+    with pytest.raises(Exception, match="nothing to resume"):
+        train(_cfg(thigh_dir, tmp_path / "none"), resume=True, progress=False)
+    assert resumed is not full
+
+
+def test_no_feedback_run_leaves_classifier_to_classification(
+    thigh_dir: Path, tmp_path: Path
+) -> None:
+    out = tmp_path / "sammix"
+    train(_cfg(thigh_dir, out, feedback=False, val_max=0), progress=False)
+    assert read_config(out).training["feedback"] is False
+
+
+def test_train_and_evaluate_cli(thigh_dir: Path, tmp_path: Path, capsys) -> None:
+    out = tmp_path / "cli"
+    rc = main(
+        [
+            "train",
+            "--data",
+            str(thigh_dir),
+            "--labeled",
+            "6",
+            "--out",
+            str(out),
+            "--max-steps",
+            "1",
+            "--steps-per-epoch",
+            "1",
+            "--batch-size",
+            "2",
+            "--unlabeled-batch-size",
+            "0",
+            "--val-max",
+            "2",
+            "--backbone",
+            "resnet10",
+            "--classifier-size",
+            "64",
+            "--device",
+            "cpu",
+            "--no-progress",
+        ]
+    )
+    assert rc == 0 and "best validation Dice" in capsys.readouterr().out
+    report = tmp_path / "report.json"
+    rc = main(
+        [
+            "evaluate",
+            "--bundle",
+            str(out),
+            "--data",
+            str(thigh_dir),
+            "--out",
+            str(report),
+            "--size",
+            "64",
+            "--limit",
+            "4",
+            "--device",
+            "cpu",
+        ]
+    )
+    assert rc == 0
+    body = json.loads(report.read_text())
+    assert body["hd95_unit"] == "mm" and len(body["structures"]) == 2
+    s = body["structures"][0]
+    assert {"dice_mean", "iou_mean", "hd95_mean", "auroc", "oracle_gt_box_dice_mean"} <= set(s)
+    assert "oracle" in report.with_suffix(".md").read_text()
+    assert (
+        main(
+            [
+                "train",
+                "--data",
+                str(tmp_path / "nope"),
+                "--labeled",
+                "5",
+                "--out",
+                str(tmp_path / "x"),
+            ]
+        )
+        == 2
+    )
+    assert (
+        main(["train", "--data", str(thigh_dir), "--labeled", "five", "--out", str(tmp_path / "x")])
+        == 2
+    )
+    assert "--labeled" in capsys.readouterr().err
+
+
+def test_weights_change_in_training(thigh_dir: Path, tmp_path: Path) -> None:
+    from adasam.bundle import create_bundle
+    from adasam.config import BundleConfig, ClassifierConfig
+
+    before = create_bundle(
+        replace(
+            BundleConfig(name="x", structures=("a",)),
+            sam=TINY_SAM,
+            classifier=ClassifierConfig(backbone="resnet10", image_size=64),
+        )
+    )
+    after, _ = train(_cfg(thigh_dir, tmp_path / "w", val_max=0), progress=False)
+    lora = [v for k, v in after.sam.state_dict().items() if "lora_B" in k]
+    assert any(float(v.abs().sum()) > 0 for v in lora)  # LoRA B starts at zero
+    assert before is not after and np.isfinite(sum(float(v.sum()) for v in lora))

@@ -1,0 +1,1 @@
+"""Tests of the storage package (SQLite and PostgreSQL)."""

@@ -1,0 +1,95 @@
+"""The worklist spreads annotators over different uncorrected slices."""
+
+from __future__ import annotations
+
+import threading
+from datetime import timedelta
+
+import pytest
+
+import storage
+from storage.errors import InvalidInputError, NotFoundError
+from storage.store import Store
+
+
+@pytest.fixture
+def pool(store: Store, samples):
+    for name in ("ann1", "ann2", "ann3"):
+        storage.ensure_annotator(store, name)
+    return [samples.slice() for _ in range(4)]
+
+
+def test_concurrent_annotators_get_different_slices(store: Store, pool) -> None:
+    first = storage.next_case(store, "ann1")
+    second = storage.next_case(store, "ann2")
+    assert first is not None and second is not None
+    assert first.content_hash == pool[0].content_hash  # oldest first
+    assert second.content_hash == pool[1].content_hash
+
+
+def test_an_annotator_keeps_their_case_until_done(store: Store, samples, pool) -> None:
+    case = storage.next_case(store, "ann1")
+    assert storage.next_case(store, "ann1") == case  # page reload
+    prediction = samples.prediction(case)
+    samples.correction(prediction, annotator="ann1")
+    following = storage.next_case(store, "ann1")
+    assert following is not None and following.content_hash == pool[1].content_hash
+
+
+def test_skip_and_release(store: Store, pool) -> None:
+    case = storage.next_case(store, "ann1")
+    skipped = storage.next_case(store, "ann1", skip={case.content_hash})
+    assert skipped.content_hash == pool[1].content_hash
+    # the skipped slice went back to the pool: someone else gets it
+    assert storage.next_case(store, "ann2").content_hash == pool[0].content_hash
+    assert storage.release_case(store, "ann2", pool[0].content_hash)
+    assert not storage.release_case(store, "ann2", pool[0].content_hash)
+    assert storage.next_case(store, "ann3").content_hash == pool[0].content_hash
+
+
+def test_expired_leases_return_to_the_pool(store: Store, pool) -> None:
+    storage.next_case(store, "ann1", lease=timedelta(milliseconds=1))
+    import time
+
+    time.sleep(0.01)
+    assert storage.next_case(store, "ann2").content_hash == pool[0].content_hash
+
+
+def test_corrected_slices_leave_the_worklist(store: Store, samples, pool) -> None:
+    for s in pool:
+        samples.correction(samples.prediction(s, structure="VL"), annotator="ann3")
+    assert storage.next_case(store, "ann1") is None
+    # per structure: no VM correction yet, so everything is open again for VM
+    assert storage.next_case(store, "ann1", structure="VM").content_hash == pool[0].content_hash
+
+
+def test_worklist_refusals(store: Store, pool) -> None:
+    with pytest.raises(NotFoundError, match="unknown annotator"):
+        storage.next_case(store, "stranger")
+    with pytest.raises(InvalidInputError, match="lease"):
+        storage.next_case(store, "ann1", lease=timedelta(0))
+
+
+def test_parallel_requests_never_hand_out_one_slice_twice(store: Store, samples) -> None:
+    names = [f"par{i}" for i in range(8)]
+    for name in names:
+        storage.ensure_annotator(store, name)
+    for _ in range(8):
+        samples.slice()
+    got: dict[str, str] = {}
+    errors: list[BaseException] = []
+
+    def ask(name: str) -> None:
+        try:
+            case = storage.next_case(store, name)
+            got[name] = case.content_hash
+        except BaseException as error:
+            errors.append(error)
+
+    threads = [threading.Thread(target=ask, args=(name,)) for name in names]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert not errors
+    assert len(set(got.values())) == 8
