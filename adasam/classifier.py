@@ -81,6 +81,8 @@ class StructureClassifier(nn.Module):
 def to_input(images: np.ndarray | torch.Tensor, size: int) -> torch.Tensor:
     """uint8 RGB ``(H, W, 3)`` or ``(B, H, W, 3)`` (array or tensor, any H, W) → float
     ``(B, 3, size, size)``, resized (squashed, no letterbox) and ImageNet-normalised."""
+    if isinstance(images, np.ndarray) and not images.flags.writeable:
+        images = images.copy()  # slices are read-only; torch wants writable memory
     t = torch.as_tensor(images)
     if t.ndim == 3:
         t = t[None]

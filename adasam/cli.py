@@ -28,7 +28,7 @@ def cmd_predict(args: argparse.Namespace, settings: Settings) -> int:
     from PIL import Image
 
     from adasam.bundle import read_config
-    from adasam.imaging import load_slice
+    from adasam.imaging import load_slice, with_preferred_window
     from adasam.predictor import Predictor
     from adasam.render import heatmap_overlay, mask_png, prompts_overlay
 

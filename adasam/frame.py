@@ -99,7 +99,8 @@ class ModelFrame:
                 f"expected ({self.original_hw[0]}, {self.original_hw[1]}, 3) image, "
                 f"got {image.shape}"
             )
-        t = torch.from_numpy(np.ascontiguousarray(image)).to(device)
+        arr = np.ascontiguousarray(image)
+        t = torch.from_numpy(arr if arr.flags.writeable else arr.copy()).to(device)
         return self.resize_input(t.permute(2, 0, 1)[None].float())
 
     def resize_input(self, x: torch.Tensor) -> torch.Tensor:

@@ -18,7 +18,7 @@ No torch here: this package only needs numpy, Pillow, pydicom and nibabel.
 
 from adasam.imaging.decoded import VOLUME_FACTOR
 from adasam.imaging.deid import DICOM_ALLOWLIST
-from adasam.imaging.load import load_slice, rewindow, volume_depth
+from adasam.imaging.load import load_slice, rewindow, volume_depth, with_preferred_window
 from adasam.imaging.slice import Slice
 from adasam.imaging.volume import VolumeSlice, load_volume_slices
 from adasam.imaging.windows import (
@@ -47,4 +47,5 @@ __all__ = [
     "resolve_window",
     "rewindow",
     "volume_depth",
+    "with_preferred_window",
 ]

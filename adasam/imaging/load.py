@@ -297,3 +297,15 @@ def volume_depth(source: str | os.PathLike[str] | bytes, axis: int = 2) -> int |
             f"The {_LABEL[fmt]} file could not be read: it is damaged or uses a variant the "
             "studio does not support. Export it again."
         ) from exc
+
+
+def with_preferred_window(s: Slice, window: str | Window | None) -> Slice:
+    """Apply a model's preferred window to slices in Hounsfield units only.
+
+    A CT model is trained on one window (e.g. ``ct-abdomen``); a DICOM, NIfTI or ``.npy`` CT
+    slice in HU is shown to it through that window. Display-ready images (8-bit PNG/JPEG, whose
+    grey levels are already a window) and non-HU data keep their own display.
+    """
+    if window is None or s.units != "HU":
+        return s
+    return rewindow(s, window)

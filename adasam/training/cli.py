@@ -69,6 +69,7 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--init-bundle", help="start from this bundle (fine-tuning)")
     t.add_argument("--weights-dtype", choices=("float32", "float16"), default="float32")
     t.add_argument("--threads", type=int, default=0)
+    t.add_argument("--max-minutes", type=float, help="stop at the first epoch end past this")
     t.add_argument("--resume", action="store_true", help="continue from OUT/training/")
     t.add_argument("--no-progress", action="store_true")
 

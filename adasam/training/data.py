@@ -31,7 +31,7 @@ import torch.nn.functional as F
 from PIL import Image
 
 from adasam.errors import AdaSamError
-from adasam.imaging import load_slice
+from adasam.imaging import load_slice, with_preferred_window
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".npy", ".dcm", ".nii", ".nii.gz")
 
@@ -155,7 +155,7 @@ def load_folder(
     subjects, case_ids = [], []
     for i, path in enumerate(files):
         case = _stem(path)
-        sl = load_slice(path, name=path.name, window=window)
+        sl = with_preferred_window(load_slice(path, name=path.name), window)
         h, w = sl.shape
         images[i] = _resize(sl.display, size, nearest=False)
         if sl.spacing:

@@ -106,6 +106,7 @@ class TrainConfig:
     init_bundle: str | None = None
     weights_dtype: Literal["float32", "float16"] = "float32"
     threads: int = 0
+    max_minutes: float | None = None
 
     def __post_init__(self) -> None:
         if self.box_source not in ("cam", "mixed", "gt"):
@@ -469,6 +470,7 @@ def train(
             with (log_dir / "metrics.jsonl").open("a") as f:
                 f.write(json.dumps(record) + "\n")
             plot_curves(state.history, log_dir / "curves.png")
+            out_of_time = cfg.max_minutes is not None and state.seconds > cfg.max_minutes * 60
             torch.save(
                 {
                     "classifier": bundle.classifier.state_dict(),
@@ -481,6 +483,13 @@ def train(
                 },
                 ckpt,
             )
+            if out_of_time:
+                print(
+                    f"stopping after {state.seconds / 60:.1f} min (--max-minutes "
+                    f"{cfg.max_minutes}); the best bundle is kept",
+                    flush=True,
+                )
+                break
     return bundle, state
 
 
