@@ -46,9 +46,11 @@ def cmd_predict(args: argparse.Namespace, settings: Settings) -> int:
         name=Path(args.file).name,
         slice_index=args.slice,
         axis=args.axis,
-        window=args.window or config.window,
+        window=args.window,
         max_pixels=settings.max_pixels,
     )
+    if args.window is None:  # the model's window, for HU data only (PNGs are already windowed)
+        sl = with_preferred_window(sl, config.window)
     if not config.trained:
         print(
             f"warning: model bundle {bundle_dir} is UNTRAINED (random weights, a placeholder "

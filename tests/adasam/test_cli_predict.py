@@ -71,7 +71,7 @@ def test_predict_on_real_files(
         ds = pydicom.dcmread(path)
         hw = (int(ds.Rows), int(ds.Columns))
     out = tmp_path / "out"
-    rc, stdout, err = _run(
+    rc, _, err = _run(
         ["predict", str(path), "--bundle", str(tiny_bundle_dir), "--out", str(out), *extra], capsys
     )
     assert rc == 0, err
