@@ -40,6 +40,12 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--w-iou", type=float, default=0.5)
     t.add_argument("--w-cons", type=float, default=1.0)
     t.add_argument(
+        "--w-cam",
+        type=float,
+        default=0.0,
+        help="optional CAM-alignment loss (CAM vs mask Dice) on labeled slices",
+    )
+    t.add_argument(
         "--no-feedback",
         action="store_true",
         help="cut the segmentation → classifier gradient (this is SAM-Mix)",
@@ -120,6 +126,7 @@ def cmd_train(a: argparse.Namespace) -> int:
         w_seg=a.w_seg,
         w_iou=a.w_iou,
         w_cons=a.w_cons,
+        w_cam=a.w_cam,
         feedback=not a.no_feedback,
         mask_prompt=not a.no_mask_prompt,
         box_source=a.box_source,

@@ -50,6 +50,7 @@ from adasam.training.losses import (
     consistency_loss,
     dice_bce_per_item,
     mask_iou,
+    prob_dice_loss,
     ramp_weight,
 )
 from adasam.training.model import AdaSamNet, PromptPlan
@@ -83,6 +84,7 @@ class TrainConfig:
     w_seg: float = 1.0
     w_iou: float = 0.5
     w_cons: float = 1.0
+    w_cam: float = 0.0
     cons_ramp_epochs: float = 5.0
     feedback: bool = True
     mask_prompt: bool = True
@@ -216,6 +218,10 @@ def labeled_loss(
     )
     out = net(x, plan, masks, rng)
     losses = {"cls": classification_loss(out.cls_logits, present, cfg.cls_loss)}
+    if cfg.w_cam > 0 and len(plan.pairs):
+        # optional CAM-alignment term: the CAM of a present structure should cover its mask
+        b_idx, t_idx = torch.as_tensor(plan.pairs[:, 0]), torch.as_tensor(plan.pairs[:, 1])
+        losses["cam"] = prob_dice_loss(out.cam[b_idx, t_idx], masks[b_idx, t_idx])
     if len(out.kept):
         pairs = plan.pairs[out.kept]
         target = masks[torch.as_tensor(pairs[:, 0]), torch.as_tensor(pairs[:, 1])][:, None]
@@ -306,7 +312,7 @@ def plot_curves(history: list[dict[str, Any]], path: Path) -> None:
 
     fig, (a, b) = plt.subplots(1, 2, figsize=(10, 3.6))
     ep = [h["epoch"] for h in history]
-    for key in ("loss", "cls", "seg", "iou", "cons"):
+    for key in ("loss", "cls", "seg", "iou", "cons", "cam"):
         if any(key in h for h in history):
             a.plot(ep, [h.get(key, np.nan) for h in history], label=key, marker=".")
     a.set_xlabel("epoch")
@@ -424,6 +430,7 @@ def train(
                         + cfg.w_seg * losses["seg"]
                         + cfg.w_iou * losses["iou"]
                         + w_cons * losses.get("cons", 0.0)
+                        + cfg.w_cam * losses.get("cam", 0.0)
                     )
                 if not torch.isfinite(loss):
                     raise FloatingPointError(

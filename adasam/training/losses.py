@@ -15,6 +15,13 @@ def soft_dice_loss(logits: torch.Tensor, target: torch.Tensor, eps: float = 1.0)
     return (1 - (2 * inter + eps) / (p.sum(1) + t.sum(1) + eps)).mean()
 
 
+def prob_dice_loss(prob: torch.Tensor, target: torch.Tensor, eps: float = 1.0) -> torch.Tensor:
+    """Soft Dice loss on probabilities (e.g. a CAM in [0, 1]), mean over N."""
+    p = prob.flatten(1)
+    t = target.flatten(1).to(p.dtype)
+    return (1 - (2 * (p * t).sum(1) + eps) / (p.sum(1) + t.sum(1) + eps)).mean()
+
+
 def dice_bce_per_item(logits: torch.Tensor, target: torch.Tensor, eps: float = 1.0) -> torch.Tensor:
     """``(N,)`` soft Dice loss + mean BCE of each item."""
     p = torch.sigmoid(logits).flatten(1)

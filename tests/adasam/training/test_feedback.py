@@ -74,3 +74,24 @@ def test_batches_of_any_size_give_one_output_per_prompt(batch: int) -> None:
     out = net(x, PromptPlan(pairs, np.ones(len(pairs), bool)), masks, np.random.default_rng(0))
     assert out.full.shape == (2 * batch, 3, 64, 64) and out.iou.shape == (2 * batch, 3)
     np.testing.assert_array_equal(out.kept, np.arange(2 * batch))
+
+
+def test_optional_cam_alignment_loss_is_hand_checkable() -> None:
+    from adasam.training.losses import prob_dice_loss
+
+    t = torch.zeros(1, 4, 4)
+    t[0, :2] = 1
+    assert prob_dice_loss(t.clone(), t, eps=0).item() == pytest.approx(0.0)
+    assert prob_dice_loss(1 - t, t, eps=0).item() == pytest.approx(1.0)
+    torch.manual_seed(0)
+    bundle = create_bundle(tiny_config())
+    net = AdaSamNet(bundle, 64)
+    x, masks, present = _batch()
+    cfg = TrainConfig(data="", out="", w_cam=1.0)
+    losses = labeled_loss(net, x, masks, present, cfg, np.random.default_rng(0))
+    assert 0 < losses["cam"].item() <= 1
+    losses["cam"].backward()
+    assert bundle.classifier.head.weight.grad.abs().sum() > 0
+    assert "cam" not in labeled_loss(
+        net, x, masks, present, TrainConfig(data="", out=""), np.random.default_rng(0)
+    )
