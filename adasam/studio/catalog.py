@@ -1,0 +1,180 @@
+"""The models a user can choose from, and one shared predictor per model.
+
+Choices are the shipped demo bundles that exist, the bundle named by ``ADASAM_BUNDLE`` and the
+model version that the fine-tuning job activated in storage, if any. A predictor holds no
+per-user state (see :mod:`adasam.predictor`), so every session shares one per model. A
+bundle whose ``config.json`` changed on disk (a new training run saved over it) is reloaded
+on its next use, and a newly activated model version appears when the page is (re)loaded: no
+restart is needed.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from adasam.bundle import CONFIG_FILE, read_config
+from adasam.errors import BundleError
+from adasam.predictor import Predictor
+from adasam.studio.errors import StudioError
+from storage import Store, active_model_version, bundle_path
+from storage.errors import StorageError
+
+log = logging.getLogger("adasam.studio")
+
+ACTIVE_VERSION_KEY = "active-version"
+
+
+@dataclass(frozen=True)
+class ModelChoice:
+    """One model the user can pick.
+
+    Attributes:
+        key: stable identifier (``thigh-mri``, ``liver-ct``, ``custom`` or ``active-version``).
+        path: the bundle directory.
+        name, version: from the bundle's config.
+        structures: what it segments, in the model's order.
+        trained: False for a placeholder bundle with random weights.
+        window: the display window the model was trained with (None: the file's own).
+        model_version_id: storage id when the choice is a registered model version.
+    """
+
+    key: str
+    path: Path
+    name: str
+    version: str
+    structures: tuple[str, ...]
+    trained: bool
+    window: str | None
+    model_version_id: int | None = None
+
+    @property
+    def label(self) -> str:
+        """What the drop-down shows."""
+        state = "" if self.trained else ", UNTRAINED"
+        source = "fine-tuned, active" if self.model_version_id is not None else self.key
+        return f"{self.name} v{self.version} ({source}{state})"
+
+    def describe(self) -> str:
+        """A Markdown line for the page: what the model segments and whether it is trained."""
+        structures = ", ".join(self.structures)
+        if self.trained:
+            return f"**Model** {self.label}: segments {structures}."
+        return (
+            f"**Model** {self.label}: segments {structures}. **Warning: this model is untrained** "
+            "(random weights, a placeholder until the demo model is trained): its heatmaps and "
+            "masks mean nothing."
+        )
+
+
+def _choice(key: str, path: Path, model_version_id: int | None = None) -> ModelChoice:
+    config = read_config(path)
+    return ModelChoice(
+        key=key,
+        path=path,
+        name=config.name,
+        version=config.version,
+        structures=tuple(config.structures),
+        trained=config.trained,
+        window=config.window,
+        model_version_id=model_version_id,
+    )
+
+
+def _config_stamp(path: Path) -> tuple[int, int]:
+    stat = (path / CONFIG_FILE).stat()
+    return stat.st_mtime_ns, stat.st_size
+
+
+class ModelCatalog:
+    """The available models and their shared predictors (thread-safe).
+
+    Args:
+        bundles: candidate bundle directories by key; those that do not exist or cannot be
+            read are left out (and logged).
+        default_key: the choice selected when a page opens, if available.
+        device: torch device of the predictors.
+        cache_size: embeddings kept per predictor.
+        store: where to look for the active fine-tuned model version (optional).
+    """
+
+    def __init__(
+        self,
+        bundles: Mapping[str, Path],
+        *,
+        default_key: str | None,
+        device: str,
+        cache_size: int,
+        store: Store | None = None,
+    ) -> None:
+        self._bundles = dict(bundles)
+        self._default_key = default_key
+        self._device = device
+        self._cache_size = cache_size
+        self._store = store
+        self._lock = threading.Lock()
+        self._predictors: dict[str, tuple[Path, tuple[int, int], Predictor]] = {}
+
+    def choices(self) -> list[ModelChoice]:
+        """Every model that can be loaded now (re-read from disk and storage on each call)."""
+        found: list[ModelChoice] = []
+        for key, path in self._bundles.items():
+            try:
+                found.append(_choice(key, Path(path)))
+            except BundleError as exc:
+                log.info("model %s not available: %s", key, exc)
+        if self._store is not None:
+            try:
+                active = active_model_version(self._store)
+                if active is not None:
+                    path = bundle_path(self._store, active.id)
+                    found.insert(0, _choice(ACTIVE_VERSION_KEY, path, active.id))
+            except (StorageError, BundleError, OSError) as exc:
+                log.warning("the active model version cannot be used: %s", exc)
+        return found
+
+    def default(self, choices: list[ModelChoice] | None = None) -> ModelChoice | None:
+        """The choice a new page starts with: the active fine-tuned version, else the
+        configured default, else the first available."""
+        choices = self.choices() if choices is None else choices
+        if not choices:
+            return None
+        by_key = {c.key: c for c in choices}
+        for key in (ACTIVE_VERSION_KEY, self._default_key):
+            if key in by_key:
+                return by_key[key]
+        return choices[0]
+
+    def choice(self, key: str | None) -> ModelChoice:
+        """The available choice ``key``.
+
+        Raises:
+            StudioError: no model is available, or ``key`` is not one of them.
+        """
+        choices = self.choices()
+        if not choices:
+            raise StudioError(
+                "No model is installed. Ask the administrator to train the demo model or to set "
+                "ADASAM_BUNDLE to a model bundle."
+            )
+        for c in choices:
+            if c.key == key:
+                return c
+        names = ", ".join(c.label for c in choices)
+        raise StudioError(f"Choose a model from the list ({names}).")
+
+    def predictor(self, choice: ModelChoice) -> Predictor:
+        """The shared predictor of ``choice``, loaded on first use and reloaded when the
+        bundle on disk changed since."""
+        stamp = _config_stamp(choice.path)
+        with self._lock:
+            cached = self._predictors.get(choice.key)
+            if cached is not None and cached[0] == choice.path and cached[1] == stamp:
+                return cached[2]
+            log.info("loading model %s from %s", choice.key, choice.path)
+            predictor = Predictor.from_dir(choice.path, self._device, self._cache_size)
+            self._predictors[choice.key] = (choice.path, stamp, predictor)
+            return predictor

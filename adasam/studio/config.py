@@ -1,0 +1,138 @@
+"""Settings of the studio's web server, read from the environment once, at start-up.
+
+The ML settings (data directory, device, bundle, database, pixel limit) are
+:class:`adasam.settings.Settings`; these are the studio's own:
+
+- ``ADASAM_HOST`` (default ``0.0.0.0``) and ``ADASAM_PORT`` (default ``GRADIO_SERVER_PORT`` or
+  7860): where the server listens.
+- ``ADASAM_IDENTITY``: how the annotator is known. ``auto`` (default) picks ``oauth`` on a
+  Hugging Face Space with OAuth enabled (``SPACE_ID`` and ``OAUTH_CLIENT_ID`` set, and
+  ``authlib`` + ``itsdangerous`` installed), ``password`` when ``ADASAM_USERS`` is set, else
+  ``name``.
+
+  - ``oauth``: "Sign in with Hugging Face" (``gr.LoginButton``); the Hub user name is stored.
+  - ``password``: the log-in page of Gradio, users from ``ADASAM_USERS`` = ``alice:pw,bob:pw``.
+  - ``name``: a name field on the page (``ADASAM_ANNOTATOR`` pre-fills it).
+- ``ADASAM_MAX_UPLOAD_MB`` (default 200): largest accepted upload; bigger files are refused by
+  the server before they are stored.
+- ``ADASAM_MODEL_CONCURRENCY`` (default 1): model calls (predict, refine) run at most this many
+  at a time, all users together, in one queue.
+- ``ADASAM_SEED_WORKLIST`` (default ``1``): on first start, put the example cases in the
+  worklist when the database holds no slice yet.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Literal
+
+from adasam.errors import ConfigError
+
+IdentityMode = Literal["oauth", "password", "name"]
+IDENTITY_MODES: tuple[str, ...] = ("auto", "oauth", "password", "name")
+
+
+def _positive_int(env: Mapping[str, str], name: str, default: int) -> int:
+    raw = env.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ConfigError(f"{name}={raw!r} is not a whole number") from None
+    if value <= 0:
+        raise ConfigError(f"{name} must be positive, got {value}")
+    return value
+
+
+def _flag(env: Mapping[str, str], name: str, default: bool) -> bool:
+    raw = env.get(name, "").strip().lower()
+    if not raw:
+        return default
+    if raw in ("1", "true", "yes", "on"):
+        return True
+    if raw in ("0", "false", "no", "off"):
+        return False
+    raise ConfigError(f"{name}={raw!r} must be 1/0, true/false, yes/no or on/off")
+
+
+def oauth_available() -> bool:
+    """Whether Gradio's OAuth extra (``authlib``, ``itsdangerous``) is installed."""
+    return all(importlib.util.find_spec(name) is not None for name in ("authlib", "itsdangerous"))
+
+
+def parse_users(raw: str) -> tuple[tuple[str, str], ...]:
+    """``"alice:pw1,bob:pw2"`` → ``(("alice", "pw1"), ("bob", "pw2"))``.
+
+    Raises:
+        ConfigError: an entry without ``:``, an empty name or password, or a repeated name.
+    """
+    users: list[tuple[str, str]] = []
+    for entry in (e.strip() for e in raw.split(",")):
+        if not entry:
+            continue
+        name, sep, password = entry.partition(":")
+        if not sep or not name.strip() or not password:
+            raise ConfigError(
+                f"ADASAM_USERS entry {entry.split(':')[0]!r}… must be written name:password"
+            )
+        users.append((name.strip(), password))
+    names = [n for n, _ in users]
+    if len(set(names)) != len(names):
+        raise ConfigError("ADASAM_USERS names a user twice")
+    return tuple(users)
+
+
+@dataclass(frozen=True)
+class StudioSettings:
+    """The web server's settings (see the module docstring for the variables)."""
+
+    host: str = "0.0.0.0"
+    port: int = 7860
+    identity: IdentityMode = "name"
+    users: tuple[tuple[str, str], ...] = ()
+    default_annotator: str = ""
+    max_upload_mb: int = 200
+    model_concurrency: int = 1
+    seed_worklist: bool = True
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> StudioSettings:
+        """Read the settings from ``env`` (default: the process environment).
+
+        Raises:
+            ConfigError: a malformed value, with the variable's name.
+        """
+        env = dict(os.environ if env is None else env)
+        users = parse_users(env.get("ADASAM_USERS", ""))
+        mode = (env.get("ADASAM_IDENTITY", "auto").strip().lower()) or "auto"
+        if mode not in IDENTITY_MODES:
+            raise ConfigError(
+                f"ADASAM_IDENTITY={mode!r}: choose one of {', '.join(IDENTITY_MODES)}"
+            )
+        if mode == "auto":
+            on_space_with_oauth = bool(env.get("SPACE_ID")) and bool(env.get("OAUTH_CLIENT_ID"))
+            if on_space_with_oauth and oauth_available():
+                mode = "oauth"
+            else:
+                mode = "password" if users else "name"
+        if mode == "oauth" and not oauth_available():
+            raise ConfigError(
+                "ADASAM_IDENTITY=oauth needs Gradio's OAuth extra: pip install authlib itsdangerous"
+            )
+        if mode == "password" and not users:
+            raise ConfigError("ADASAM_IDENTITY=password needs ADASAM_USERS=name:password,...")
+        default_port = _positive_int(env, "GRADIO_SERVER_PORT", 7860)
+        return cls(
+            host=env.get("ADASAM_HOST", "").strip() or "0.0.0.0",
+            port=_positive_int(env, "ADASAM_PORT", default_port),
+            identity=mode,  # type: ignore[arg-type]
+            users=users,
+            default_annotator=env.get("ADASAM_ANNOTATOR", "").strip(),
+            max_upload_mb=_positive_int(env, "ADASAM_MAX_UPLOAD_MB", 200),
+            model_concurrency=_positive_int(env, "ADASAM_MODEL_CONCURRENCY", 1),
+            seed_worklist=_flag(env, "ADASAM_SEED_WORKLIST", True),
+        )

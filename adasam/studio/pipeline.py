@@ -1,0 +1,215 @@
+"""The model steps of a session: run the pipeline, prompt SAM, refine, undo, reset, brush.
+
+Pure functions from a state (and the shared predictor) to a new state; no Gradio here, so each
+is unit-tested on its own.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from dataclasses import replace
+from typing import Literal
+
+import numpy as np
+import torch
+
+from adasam.predictor import Click, Predictor
+from adasam.studio.catalog import ModelChoice
+from adasam.studio.errors import StudioError
+from adasam.studio.state import CaseState, StructureWork
+
+ClickMode = Literal["add", "remove", "box"]
+CLICK_MODES: dict[str, ClickMode] = {
+    "Add (+)": "add",
+    "Remove (−)": "remove",
+    "Box: two corners": "box",
+}
+"""Labels of the click-mode radio → mode."""
+
+
+def run_pipeline(
+    state: CaseState,
+    predictor: Predictor,
+    choice: ModelChoice,
+    structures: Sequence[str] | None,
+) -> CaseState:
+    """Classifier → GradCAM → prompts → SAM on the slice; every earlier edit is dropped.
+
+    Raises:
+        StudioError: no structure chosen, or one the model does not segment.
+    """
+    names = list(structures) if structures else []
+    if not names:
+        raise StudioError("Choose at least one structure to segment.")
+    unknown = [n for n in names if n not in choice.structures]
+    if unknown:
+        raise StudioError(
+            f"The model {choice.name} does not segment {', '.join(unknown)}; choose among "
+            f"{', '.join(choice.structures)}."
+        )
+    image = np.asarray(state.slice.display)
+    prediction = predictor.predict(image, names)
+    frame = predictor.frame(prediction.image_hw)
+    works = []
+    for s in prediction.structures:
+        prompt_mask = None
+        if s.prompts is not None:
+            logits = torch.from_numpy(np.asarray(s.prompts.mask_logits))[None, None]
+            prompt_mask = frame.lowres_to_original(logits)[0, 0].numpy() > 0
+        works.append(
+            StructureWork(
+                name=s.name,
+                probability=s.probability,
+                found=s.found,
+                heatmap=s.heatmap,
+                prompts=s.prompts,
+                prompt_mask=prompt_mask,
+                candidates=s.candidates,
+                prompt_source="cam" if s.found else None,
+            )
+        )
+    active = state.active if state.active in names else names[0]
+    return replace(
+        state,
+        model_key=choice.key,
+        model_name=choice.name,
+        model_version=choice.version,
+        model_version_id=choice.model_version_id,
+        prompt_threshold=predictor.bundle.config.prompts.threshold,
+        timings_ms=tuple(prediction.timings_ms.items()),
+        works=tuple(works),
+        active=active,
+        editor_version=None,
+        receipts=(),
+    )
+
+
+def choose_candidate(work: StructureWork, index: int) -> StructureWork:
+    """Start the correction from candidate ``index`` (refinement clicks and brush edits of
+    the previous choice are dropped; they can be undone)."""
+    if not work.candidates:
+        raise StudioError(f"{work.name} has no candidates yet: draw a box or click on it first.")
+    if not 0 <= index < len(work.candidates):
+        raise StudioError(f"Choose candidate 1 to {len(work.candidates)}.")
+    if index == work.chosen and not work.clicks and work.brushed is None:
+        return work
+    return work.then(chosen=index, clicks=(), refined=(), brushed=None, corner=None)
+
+
+def _check_point(x: float, y: float, shape: tuple[int, int]) -> tuple[float, float]:
+    h, w = shape
+    try:
+        fx, fy = float(x), float(y)
+    except (TypeError, ValueError):
+        raise StudioError("A click needs x and y pixel coordinates.") from None
+    if not (0 <= fx < w and 0 <= fy < h):
+        raise StudioError(f"Click inside the image (x 0–{w - 1}, y 0–{h - 1}).")
+    return fx, fy
+
+
+def click(
+    work: StructureWork,
+    predictor: Predictor,
+    image: np.ndarray,
+    x: float,
+    y: float,
+    mode: ClickMode,
+) -> StructureWork:
+    """One user click at ``(x, y)`` (slice pixels).
+
+    - ``add``/``remove`` with a candidate: SAM's decoder refines the current mask with every
+      click so far, the previous low-resolution logits and the box (the image embedding is
+      cached, so this is fast).
+    - ``add`` without a candidate (structure not found): SAM proposes three candidates from
+      the clicks (and the drawn box, if any).
+    - ``box``: the first click sets a corner, the second draws the box and SAM proposes three
+      candidates from it.
+
+    Raises:
+        StudioError: a click outside the image, or a first click that removes.
+    """
+    fx, fy = _check_point(x, y, (int(image.shape[0]), int(image.shape[1])))
+    if mode == "box":
+        if work.corner is None:
+            return work.then(corner=(fx, fy))
+        (ax, ay) = work.corner
+        box = (min(ax, fx), min(ay, fy), max(ax, fx), max(ay, fy))
+        candidates = predictor.segment(image, box=box, multimask=True)
+        return work.then(
+            candidates=tuple(candidates),
+            prompt_source="user",
+            user_box=box,
+            prompt_clicks=(),
+            chosen=0,
+            clicks=(),
+            refined=(),
+            corner=None,
+            brushed=None,
+        )
+    if mode not in ("add", "remove"):
+        raise StudioError("Choose a click mode: add, remove or box.")
+    new = Click(fx, fy, positive=mode == "add")
+    current = work.current
+    if current is None:
+        if not new.positive:
+            raise StudioError(
+                f"{work.name} has no mask yet: start with an 'Add (+)' click inside it, or draw "
+                "a box."
+            )
+        prompt_clicks = (*work.prompt_clicks, new)
+        candidates = predictor.segment(
+            image, box=work.user_box, clicks=prompt_clicks, multimask=True
+        )
+        return work.then(
+            candidates=tuple(candidates),
+            prompt_source="user",
+            prompt_clicks=prompt_clicks,
+            chosen=0,
+            clicks=(),
+            refined=(),
+            corner=None,
+            brushed=None,
+        )
+    clicks = (*work.clicks, new)
+    refined = predictor.refine(
+        image, (*work.prompt_clicks, *clicks), previous_logits=current.logits, box=work.box
+    )
+    return work.then(clicks=clicks, refined=(*work.refined, refined), corner=None, brushed=None)
+
+
+def undo(work: StructureWork) -> StructureWork:
+    """The work before its last edit.
+
+    Raises:
+        StudioError: nothing to undo.
+    """
+    if work.previous is None:
+        raise StudioError("Nothing to undo.")
+    return work.previous
+
+
+def reset(work: StructureWork) -> StructureWork:
+    """Back to what the pipeline gave, as a new edit (so a reset itself can be undone)."""
+    start = work.start()
+    if start is work:
+        return work
+    return replace(start, previous=work, stamp=uuid.uuid4().hex)
+
+
+def apply_brush(work: StructureWork, mask: np.ndarray) -> StructureWork:
+    """Replace the mask with the brush editor's (bool, slice shape).
+
+    Raises:
+        StudioError: no candidate yet, or a mask of the wrong shape.
+    """
+    current = work.current
+    if current is None:
+        raise StudioError(f"{work.name} has no mask to edit yet: draw a box or click on it first.")
+    if mask.shape != current.mask.shape or mask.dtype != np.bool_:
+        raise StudioError("The brush mask does not match the slice; reload the editor.")
+    if work.brushed is not None and np.array_equal(work.brushed, mask):
+        return work
+    if work.brushed is None and np.array_equal(current.mask, mask):
+        return work
+    return work.then(brushed=mask)

@@ -1,0 +1,111 @@
+"""The SegEx rating form: its scale, verdicts and rubric, and validation of what was ticked."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from adasam.studio.errors import StudioError
+from storage import SEGEX_MAX, SEGEX_MIN, VERDICTS
+
+SCORE_LABELS: dict[int, str] = {
+    5: "5 · Excellent: clinically usable as is",
+    4: "4 · Good: minor edits only",
+    3: "3 · Fair: usable after major edits",
+    2: "2 · Poor: redrawing is faster than correcting",
+    1: "1 · Unusable: wrong structure or mostly wrong",
+}
+"""The SegEx scale, best first, each level with its meaning."""
+
+VERDICT_LABELS: dict[str, str] = {
+    "Accept": "accept",
+    "Minor edits": "minor_edits",
+    "Major edits": "major_edits",
+    "Reject": "reject",
+}
+"""Verdict labels on the page → the values storage keeps."""
+
+RUBRIC_ITEMS: dict[str, str] = {
+    "Boundary accurate": "boundary_accuracy",
+    "Complete (nothing missing)": "completeness",
+    "No false positives": "false_positives",
+    "Anatomically plausible": "anatomical_plausibility",
+}
+"""Rubric check boxes (ticked = the criterion is met) → the rubric keys storage keeps."""
+
+assert set(VERDICT_LABELS.values()) == set(VERDICTS)
+assert set(SCORE_LABELS) == set(range(SEGEX_MIN, SEGEX_MAX + 1))
+
+
+@dataclass(frozen=True)
+class Rating:
+    """A validated SegEx rating of the model's mask."""
+
+    score: int
+    verdict: str
+    rubric: dict[str, bool]
+    comment: str
+
+
+def parse_score(value: object) -> int:
+    """A score from the radio's label (``"4 · Good…"``) or a number.
+
+    Raises:
+        StudioError: nothing chosen or not on the scale.
+    """
+    if value is None or value == "":
+        raise StudioError("Choose a SegEx score from 1 to 5 before submitting.")
+    if isinstance(value, str):
+        head = value.strip().split(" ", 1)[0]
+        try:
+            number = int(head)
+        except ValueError:
+            raise StudioError("Choose a SegEx score from 1 to 5 before submitting.") from None
+    elif (
+        isinstance(value, (int, float))
+        and not isinstance(value, bool)
+        and float(value).is_integer()
+    ):
+        number = int(value)
+    else:
+        raise StudioError("Choose a SegEx score from 1 to 5 before submitting.")
+    if number not in SCORE_LABELS:
+        raise StudioError(f"The SegEx score runs from {SEGEX_MIN} to {SEGEX_MAX}; got {number}.")
+    return number
+
+
+def parse_rating(
+    score: object, verdict: str | None, rubric: Sequence[str] | None, comment: str | None
+) -> Rating:
+    """Validate the form.
+
+    Args:
+        score: the score radio's value.
+        verdict: a label of :data:`VERDICT_LABELS` or a storage value.
+        rubric: the ticked rubric labels (or keys).
+        comment: free text (optional, at most 2000 characters).
+
+    Raises:
+        StudioError: a missing score or verdict, an unknown rubric item, a long comment.
+    """
+    number = parse_score(score)
+    if not verdict:
+        raise StudioError("Choose a verdict (accept, minor edits, major edits or reject).")
+    value = VERDICT_LABELS.get(verdict, verdict)
+    if value not in VERDICTS:
+        raise StudioError("Choose a verdict: accept, minor edits, major edits or reject.")
+    ticked = set()
+    for item in rubric or ():
+        key = RUBRIC_ITEMS.get(item, item)
+        if key not in RUBRIC_ITEMS.values():
+            raise StudioError(f"Unknown rubric item {item!r}.")
+        ticked.add(key)
+    text = (comment or "").strip()
+    if len(text) > 2000:
+        raise StudioError("Shorten the comment to at most 2000 characters.")
+    return Rating(
+        score=number,
+        verdict=value,
+        rubric={key: key in ticked for key in RUBRIC_ITEMS.values()},
+        comment=text,
+    )

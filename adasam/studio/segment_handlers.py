@@ -1,0 +1,180 @@
+"""Handlers of the model steps: choose a model, run the pipeline, pick a candidate, click to
+refine, undo, reset. All model calls go through the shared predictor of the session's model."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import replace
+from typing import Any
+
+import gradio as gr
+import numpy as np
+
+from adasam.predictor import Predictor
+from adasam.studio import pipeline
+from adasam.studio.errors import StudioError, user_errors
+from adasam.studio.screens import PIPELINE_SLOTS, click_screen, pipeline_screen
+from adasam.studio.services import Services
+from adasam.studio.state import CaseState, StructureWork
+
+NO_MODEL = (
+    "**Warning: no model is installed.** Train the demo model or set ADASAM_BUNDLE to a model "
+    "bundle, then reload this page."
+)
+
+
+def _need_case(state: CaseState | None) -> CaseState:
+    if state is None:
+        raise StudioError(
+            "Load a case first: upload a file, pick an example or take the next case."
+        )
+    return state
+
+
+def _need_work(state: CaseState | None) -> tuple[CaseState, StructureWork]:
+    state = _need_case(state)
+    work = state.work
+    if work is None:
+        raise StudioError("Run the pipeline first.")
+    return state, work
+
+
+class SegmentHandlers:
+    """See the module docstring."""
+
+    def __init__(self, services: Services) -> None:
+        self.services = services
+
+    def _predictor(self, state: CaseState) -> Predictor:
+        choice = self.services.catalog.choice(state.model_key)
+        return self.services.catalog.predictor(choice)
+
+    # -- models -------------------------------------------------------------------------------
+    @user_errors
+    def refresh_models(self) -> tuple[Any, ...]:
+        """On page load: the models available now (a newly activated version appears)."""
+        choices = self.services.catalog.choices()
+        default = self.services.catalog.default(choices)
+        if default is None:
+            return (
+                gr.Dropdown(choices=[], value=None),
+                NO_MODEL,
+                gr.CheckboxGroup(choices=[], value=[]),
+            )
+        return (
+            gr.Dropdown(choices=[(c.label, c.key) for c in choices], value=default.key),
+            default.describe(),
+            gr.CheckboxGroup(choices=list(default.structures), value=list(default.structures)),
+        )
+
+    @user_errors
+    def model_changed(self, model_key: str | None) -> tuple[Any, ...]:
+        """The user picked another model: describe it and offer its structures."""
+        choice = self.services.catalog.choice(model_key)
+        return (
+            choice.describe(),
+            gr.CheckboxGroup(choices=list(choice.structures), value=list(choice.structures)),
+        )
+
+    # -- pipeline -----------------------------------------------------------------------------
+    def run_state(
+        self, state: CaseState | None, model_key: str | None, structures: Sequence[str] | None
+    ) -> CaseState:
+        """The case after the pipeline ran with ``model_key`` on ``structures``."""
+        state = _need_case(state)
+        choice = self.services.catalog.choice(model_key)
+        predictor = self.services.catalog.predictor(choice)
+        return pipeline.run_pipeline(state, predictor, choice, structures)
+
+    @user_errors
+    def run(
+        self, state: CaseState | None, model_key: str | None, structures: Sequence[str] | None
+    ) -> tuple[Any, ...]:
+        """Classifier → GradCAM → prompts → SAM's three candidates, for each structure."""
+        return pipeline_screen(self.run_state(state, model_key, structures))
+
+    @user_errors
+    def rerun(
+        self, state: CaseState | None, model_key: str | None, structures: Sequence[str] | None
+    ) -> tuple[Any, ...]:
+        """After a model change: run the new model on the case on screen, if there is one."""
+        if state is None:
+            return tuple(gr.skip() for _ in PIPELINE_SLOTS)
+        return self.run(state, model_key, structures)
+
+    @user_errors
+    def select_structure(self, state: CaseState | None, name: str | None) -> tuple[Any, ...]:
+        """Show and edit another structure."""
+        state = _need_case(state)
+        if name not in {w.name for w in state.works}:
+            raise StudioError("Choose one of the structures the pipeline ran on.")
+        return pipeline_screen(replace(state, active=name))
+
+    def choose_state(self, state: CaseState | None, rank: float | None) -> CaseState:
+        """The case with candidate ``rank`` (0 = best) chosen for correction."""
+        state, work = _need_work(state)
+        if rank is None:
+            raise StudioError("Choose a candidate.")
+        return state.with_work(pipeline.choose_candidate(work, int(rank)))
+
+    @user_errors
+    def choose_candidate(self, state: CaseState | None, rank: float | None) -> tuple[Any, ...]:
+        """Start the correction from candidate ``rank`` (0 = best)."""
+        return pipeline_screen(self.choose_state(state, rank))
+
+    def choose_candidate_ui(self, state: CaseState | None, evt: gr.SelectData) -> tuple[Any, ...]:
+        """A click on a candidate in the gallery."""
+        return self.choose_candidate(state, evt.index if isinstance(evt.index, int) else None)
+
+    # -- clicks -------------------------------------------------------------------------------
+    def refine_state(
+        self, state: CaseState | None, x: float | None, y: float | None, mode: str | None
+    ) -> tuple[CaseState, bool]:
+        """The case after a click at ``(x, y)`` (slice pixels) in ``mode`` (``add``,
+        ``remove``, ``box`` or the radio's label), and whether new candidates came of it."""
+        state, work = _need_work(state)
+        if x is None or y is None:
+            raise StudioError("A click needs x and y pixel coordinates.")
+        click_mode = pipeline.CLICK_MODES.get(mode or "", mode)
+        if click_mode not in ("add", "remove", "box"):
+            raise StudioError("Choose a click mode: add, remove or box.")
+        had_brush = work.brushed is not None
+        image = np.asarray(state.slice.display)
+        new = pipeline.click(work, self._predictor(state), image, x, y, click_mode)  # type: ignore[arg-type]
+        if had_brush and new.brushed is None and new.current is not work.current:
+            gr.Info(
+                "The click re-ran SAM, so the brush edits were replaced (undo brings them back)."
+            )
+        return state.with_work(new), new.candidates is not work.candidates
+
+    @user_errors
+    def refine(
+        self, state: CaseState | None, x: float | None, y: float | None, mode: str | None
+    ) -> tuple[Any, ...]:
+        """A click: refine the mask (or prompt SAM, or set a box corner); see
+        :meth:`refine_state`."""
+        start = time.perf_counter()
+        new, changed = self.refine_state(state, x, y, mode)
+        return click_screen(new, changed, (time.perf_counter() - start) * 1000.0)
+
+    def refine_ui(
+        self, state: CaseState | None, mode: str | None, evt: gr.SelectData
+    ) -> tuple[Any, ...]:
+        """A click on the correction image."""
+        index = evt.index if isinstance(evt.index, (list, tuple)) and len(evt.index) == 2 else None
+        if index is None:
+            raise gr.Error("Click on the image itself.")
+        return self.refine(state, float(index[0]), float(index[1]), mode)
+
+    @user_errors
+    def undo(self, state: CaseState | None) -> tuple[Any, ...]:
+        """Undo the last click, box corner, candidate choice or brush edit."""
+        state, work = _need_work(state)
+        return pipeline_screen(state.with_work(pipeline.undo(work)))
+
+    @user_errors
+    def reset(self, state: CaseState | None) -> tuple[Any, ...]:
+        """Back to what the pipeline gave (can be undone)."""
+        state, work = _need_work(state)
+        return pipeline_screen(state.with_work(pipeline.reset(work)))

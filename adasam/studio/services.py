@@ -1,0 +1,96 @@
+"""The long-lived objects the studio shares between sessions, built once at start-up.
+
+Only immutable or thread-safe objects live here (the store, the model catalog with its
+predictors, the submission ledger); everything about a user's case is in their session state.
+"""
+
+from __future__ import annotations
+
+import logging
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from adasam.settings import ASSETS_DIR, DEMO_BUNDLES, Settings, resolve_device
+from adasam.studio.batch import ImportReport, import_files
+from adasam.studio.catalog import ModelCatalog
+from adasam.studio.config import StudioSettings
+from adasam.studio.examples import Example, load_examples
+from adasam.studio.exports import ExportArea
+from adasam.studio.submission import SubmissionLedger
+from storage import Store, open_store, stats
+
+log = logging.getLogger("adasam.studio")
+
+EXAMPLES_DIR = ASSETS_DIR / "examples"
+CUSTOM_KEY = "custom"
+
+
+@dataclass
+class Services:
+    """What every handler may use."""
+
+    settings: Settings
+    studio: StudioSettings
+    store: Store
+    catalog: ModelCatalog
+    examples: list[Example]
+    ledger: SubmissionLedger
+    exports: ExportArea
+
+    def close(self) -> None:
+        """Release the database connections."""
+        self.store.close()
+
+
+def bundle_dirs(settings: Settings) -> tuple[dict[str, Path], str]:
+    """The candidate bundles (demo bundles + ``ADASAM_BUNDLE``) and the default key."""
+    bundles = dict(DEMO_BUNDLES)
+    chosen = Path(settings.bundle_dir).resolve()
+    for key, path in bundles.items():
+        if Path(path).resolve() == chosen:
+            return bundles, key
+    bundles[CUSTOM_KEY] = Path(settings.bundle_dir)
+    return bundles, CUSTOM_KEY
+
+
+def seed_worklist(services: Services) -> ImportReport | None:
+    """Put the examples in the worklist when storage holds no slice yet (first start)."""
+    if not services.studio.seed_worklist or not services.examples:
+        return None
+    if stats(services.store).slices > 0:
+        return None
+    report = import_files(
+        services.store,
+        [e.path for e in services.examples],
+        max_pixels=services.settings.max_pixels,
+    )
+    log.info("worklist seeded with the examples: %s", report.message())
+    return report
+
+
+def build_services(
+    settings: Settings, studio: StudioSettings, examples_dir: Path = EXAMPLES_DIR
+) -> Services:
+    """Open storage, find the models and examples, and seed the worklist on first start."""
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    store = open_store(settings.database_url, settings.data_dir)
+    bundles, default_key = bundle_dirs(settings)
+    catalog = ModelCatalog(
+        bundles,
+        default_key=default_key,
+        device=resolve_device(settings.device),
+        cache_size=settings.embed_cache_size,
+        store=store,
+    )
+    services = Services(
+        settings=settings,
+        studio=studio,
+        store=store,
+        catalog=catalog,
+        examples=load_examples(examples_dir, settings.max_pixels),
+        ledger=SubmissionLedger(),
+        exports=ExportArea(Path(tempfile.gettempdir()) / "adasam-studio-downloads"),
+    )
+    seed_worklist(services)
+    return services

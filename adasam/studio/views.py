@@ -1,0 +1,223 @@
+"""What the page shows: images, captions and short texts made from the session state.
+
+Pure functions (arrays and strings out), built on :mod:`adasam.render`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+from PIL import Image, ImageDraw
+
+from adasam.imaging import Slice
+from adasam.predictor import Click
+from adasam.render import BOX_COLOUR, MASK_COLOURS, heatmap_overlay, mask_overlay, prompts_overlay
+from adasam.studio.state import CaseSource, CaseState, StructureWork
+
+POSITIVE_COLOUR = (40, 220, 60)
+NEGATIVE_COLOUR = (255, 50, 50)
+CORNER_COLOUR = (255, 255, 0)
+FINAL_COLOUR = MASK_COLOURS[0]
+STAGE_LABELS = {
+    "load": "model load",
+    "classify": "classifier",
+    "cam": "GradCAM",
+    "prompts": "prompts",
+    "encode": "SAM encoder",
+    "decode": "SAM decoder",
+}
+
+
+def _marker_radius(shape: tuple[int, ...]) -> int:
+    return max(2, round(max(shape[:2]) / 80))
+
+
+def _draw_clicks(
+    image: np.ndarray,
+    clicks: tuple[Click, ...],
+    corner: tuple[float, float] | None = None,
+    box: tuple[float, float, float, float] | None = None,
+) -> np.ndarray:
+    """Clicks as filled dots (green adds, red removes), a box corner as a yellow ring, the
+    box as a rectangle."""
+    pil = Image.fromarray(image)
+    draw = ImageDraw.Draw(pil)
+    r = _marker_radius(image.shape)
+    lw = max(1, r // 2)
+    if box is not None:
+        draw.rectangle(box, outline=BOX_COLOUR, width=lw)
+    for c in clicks:
+        colour = POSITIVE_COLOUR if c.positive else NEGATIVE_COLOUR
+        draw.ellipse([c.x - r, c.y - r, c.x + r, c.y + r], fill=colour, outline=(0, 0, 0))
+    if corner is not None:
+        x, y = corner
+        draw.ellipse([x - r, y - r, x + r, y + r], outline=CORNER_COLOUR, width=lw)
+    return np.asarray(pil)
+
+
+def heatmap_view(work: StructureWork, display: np.ndarray) -> np.ndarray:
+    """The GradCAM heatmap blended on the slice."""
+    return heatmap_overlay(display, work.heatmap)
+
+
+def heatmap_label(work: StructureWork) -> str:
+    """Caption of the heatmap: the classifier's verdict."""
+    verdict = "found" if work.found else "not found"
+    return f"GradCAM · {work.name}: p = {work.probability:.2f} ({verdict})"
+
+
+def prompts_view(work: StructureWork, display: np.ndarray) -> np.ndarray:
+    """The automatic prompts (box green, mask-prompt contour magenta, point yellow), or the
+    user's own box and clicks when the structure was not found."""
+    if work.prompts is not None:
+        out = prompts_overlay(display, work.prompts, work.prompt_mask)
+    else:
+        out = np.array(display, copy=True)
+    return _draw_clicks(out, work.prompt_clicks, work.corner, work.user_box)
+
+
+def prompts_label(work: StructureWork) -> str:
+    """Caption of the prompts image."""
+    if work.prompts is not None:
+        point = ", point yellow" if work.prompts.point is not None else ""
+        return f"Prompts: box green, mask prompt magenta{point}"
+    return "No automatic prompt: draw a box or click on the structure below"
+
+
+def candidate_gallery(work: StructureWork, display: np.ndarray) -> list[tuple[np.ndarray, str]]:
+    """SAM's candidates, each tinted on the slice with its score; the chosen one says so."""
+    items = []
+    for i, c in enumerate(work.candidates):
+        colour = MASK_COLOURS[i % len(MASK_COLOURS)]
+        mark = " · chosen" if i == work.chosen else ""
+        area = int(np.count_nonzero(c.mask))
+        items.append(
+            (
+                mask_overlay(display, c.mask, colour),
+                f"#{i + 1} · score {c.score:.2f}{mark} · {area} px",
+            )
+        )
+    return items
+
+
+def correction_view(work: StructureWork | None, display: np.ndarray) -> np.ndarray:
+    """The current mask with the clicks, the box corner and the user's box drawn on it."""
+    if work is None:
+        return np.array(display, copy=True)
+    mask = work.mask
+    out = (
+        np.array(display, copy=True) if mask is None else mask_overlay(display, mask, FINAL_COLOUR)
+    )
+    return _draw_clicks(out, work.all_clicks, work.corner, work.user_box)
+
+
+def correction_status(work: StructureWork | None, latency_ms: float | None = None) -> str:
+    """One line under the correction image: what the mask is and how to go on."""
+    if work is None:
+        return "Run the pipeline to get a mask to correct."
+    if work.corner is not None:
+        return "First corner set: click the opposite corner of the box."
+    if work.current is None:
+        return (
+            f"**{work.name} was not found.** Click inside it with *Add (+)*, or choose *Box* and "
+            "click two opposite corners: SAM then proposes three masks."
+        )
+    mask = work.mask
+    area = 0 if mask is None else int(np.count_nonzero(mask))
+    parts = [
+        f"{work.name}: candidate #{work.chosen + 1}",
+        f"{len(work.clicks)} refinement click{'s' if len(work.clicks) != 1 else ''}",
+        f"{area} px",
+    ]
+    if work.brushed is not None:
+        parts.append("brush edits applied")
+    if latency_ms is not None:
+        parts.append(f"refined in {latency_ms:.0f} ms")
+    return " · ".join(parts)
+
+
+def timings_markdown(state: CaseState | None) -> str:
+    """Per-stage times of the last pipeline run, in small print."""
+    if state is None or not state.timings_ms:
+        return ""
+    stages = [f"{STAGE_LABELS.get(k, k)} {v:.0f} ms" for k, v in state.timings_ms if k != "load"]
+    total = sum(v for k, v in state.timings_ms if k != "load")
+    return f"Time per stage: {' · '.join(stages)} · total {total:.0f} ms"
+
+
+def structures_markdown(state: CaseState | None) -> str:
+    """One line per structure: the classifier's probability and whether it was found."""
+    if state is None or not state.works:
+        return ""
+    lines = []
+    for w in state.works:
+        if w.found:
+            best = w.candidates[0].score if w.candidates else float("nan")
+            lines.append(
+                f"- **{w.name}**: found (p = {w.probability:.2f}); best candidate score {best:.2f}"
+            )
+        else:
+            lines.append(
+                f"- **{w.name}**: not found (p = {w.probability:.2f}); draw a box or click on it "
+                "to prompt SAM yourself"
+            )
+    return "\n".join(lines)
+
+
+def case_markdown(slice_: Slice, source: CaseSource) -> str:
+    """A one-line description of the slice (never any identifying metadata)."""
+    h, w = slice_.shape
+    parts = [f"**{source.name}**", slice_.source_format.upper(), slice_.modality, f"{w}×{h} px"]
+    if slice_.spacing is not None:
+        parts.append(f"{slice_.spacing[1]:.2f}×{slice_.spacing[0]:.2f} mm")
+    if slice_.num_slices is not None and slice_.slice_index is not None:
+        parts.append(f"slice {slice_.slice_index + 1} of {slice_.num_slices}")
+    if slice_.window is not None:
+        win = slice_.window
+        parts.append(f"window {win.name} L{win.level:g}/W{win.width:g}")
+    if source.kind == "worklist":
+        parts.append("from the worklist")
+    return " · ".join(parts)
+
+
+def result_json(state: CaseState | None) -> dict[str, Any]:
+    """The pipeline's result in machine-readable form (also what the API returns)."""
+    if state is None:
+        return {}
+    structures = []
+    for w in state.works:
+        mask = w.mask
+        structures.append(
+            {
+                "name": w.name,
+                "probability": round(w.probability, 4),
+                "found": w.found,
+                "prompt_source": w.prompt_source,
+                "box": None if w.box is None else [round(v, 1) for v in w.box],
+                "point": None
+                if w.prompts is None or w.prompts.point is None
+                else [round(float(v), 1) for v in w.prompts.point],
+                "candidates": [
+                    {
+                        "rank": i,
+                        "score": round(c.score, 4),
+                        "area_px": int(np.count_nonzero(c.mask)),
+                    }
+                    for i, c in enumerate(w.candidates)
+                ],
+                "chosen": w.chosen if w.candidates else None,
+                "clicks": [[c.x, c.y, int(c.positive)] for c in w.all_clicks],
+                "mask_area_px": None if mask is None else int(np.count_nonzero(mask)),
+                "submitted": state.receipt(w.name) is not None,
+            }
+        )
+    return {
+        "case": state.token,
+        "source": state.source.name,
+        "shape": list(state.slice.shape),
+        "model": {"name": state.model_name, "version": state.model_version},
+        "active": state.active,
+        "structures": structures,
+        "timings_ms": {k: round(v, 1) for k, v in state.timings_ms},
+    }

@@ -1,0 +1,44 @@
+"""ADA-SAM Studio: ``python app.py`` starts the web studio (settings → services → UI → launch).
+
+Runs offline on the shipped demo model. Settings come from the environment: see
+:mod:`adasam.settings` (data, device, model, database, limits) and :mod:`adasam.studio.config`
+(host, port, identity, upload size, model concurrency).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+
+os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+
+def main() -> int:
+    """Build and serve the studio until interrupted; 2 on a configuration error."""
+    from adasam.errors import AdaSamError
+    from adasam.settings import Settings
+    from adasam.studio import StudioSettings, build_services, build_ui, launch_options
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    for noisy in ("httpx", "alembic"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+    try:
+        settings = Settings.from_env()
+        studio = StudioSettings.from_env()
+    except (AdaSamError, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    services = build_services(settings, studio)
+    demo = build_ui(services)
+    demo.queue(default_concurrency_limit=8)
+    try:
+        demo.launch(**launch_options(services))
+    finally:
+        services.close()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

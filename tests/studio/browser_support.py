@@ -1,0 +1,123 @@
+"""Helpers of the browser tests: start ``python app.py`` in a subprocess, drive Chromium."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+SCREENSHOTS = REPO_ROOT / "artifacts" / "screenshots"
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+START_TIMEOUT_S = 180.0
+REPORT: list[str] = []
+"""Lines for the terminal summary (measured latency, screenshot folder)."""
+
+
+def require_chromium() -> None:
+    """Skip (fail under CI) when Debian's chromium is not installed (see .ci/chromium.sh)."""
+    if CHROMIUM.exists():
+        return
+    message = "chromium is not installed: run .ci/chromium.sh (apt-get install -y chromium)"
+    if os.environ.get("CI", "").lower() == "true":
+        pytest.fail(message)
+    pytest.skip(message)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@dataclass
+class StudioProcess:
+    """A studio started with ``python app.py``."""
+
+    url: str
+    data_dir: Path
+    log: Path
+    process: subprocess.Popen[bytes]
+
+    @property
+    def database_url(self) -> str:
+        return f"sqlite:///{self.data_dir / 'adasam.sqlite3'}"
+
+
+@contextmanager
+def run_studio(tmp: Path, bundle_dir: Path, **env: str) -> Iterator[StudioProcess]:
+    """``python app.py`` on a free port with its own data directory; stopped afterwards."""
+    port = free_port()
+    data_dir = tmp / "data"
+    log = tmp / "studio.log"
+    environ = {
+        **os.environ,
+        "ADASAM_DATA_DIR": str(data_dir),
+        "ADASAM_BUNDLE": str(bundle_dir),
+        "ADASAM_DEVICE": "cpu",
+        "ADASAM_HOST": "127.0.0.1",
+        "ADASAM_PORT": str(port),
+        "ADASAM_IDENTITY": "name",
+        "GRADIO_ANALYTICS_ENABLED": "False",
+        **env,
+    }
+    environ.pop("DATABASE_URL", None)
+    with open(log, "wb") as out:
+        process = subprocess.Popen(
+            [sys.executable, "app.py"],
+            cwd=REPO_ROOT,
+            env=environ,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+    url = f"http://127.0.0.1:{port}/"
+    studio = StudioProcess(url, data_dir, log, process)
+    try:
+        deadline = time.monotonic() + START_TIMEOUT_S
+        while True:
+            if process.poll() is not None:
+                raise RuntimeError(f"the studio exited:\n{log.read_text()[-3000:]}")
+            try:
+                with urllib.request.urlopen(url, timeout=2) as response:
+                    if response.status == 200:
+                        break
+            except OSError:
+                pass
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"the studio did not start:\n{log.read_text()[-3000:]}")
+            time.sleep(0.5)
+        yield studio
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+def screenshot_dir() -> Path:
+    """``artifacts/screenshots`` (gitignored), emptied of earlier runs' pictures."""
+    if SCREENSHOTS.exists():
+        shutil.rmtree(SCREENSHOTS)
+    SCREENSHOTS.mkdir(parents=True)
+    return SCREENSHOTS

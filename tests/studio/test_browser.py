@@ -1,0 +1,270 @@
+"""Real-browser tests: headless Chromium (Playwright) against ``python app.py``.
+
+They upload real files, click and paint like a user, then look in the database. Screenshots go
+to ``artifacts/screenshots/`` and the click → refined-mask latency (median of 10 clicks) is
+printed; it is measured, never asserted.
+"""
+
+from __future__ import annotations
+
+import statistics
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from storage import list_annotators, load_correction_masks, open_store, ratings_of, stats
+from tests.studio.browser_support import (
+    CHROMIUM,
+    CHROMIUM_ARGS,
+    REPORT,
+    SCREENSHOTS,
+    StudioProcess,
+    require_chromium,
+    run_studio,
+    screenshot_dir,
+)
+from tests.studio.conftest import CT_SMALL, THIGH_PNG
+
+pytestmark = [pytest.mark.browser, pytest.mark.slow]
+
+playwright_api = pytest.importorskip("playwright.sync_api")
+Page = playwright_api.Page
+WAIT_MS = 90_000
+
+
+@pytest.fixture(scope="module")
+def studio(
+    tmp_path_factory: pytest.TempPathFactory, studio_bundle_dir: Path
+) -> Iterator[StudioProcess]:
+    require_chromium()
+    tmp = tmp_path_factory.mktemp("browser")
+    with run_studio(tmp, studio_bundle_dir, ADASAM_MAX_PIXELS="250000") as running:
+        yield running
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[object]:
+    require_chromium()
+    with playwright_api.sync_playwright() as p:
+        launched = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        yield launched
+        launched.close()
+
+
+@pytest.fixture(scope="module")
+def shots() -> Path:
+    folder = screenshot_dir()
+    REPORT.append(f"screenshots: {folder}")
+    return folder
+
+
+def open_page(browser: object, studio: StudioProcess) -> tuple[object, Page, list[str]]:
+    """A new browser session (context) on the studio; also returns the list of requests that
+    left the machine (there must be none)."""
+    context = browser.new_context(viewport={"width": 1400, "height": 1700})  # type: ignore[attr-defined]
+    page = context.new_page()
+    page.set_default_timeout(WAIT_MS)
+    outside: list[str] = []
+    page.on(
+        "request",
+        lambda r: (
+            outside.append(r.url) if not r.url.startswith((studio.url, "data:", "blob:")) else None
+        ),
+    )
+    page.goto(studio.url)
+    page.wait_for_selector("#upload input[type=file]", state="attached")
+    return context, page, outside
+
+
+def upload(page: Page, path: Path) -> None:
+    """Upload ``path`` and wait for the pipeline's candidates."""
+    page.set_input_files("#upload input[type=file]", str(path))
+    page.wait_for_function(
+        "(name) => document.querySelector('#case-md')?.innerText.includes(name)", arg=path.name
+    )
+    page.wait_for_function(
+        "() => document.querySelector('#correct-md')?.innerText.includes('candidate #')"
+    )
+    page.wait_for_function("() => document.querySelectorAll('#candidates img').length === 3")
+
+
+def see(page: Page, text: str) -> None:
+    """Wait until ``text`` is visible; on time-out save a screenshot and the page's messages
+    to ``artifacts/screenshots/failure_*`` before failing."""
+    try:
+        page.get_by_text(text, exact=False).first.wait_for()
+    except playwright_api.TimeoutError:
+        stem = SCREENSHOTS / f"failure_{int(time.time())}"
+        page.screenshot(path=f"{stem}.png", full_page=True)
+        Path(f"{stem}.txt").write_text(page.inner_text("body"))
+        raise
+
+
+def expect_error(page: Page, path: Path, text: str) -> None:
+    """Upload ``path`` and wait for the error toast that says ``text``."""
+    page.set_input_files("#upload input[type=file]", str(path))
+    see(page, text)
+
+
+def click_and_wait(page: Page, fx: float, fy: float) -> float:
+    """Click the correction image at fractions (fx, fy); the milliseconds until the refined
+    mask is displayed."""
+    image = page.locator("#correct-img img")
+    before = image.get_attribute("src")
+    box = image.bounding_box()
+    assert box is not None
+    start = time.perf_counter()
+    page.mouse.click(box["x"] + box["width"] * fx, box["y"] + box["height"] * fy)
+    page.wait_for_function(
+        "(old) => { const i = document.querySelector('#correct-img img');"
+        " return i && i.src !== old && i.complete && i.naturalWidth > 0; }",
+        arg=before,
+    )
+    return (time.perf_counter() - start) * 1000.0
+
+
+def paint_stroke(page: Page) -> None:
+    """A horizontal blue stroke through the middle of the brush editor's canvas."""
+    page.click("#editor button[aria-label='Brush']")
+    canvas = page.locator("#editor canvas").first.bounding_box()
+    assert canvas is not None
+    cx, cy = canvas["x"] + canvas["width"] / 2, canvas["y"] + canvas["height"] / 2
+    page.mouse.move(cx - 40, cy)
+    page.mouse.down()
+    for i in range(17):
+        page.mouse.move(cx - 40 + 5 * i, cy, steps=2)
+    page.mouse.up()
+
+
+def test_upload_pipeline_refine_brush_rate_submit_and_find_the_rows(
+    browser: object, studio: StudioProcess, shots: Path
+) -> None:
+    context, page, outside = open_page(browser, studio)
+    page.fill("#annotator input", "dr.browser")
+
+    upload(page, CT_SMALL)
+    assert page.locator("#heatmap-img img").count() == 1
+    assert "p = " in page.inner_text("#heatmap-img")
+    assert page.locator("#prompts-img img").count() == 1
+    page.screenshot(path=str(shots / "01_ct_small_pipeline.png"), full_page=True)
+
+    upload(page, THIGH_PNG)
+    page.screenshot(path=str(shots / "02_phantom_pipeline.png"), full_page=True)
+
+    page.locator("#candidates img").nth(1).click()
+    see(page, "#2 is chosen")
+
+    latencies = [
+        click_and_wait(page, 0.35 + 0.03 * (i % 5), 0.4 + 0.04 * (i // 5)) for i in range(10)
+    ]
+    see(page, "10 refinement clicks")
+    median = statistics.median(latencies)
+    REPORT.append(
+        f"click → refined mask in the browser: median {median:.0f} ms over 10 clicks "
+        f"(min {min(latencies):.0f}, max {max(latencies):.0f})"
+    )
+    page.click("#undo")
+    see(page, "9 refinement clicks")
+    page.screenshot(path=str(shots / "03_refined_with_clicks.png"), full_page=True)
+
+    page.get_by_role("tab", name="Brush").click()
+    see(page, "Paint with the blue brush")
+    page.wait_for_function("() => document.querySelector('#editor canvas') !== null", polling=200)
+    time.sleep(1.0)  # the editor draws the background asynchronously
+    paint_stroke(page)
+    page.locator("#editor").screenshot(path=str(shots / "04_brush.png"))
+
+    page.get_by_text("4 · Good: minor edits only").click()
+    page.get_by_text("Minor edits", exact=True).click()
+    page.get_by_text("Boundary accurate").click()
+    page.fill("#comment textarea", "browser test")
+    page.click("#submit")
+    see(page, "Saved")
+    page.wait_for_function("() => document.querySelector('#submit').disabled === true")
+    page.locator("#submit").click(force=True)  # a second click on the disabled button
+    time.sleep(1.0)
+    page.screenshot(path=str(shots / "05_submitted.png"), full_page=True)
+
+    with open_store(studio.database_url, studio.data_dir) as store:
+        counts = stats(store)
+        assert (counts.predictions, counts.corrections, counts.ratings) == (1, 1, 1)
+        assert "dr.browser" in {a.name for a in list_annotators(store)}
+        assert counts.corrections_per_annotator == {"dr.browser": 1}
+        from storage.corrections import get_correction  # the one correction is #1
+
+        correction = get_correction(store, 1)
+        assert correction.clicks == 9
+        (rating,) = ratings_of(store, candidate_id=correction.candidate_id)
+        assert (rating.score, rating.verdict) == (4, "minor_edits")
+        assert rating.rubric["boundary_accuracy"] is True and rating.comment == "browser test"
+        masks = load_correction_masks(store, 1)
+        h, w = np.asarray(Image.open(THIGH_PNG)).shape[:2]
+        assert masks.final.shape == (h, w) and masks.final.dtype == bool
+        assert masks.final[h // 2, w // 2 - 4 : w // 2 + 4].all(), "the brush stroke is kept"
+
+    page.reload()
+    see(page, "Before the page was reloaded")
+    assert page.input_value("#annotator input") == "dr.browser"
+    page.get_by_role("tab", name="Statistics").click()
+    see(page, "Cases done")
+    page.screenshot(path=str(shots / "06_statistics.png"), full_page=True)
+    assert outside == [], f"the page contacted other hosts: {outside[:5]}"
+    context.close()  # type: ignore[attr-defined]
+
+
+def test_bad_uploads_show_a_message_and_the_app_keeps_working(
+    browser: object, studio: StudioProcess, shots: Path, tmp_path: Path
+) -> None:
+    context, page, _ = open_page(browser, studio)
+    corrupt = tmp_path / "corrupt.dcm"
+    corrupt.write_bytes(CT_SMALL.read_bytes()[:20_000])
+    expect_error(page, corrupt, "DICOM file is incomplete")
+    fake = tmp_path / "report.png"
+    fake.write_text("Patient report: not an image at all")
+    expect_error(page, fake, "not a readable image")
+    big = tmp_path / "huge.png"
+    Image.fromarray(np.zeros((600, 600), np.uint8)).save(big)
+    expect_error(page, big, "the limit is 250,000 pixels")
+    page.screenshot(path=str(shots / "07_upload_errors.png"), full_page=True)
+    assert "Traceback" not in page.content()
+    upload(page, CT_SMALL)
+    context.close()  # type: ignore[attr-defined]
+
+
+def test_two_sessions_at_once_never_see_each_others_case(
+    browser: object, studio: StudioProcess, shots: Path
+) -> None:
+    ctx_a, a, _ = open_page(browser, studio)
+    ctx_b, b, _ = open_page(browser, studio)
+    a.set_input_files("#upload input[type=file]", str(CT_SMALL))
+    b.set_input_files("#upload input[type=file]", str(THIGH_PNG))
+    for page, mine in ((a, CT_SMALL), (b, THIGH_PNG)):
+        page.wait_for_function(
+            "(n) => document.querySelector('#case-md')?.innerText.includes(n)", arg=mine.name
+        )
+        page.wait_for_function("() => document.querySelectorAll('#candidates img').length === 3")
+    click_and_wait(a, 0.5, 0.5)
+    time.sleep(1.0)
+    for page, mine, theirs in ((a, CT_SMALL, THIGH_PNG), (b, THIGH_PNG, CT_SMALL)):
+        text = page.inner_text("#case-md")
+        assert mine.name in text and theirs.name not in text
+    assert "1 refinement click" in a.inner_text("#correct-md")
+    assert "0 refinement clicks" in b.inner_text("#correct-md")
+    # the worklist hands the two annotators different cases
+    a.fill("#annotator input", "ann")
+    b.fill("#annotator input", "bob")
+    a.click("#next-case")
+    b.click("#next-case")
+    see(a, "reserved for ann")
+    see(b, "reserved for bob")
+    case_a, case_b = a.inner_text("#case-md"), b.inner_text("#case-md")
+    assert "from the worklist" in case_a and "from the worklist" in case_b
+    assert case_a.split(" · ")[0] != case_b.split(" · ")[0]
+    a.screenshot(path=str(shots / "08_session_a.png"), full_page=True)
+    b.screenshot(path=str(shots / "09_session_b.png"), full_page=True)
+    ctx_a.close()  # type: ignore[attr-defined]
+    ctx_b.close()  # type: ignore[attr-defined]

@@ -1,0 +1,75 @@
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+from adasam.studio.catalog import ACTIVE_VERSION_KEY, ModelCatalog
+from adasam.studio.errors import StudioError
+from storage import Store, open_store, register_model_version
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Store:
+    opened = open_store(f"sqlite:///{tmp_path / 'db.sqlite3'}", tmp_path / "data")
+    yield opened
+    opened.close()
+
+
+def _catalog(bundles: dict[str, Path], store: Store | None = None) -> ModelCatalog:
+    return ModelCatalog(bundles, default_key="custom", device="cpu", cache_size=2, store=store)
+
+
+def test_only_bundles_that_exist_are_offered_and_untrained_ones_say_so(
+    studio_bundle_dir: Path, tmp_path: Path
+) -> None:
+    catalog = _catalog({"thigh-mri": tmp_path / "missing", "custom": studio_bundle_dir})
+    (choice,) = catalog.choices()
+    assert choice.key == "custom" and choice.structures == ("liver", "kidney")
+    assert not choice.trained and "UNTRAINED" in choice.label
+    assert "untrained" in choice.describe()
+    assert catalog.default() == choice
+    with pytest.raises(StudioError, match="Choose a model from the list"):
+        catalog.choice("thigh-mri")
+
+
+def test_no_model_at_all_is_explained(tmp_path: Path) -> None:
+    catalog = _catalog({"thigh-mri": tmp_path / "missing"})
+    assert catalog.choices() == [] and catalog.default() is None
+    with pytest.raises(StudioError, match="No model is installed"):
+        catalog.choice(None)
+
+
+def test_one_predictor_is_shared_and_reloaded_when_the_bundle_changes(
+    studio_bundle_dir: Path, tmp_path: Path
+) -> None:
+    bundle = shutil.copytree(studio_bundle_dir, tmp_path / "bundle")
+    catalog = _catalog({"custom": bundle})
+    first = catalog.predictor(catalog.choice("custom"))
+    assert catalog.predictor(catalog.choice("custom")) is first
+    config_path = bundle / "config.json"
+    config = json.loads(config_path.read_text())
+    config["version"] = "1"
+    config_path.write_text(json.dumps(config))
+    stat = config_path.stat()
+    os.utime(config_path, ns=(stat.st_atime_ns, stat.st_mtime_ns + 1_000_000))
+    choice = catalog.choice("custom")
+    assert choice.version == "1"
+    reloaded = catalog.predictor(choice)
+    assert reloaded is not first and reloaded.bundle.config.version == "1"
+
+
+def test_the_active_fine_tuned_version_is_offered_first(
+    studio_bundle_dir: Path, store: Store
+) -> None:
+    register_model_version(store, name="ft-1", bundle_dir=studio_bundle_dir, activate=True)
+    catalog = _catalog({"custom": studio_bundle_dir}, store)
+    choices = catalog.choices()
+    assert [c.key for c in choices] == [ACTIVE_VERSION_KEY, "custom"]
+    active = choices[0]
+    assert active.model_version_id is not None and "fine-tuned" in active.label
+    assert catalog.default() == active
+    assert catalog.predictor(active).structures == ("liver", "kidney")

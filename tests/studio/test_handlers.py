@@ -1,0 +1,337 @@
+"""The Gradio handler functions, called directly (as Gradio would, without a server)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import gradio as gr
+import numpy as np
+import pytest
+
+from adasam.studio.api_handlers import ApiHandlers, split_names
+from adasam.studio.case_handlers import CaseHandlers, case_screen_slots
+from adasam.studio.config import StudioSettings
+from adasam.studio.editor import ADD_RGB
+from adasam.studio.errors import user_errors
+from adasam.studio.review_handlers import ReviewHandlers
+from adasam.studio.screens import CLICK_SLOTS, PIPELINE_SLOTS
+from adasam.studio.segment_handlers import SegmentHandlers
+from adasam.studio.services import Services, build_services
+from adasam.studio.state import CaseState
+from storage import stats
+from tests.studio.conftest import CT_SMALL, THIGH_PNG, make_settings, write_png
+
+
+class Studio:
+    """All handler groups over one services object."""
+
+    def __init__(self, services: Services) -> None:
+        self.cases = CaseHandlers(services)
+        self.segment = SegmentHandlers(services)
+        self.review = ReviewHandlers(services, self.cases)
+        self.api = ApiHandlers(self.cases, self.segment, self.review)
+
+
+@pytest.fixture
+def studio(services: Services) -> Studio:
+    return Studio(services)
+
+
+def _select(index: Any) -> gr.SelectData:
+    return gr.SelectData(None, {"index": index, "value": None, "selected": True})
+
+
+def _loaded(studio: Studio, path: Path = CT_SMALL) -> CaseState:
+    screen = studio.cases.load_upload(str(path), 2, "custom")
+    assert len(screen) == len(case_screen_slots())
+    return screen[0]
+
+
+def _ran(studio: Studio, path: Path = CT_SMALL) -> CaseState:
+    screen = studio.segment.run(_loaded(studio, path), "custom", ["liver", "kidney"])
+    assert len(screen) == len(PIPELINE_SLOTS)
+    return screen[0]
+
+
+def _message(info: pytest.ExceptionInfo[gr.Error]) -> str:
+    return str(info.value.message)
+
+
+# -- uploads --------------------------------------------------------------------------------
+def test_an_upload_shows_the_slice_and_clears_the_pipeline(studio: Studio) -> None:
+    screen = studio.cases.load_upload(str(CT_SMALL), 2, "custom")
+    state, slice_image, case_md = screen[:3]
+    assert isinstance(state, CaseState) and state.works == ()
+    assert slice_image.shape == (128, 128, 3) and "CT_small.dcm" in case_md
+    assert screen[case_screen_slots().index("submit_button")].interactive is False
+
+
+@pytest.mark.parametrize(
+    ("content", "name", "fragment"),
+    [
+        (CT_SMALL.read_bytes()[:20_000], "corrupt.dcm", "DICOM file is incomplete"),
+        (b"patient notes, not an image", "scan.png", "not a readable image"),
+    ],
+)
+def test_bad_uploads_get_a_plain_message(
+    studio: Studio, tmp_path: Path, content: bytes, name: str, fragment: str
+) -> None:
+    path = tmp_path / name
+    path.write_bytes(content)
+    with pytest.raises(gr.Error) as info:
+        studio.cases.load_upload(str(path), 2, "custom")
+    assert fragment in _message(info) and "Traceback" not in _message(info)
+    # the app keeps working after the refusal
+    assert studio.cases.load_upload(str(CT_SMALL), 2, "custom")[0] is not None
+
+
+def test_an_image_over_the_pixel_limit_is_refused(tmp_path: Path, studio_bundle_dir: Path) -> None:
+    small = build_services(
+        make_settings(tmp_path / "data", studio_bundle_dir, max_pixels=10_000),
+        StudioSettings(identity="name", seed_worklist=False),
+    )
+    try:
+        big = write_png(tmp_path / "big.png", np.zeros((200, 200), np.uint8))
+        with pytest.raises(gr.Error) as info:
+            CaseHandlers(small).load_upload(str(big), 2, "custom")
+        assert "the limit is 10,000 pixels" in _message(info)
+    finally:
+        small.close()
+
+
+def test_no_file_and_no_case_are_explained(studio: Studio) -> None:
+    with pytest.raises(gr.Error, match="Choose a file"):
+        studio.cases.load_upload(None, 2, "custom")
+    with pytest.raises(gr.Error) as info:
+        studio.segment.run(None, "custom", ["liver"])
+    assert "Load a case first" in _message(info)
+
+
+def test_an_unexpected_failure_shows_a_reference_not_a_traceback(caplog: Any) -> None:
+    @user_errors
+    def broken() -> None:
+        raise KeyError("internal detail")
+
+    with pytest.raises(gr.Error) as info:
+        broken()
+    assert "reference" in _message(info) and "internal detail" not in _message(info)
+    assert "internal detail" in caplog.text, "the server log keeps the traceback"
+
+
+# -- the pipeline ---------------------------------------------------------------------------
+def test_run_shows_heatmap_prompts_and_three_candidates(studio: Studio) -> None:
+    screen = studio.segment.run(_loaded(studio), "custom", ["liver", "kidney"])
+    slot = dict(zip(PIPELINE_SLOTS, screen, strict=True))
+    assert slot["heatmap"].value is not None and "p = " in slot["heatmap"].label
+    assert len(slot["gallery"].value) == 3 and slot["gallery"].selected_index == 0
+    assert slot["submit_button"].interactive is True
+    assert slot["structure_radio"].visible and "Time per stage" in slot["timings_md"]
+
+
+def test_a_click_on_the_image_refines_and_returns_only_the_click_slots(studio: Studio) -> None:
+    state = _ran(studio)
+    screen = studio.segment.refine_ui(state, "Add (+)", _select([64, 64]))
+    assert len(screen) == len(CLICK_SLOTS)
+    slot = dict(zip(CLICK_SLOTS, screen, strict=True))
+    work = slot["state"].work
+    assert len(work.clicks) == 1 and "1 refinement click" in slot["correction_status"]
+    assert "refined in" in slot["correction_status"]
+    assert isinstance(slot["gallery"], type(gr.skip())), "the candidates did not change"
+
+
+def test_gallery_selection_structure_switch_undo_and_reset(studio: Studio) -> None:
+    state = _ran(studio)
+    state = studio.segment.choose_candidate_ui(state, _select(2))[0]
+    assert state.work.chosen == 2
+    state = studio.segment.select_structure(state, "kidney")[0]
+    assert state.active == "kidney"
+    state = studio.segment.select_structure(state, "liver")[0]
+    state = studio.segment.undo(state)[0]
+    assert state.work.chosen == 0
+    with pytest.raises(gr.Error, match="Nothing to undo"):
+        studio.segment.undo(state)
+    with pytest.raises(gr.Error):
+        studio.segment.select_structure(state, "spleen")
+
+
+# -- brush and submission -------------------------------------------------------------------
+def test_brush_strokes_count_at_submission_even_if_not_applied(studio: Studio) -> None:
+    state = _ran(studio)
+    state, value, hint = studio.review.open_editor(state)
+    assert value["background"].shape == (128, 128, 4) and "blue" in hint
+    layer = np.zeros((128, 128, 4), np.uint8)
+    layer[0:4, 0:4] = (*ADD_RGB, 200)
+    editor = {"background": value["background"], "layers": [layer], "composite": None}
+    screen = studio.review.submit(
+        state,
+        "dr.b",
+        "5 · Excellent: clinically usable as is",
+        "Accept",
+        [],
+        "",
+        editor,
+        {},
+        gr.Request(),
+        None,
+    )
+    new, browser = screen[0], screen[-1]
+    assert new.work.brushed is not None and new.work.brushed[0:4, 0:4].all()
+    assert "Saved" in browser["receipt"] and browser["annotator"] == "dr.b"
+    assert len(screen[PIPELINE_SLOTS.index("downloads")]) == 3
+
+
+def test_apply_brush_needs_the_editor_to_show_the_current_mask(studio: Studio) -> None:
+    state = _ran(studio)
+    with pytest.raises(gr.Error, match="older mask"):
+        studio.review.apply_brush(state, {"layers": []})
+    state, _, _ = studio.review.open_editor(state)
+    out = studio.review.apply_brush(state, {"layers": []})
+    assert out[0].work is state.work, "no stroke, no edit"
+
+
+def test_submit_without_a_name_or_a_score_explains_what_is_missing(studio: Studio) -> None:
+    state = _ran(studio)
+    args = ("Accept", [], "", None, {}, gr.Request(), None)
+    with pytest.raises(gr.Error, match="SegEx score"):
+        studio.review.submit(state, "dr.b", None, *args)
+    with pytest.raises(gr.Error, match="Annotator"):
+        studio.review.submit(state, " ", "4 · Good: minor edits only", *args)
+
+
+def test_password_mode_takes_the_logged_in_user(tmp_path: Path, studio_bundle_dir: Path) -> None:
+    built = build_services(
+        make_settings(tmp_path / "data", studio_bundle_dir),
+        StudioSettings(identity="password", users=(("carol", "pw"),), seed_worklist=False),
+    )
+    try:
+        studio = Studio(built)
+        state = _ran(studio)
+        screen = studio.review.submit(
+            state,
+            "ignored",
+            3,
+            "Major edits",
+            [],
+            "",
+            None,
+            {},
+            gr.Request(username="carol"),
+            None,
+        )
+        assert "by carol" in screen[PIPELINE_SLOTS.index("confirmation")]
+    finally:
+        built.close()
+
+
+# -- worklist -------------------------------------------------------------------------------
+def test_two_annotators_never_get_the_same_worklist_case(studio: Studio) -> None:
+    assert "2 case(s) added" in studio.cases.import_batch([str(CT_SMALL), str(THIGH_PNG)])
+    a = studio.cases.next_case("ann", "custom", None, gr.Request(), None)
+    b = studio.cases.next_case("bob", "custom", None, gr.Request(), None)
+    assert a[0].source.kind == b[0].source.kind == "worklist"
+    assert a[0].source.worklist_hash != b[0].source.worklist_hash
+    assert "reserved for ann" in a[-1]
+    # ann again (a page reload): the same case, not a third one
+    again = studio.cases.next_case("ann", "custom", None, gr.Request(), None)
+    assert again[0].source.worklist_hash == a[0].source.worklist_hash
+
+
+def test_an_empty_worklist_says_so(studio: Studio) -> None:
+    out = studio.cases.next_case("ann", "custom", None, gr.Request(), None)
+    assert out[-1] == "Worklist: no case left."
+
+
+def test_examples_can_be_added_to_the_worklist(studio: Studio, services: Services) -> None:
+    message = studio.cases.import_examples()
+    assert f"{len(services.examples)} case(s) added" in message
+    assert stats(services.store).slices == len(services.examples) == 6
+
+
+# -- the API handlers -----------------------------------------------------------------------
+def test_api_predict_refine_submit(studio: Studio, services: Services) -> None:
+    state, result, heatmap, prompts, candidates = studio.api.predict(
+        str(CT_SMALL), "", "liver", -1, ""
+    )
+    assert [s["name"] for s in result["structures"]] == ["liver"]
+    assert heatmap.shape == prompts.shape == (128, 128, 3) and len(candidates) == 3
+    state, result, _ = studio.api.refine(state, 40, 50, "add")
+    assert result["structures"][0]["clicks"] == [[40.0, 50.0, 1]]
+    state, info, files = studio.api.submit(
+        state,
+        "api-user",
+        4,
+        "minor_edits",
+        "completeness, boundary_accuracy",
+        "",
+        gr.Request(),
+        None,
+    )
+    assert info["annotator"] == "api-user" and len(files) == 3
+    assert stats(services.store).ratings == 1
+    assert split_names(" a, ,b ") == ["a", "b"]
+
+
+def test_api_window_and_slice_options(studio: Studio) -> None:
+    state, *_ = studio.api.predict(str(CT_SMALL), "custom", "", -1, "ct-bone")
+    assert state.slice.window.name == "ct-bone"
+    with pytest.raises(gr.Error, match="window"):
+        studio.api.predict(str(CT_SMALL), "custom", "", -1, "ct-sunset")
+
+
+def test_page_load_restores_the_receipt_and_never_overwrites_a_typed_name(studio: Studio) -> None:
+    skip = type(gr.skip())
+    message, name = studio.review.restore({}, "")
+    assert isinstance(message, skip) and isinstance(name, skip)
+    kept = {"receipt": "Saved liver", "annotator": "dr.k"}
+    message, name = studio.review.restore(kept, "")
+    assert message == "Before the page was reloaded: Saved liver" and name == "dr.k"
+    _, name = studio.review.restore(kept, "someone typing")
+    assert isinstance(name, skip)
+
+
+def _nifti_volume(path: Path) -> Path:
+    import nibabel as nib
+
+    rng = np.random.default_rng(0)
+    volume = rng.normal(100.0, 20.0, (48, 40, 7)).astype(np.float32)
+    volume[:, :, 3] += 200.0  # one brighter slice
+    nib.save(nib.Nifti1Image(volume, np.diag([0.8, 0.8, 3.0, 1.0])), str(path))
+    return path
+
+
+def test_a_volume_gets_a_slice_slider_and_another_slice_can_be_chosen(
+    studio: Studio, tmp_path: Path
+) -> None:
+    volume = _nifti_volume(tmp_path / "knee.nii.gz")
+    screen = studio.cases.load_upload(str(volume), 2, "custom")
+    slot = dict(zip(case_screen_slots(), screen, strict=True))
+    state = slot["state"]
+    assert state.slice.num_slices == 7 and state.slice.slice_index == 3, "the middle slice"
+    assert slot["slice_slider"].visible and slot["slice_slider"].maximum == 6
+    assert slot["axis"].visible
+    other = studio.cases.change_slice(state, 5, 2)[0]
+    assert other.slice.slice_index == 5 and other.source == state.source
+    assert other.token != state.token, "a new slice is a new case"
+    sagittal = studio.cases.change_slice(other, 5, 0)[0]
+    assert sagittal.slice.axis == 0 and sagittal.slice.slice_index == sagittal.slice.num_slices // 2
+    with pytest.raises(gr.Error, match="out of range|slice"):
+        studio.cases.change_slice(state, 99, 2)
+
+
+def test_window_presets_level_width_and_the_files_own_window(studio: Studio) -> None:
+    state = _loaded(studio)
+    assert state.slice.window.name == "ct-abdomen"
+    bone = studio.cases.change_window(state, "ct-bone", None, None)
+    assert (
+        bone[0].slice.window.name == "ct-bone"
+        and bone[case_screen_slots().index("window")] == "ct-bone"
+    )
+    custom = studio.cases.change_window_custom(state, 50, 300)[0]
+    assert (custom.slice.window.level, custom.slice.window.width) == (50.0, 300.0)
+    back = studio.cases.change_window(custom, "file default", None, None)[0]
+    assert np.array_equal(back.slice.display, state.slice.display)
+    with pytest.raises(gr.Error, match="width"):
+        studio.cases.change_window_custom(state, 50, -1)
+    with pytest.raises(gr.Error, match="level and width"):
+        studio.cases.change_window(state, "custom (level/width)", None, None)
