@@ -33,6 +33,7 @@ from adasam.sam import (
     base_state_dict,
     build_lora_sam,
     load_adapter,
+    load_base_weights,
     load_strict,
     read_public_checkpoint,
 )
@@ -140,7 +141,7 @@ def load_bundle(directory: str | Path, device: str | torch.device = "cpu") -> Mo
     else:
         base = _read_weights(directory / SAM_BASE_FILE)
     sam = build_lora_sam(config.sam, config.lora, None)
-    load_strict(sam, _with_base_layer_names(sam, base), f"{SAM_BASE_FILE} (SAM base weights)")
+    load_base_weights(sam, base, f"{SAM_BASE_FILE} (SAM base weights)")
     load_adapter(sam, _read_weights(directory / ADAPTER_FILE))
     classifier = StructureClassifier(config.classifier, len(config.structures))
     load_strict(classifier, _read_weights(directory / CLASSIFIER_FILE), CLASSIFIER_FILE)
@@ -165,21 +166,6 @@ def _read_weights(path: Path) -> dict[str, torch.Tensor]:
     except (SafetensorError, OSError, ValueError) as exc:
         raise BundleError(f"{path} is not a readable safetensors file: {exc}") from None
     return {k: v.float() if v.is_floating_point() else v for k, v in state.items()}
-
-
-def _with_base_layer_names(sam: Sam, base: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    """Plain SAM keys → the keys of a LoRA-injected SAM, with the LoRA weights kept as they
-    are (so only the base is checked here)."""
-    own = sam.state_dict()
-    renamed: dict[str, torch.Tensor] = {}
-    for key, value in base.items():
-        parts = key.rsplit(".", 1)
-        lora_key = f"{parts[0]}.base_layer.{parts[1]}" if len(parts) == 2 else key
-        renamed[lora_key if lora_key in own and key not in own else key] = value
-    for key, value in own.items():
-        if "lora_" in key:
-            renamed[key] = value
-    return renamed
 
 
 def _cast(state: dict[str, torch.Tensor], dtype: torch.dtype) -> dict[str, torch.Tensor]:

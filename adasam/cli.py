@@ -79,14 +79,7 @@ def cmd_predict(args: argparse.Namespace, settings: Settings) -> int:
         }
         if s.prompts is not None:
             frame = predictor.frame(pred.image_hw)
-            import torch
-
-            prompt_mask = (
-                frame.lowres_to_original(torch.from_numpy(s.prompts.mask_logits)[None, None])[
-                    0, 0
-                ].numpy()
-                > 0
-            )
+            prompt_mask = frame.lowres_region(s.prompts.mask_logits)
             Image.fromarray(prompts_overlay(sl.display, s.prompts, prompt_mask)).save(
                 out / f"prompts_{s.name}.png"
             )

@@ -140,6 +140,12 @@ class ModelFrame:
         x = x[..., :rh, :rw]
         return F.interpolate(x, self.original_hw, mode="bilinear", align_corners=False)
 
+    def lowres_region(self, logits: np.ndarray) -> np.ndarray:
+        """Low-resolution logits ``(mask_size, mask_size)`` → bool ``(H, W)`` where they are
+        positive at the original size (e.g. the dense mask prompt's region, for display)."""
+        t = torch.from_numpy(np.ascontiguousarray(logits, dtype=np.float32))[None, None]
+        return self.lowres_to_original(t)[0, 0].numpy() > 0
+
     def mask_to_lowres(self, mask: np.ndarray) -> np.ndarray:
         """Binary ``(H, W)`` mask → float32 ``(mask_size, mask_size)`` occupancy in [0, 1]
         (area-averaged), zero in the padding. Used to compare masks in the decoder's frame."""

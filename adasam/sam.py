@@ -160,6 +160,20 @@ def base_state_dict(sam: Sam) -> dict[str, torch.Tensor]:
     }
 
 
+def load_base_weights(sam: Sam, base: Mapping[str, torch.Tensor], what: str) -> None:
+    """Strictly load plain SAM keys (a checkpoint, ``sam_base.safetensors``) into a
+    LoRA-injected SAM: ``qkv.weight`` goes to peft's ``qkv.base_layer.weight``; the LoRA weights
+    are left as they are. The inverse of :func:`base_state_dict`."""
+    own = sam.state_dict()
+    renamed: dict[str, torch.Tensor] = {}
+    for key, value in base.items():
+        head, _, leaf = key.rpartition(".")
+        lora_key = f"{head}.base_layer.{leaf}"
+        renamed[lora_key if lora_key in own and key not in own else key] = value
+    renamed.update({k: v for k, v in own.items() if "lora_" in k})
+    load_strict(sam, renamed, what)
+
+
 def load_adapter(sam: Sam, state: Mapping[str, torch.Tensor]) -> None:
     """Strictly load LoRA weights into a LoRA-injected SAM."""
     own = {k: v for k, v in sam.state_dict().items() if "lora_" in k}

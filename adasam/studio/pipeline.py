@@ -12,7 +12,6 @@ from dataclasses import replace
 from typing import Literal
 
 import numpy as np
-import torch
 
 from adasam.predictor import Click, Predictor
 from adasam.studio.catalog import ModelChoice
@@ -55,8 +54,7 @@ def run_pipeline(
     for s in prediction.structures:
         prompt_mask = None
         if s.prompts is not None:
-            logits = torch.from_numpy(np.asarray(s.prompts.mask_logits))[None, None]
-            prompt_mask = frame.lowres_to_original(logits)[0, 0].numpy() > 0
+            prompt_mask = frame.lowres_region(s.prompts.mask_logits)
         works.append(
             StructureWork(
                 name=s.name,

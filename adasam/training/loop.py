@@ -34,7 +34,7 @@ from adasam.bundle import ModelBundle, create_bundle, load_bundle, save_bundle
 from adasam.config import BundleConfig, ClassifierConfig, LoraSettings, SamConfig
 from adasam.errors import ConfigError
 from adasam.predictor import Predictor
-from adasam.sam import load_strict
+from adasam.sam import load_base_weights
 from adasam.training.data import (
     SliceSet,
     Split,
@@ -164,12 +164,7 @@ def initial_bundle(cfg: TrainConfig, structures: tuple[str, ...]) -> ModelBundle
     if cfg.sam_base:
         from safetensors.torch import load_file
 
-        from adasam.bundle import _with_base_layer_names
-
-        base = load_file(cfg.sam_base)
-        load_strict(
-            bundle.sam, _with_base_layer_names(bundle.sam, base), f"SAM base {cfg.sam_base}"
-        )
+        load_base_weights(bundle.sam, load_file(cfg.sam_base), f"SAM base {cfg.sam_base}")
     return bundle
 
 
