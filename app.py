@@ -18,15 +18,16 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 def main() -> int:
     """Build and serve the studio until interrupted; 2 on a configuration error."""
     from adasam.errors import AdaSamError
-    from adasam.settings import Settings
+    from adasam.settings import Settings, environment
     from adasam.studio import StudioSettings, build_services, build_ui, launch_options
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     for noisy in ("httpx", "alembic"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
     try:
-        settings = Settings.from_env()
-        studio = StudioSettings.from_env()
+        env = environment()
+        settings = Settings.from_env(env)
+        studio = StudioSettings.from_env(env)
     except (AdaSamError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -5,7 +5,7 @@ Layout::
     BUNDLE/
       config.json              BundleConfig (structures, window, SAM, LoRA, classifier, prompts…)
       classifier.safetensors   the structure classifier
-      adapter.safetensors      the LoRA weights of SAM
+      adapter.safetensors      the LoRA weights of SAM (+ the mask decoder, lora.train_decoder)
       sam_base.safetensors     SAM's base weights, only when they are not a public checkpoint
 
 Loading is strict and every problem is a :class:`BundleError` that says which file or key.
@@ -92,7 +92,8 @@ def save_bundle(bundle: ModelBundle, directory: str | Path) -> Path:
         dtype = getattr(torch, bundle.config.weights_dtype)
         (tmp / CONFIG_FILE).write_text(json.dumps(bundle.config.to_dict(), indent=2) + "\n")
         save_file(_cast(bundle.classifier.state_dict(), dtype), str(tmp / CLASSIFIER_FILE), meta)
-        save_file(_cast(adapter_state_dict(bundle.sam), dtype), str(tmp / ADAPTER_FILE), meta)
+        adapter = adapter_state_dict(bundle.sam, bundle.config.lora.train_decoder)
+        save_file(_cast(adapter, dtype), str(tmp / ADAPTER_FILE), meta)
         if not bundle.config.sam.base_is_public:
             save_file(_cast(base_state_dict(bundle.sam), dtype), str(tmp / SAM_BASE_FILE), meta)
         if target.exists():
@@ -142,7 +143,7 @@ def load_bundle(directory: str | Path, device: str | torch.device = "cpu") -> Mo
         base = _read_weights(directory / SAM_BASE_FILE)
     sam = build_lora_sam(config.sam, config.lora, None)
     load_base_weights(sam, base, f"{SAM_BASE_FILE} (SAM base weights)")
-    load_adapter(sam, _read_weights(directory / ADAPTER_FILE))
+    load_adapter(sam, _read_weights(directory / ADAPTER_FILE), config.lora.train_decoder)
     classifier = StructureClassifier(config.classifier, len(config.structures))
     load_strict(classifier, _read_weights(directory / CLASSIFIER_FILE), CLASSIFIER_FILE)
     return ModelBundle(config, classifier.eval(), sam.eval()).to(device)

@@ -159,12 +159,17 @@ class SamConfig:
 @dataclass(frozen=True)
 class LoraSettings:
     """LoRA (via peft) on the image encoder's ``qkv``; optionally on the mask decoder's
-    attention projections (``q_proj``, ``k_proj``, ``v_proj``, ``out_proj``)."""
+    attention projections (``q_proj``, ``k_proj``, ``v_proj``, ``out_proj``).
+
+    ``train_decoder``: every mask-decoder weight is trained too (SAMed's recipe; peft calls
+    this ``modules_to_save``), and the adapter file then holds the whole decoder.
+    """
 
     r: int = 8
     alpha: float = 16.0
     dropout: float = 0.0
     decoder: bool = False
+    train_decoder: bool = False
 
     def __post_init__(self) -> None:
         _check(self.r >= 1, f"lora.r must be ≥ 1, got {self.r}")

@@ -146,9 +146,18 @@ def add_lora(sam: Sam, lora: LoraSettings) -> Sam:
     return sam
 
 
-def adapter_state_dict(sam: Sam) -> dict[str, torch.Tensor]:
-    """The LoRA parameters only (what ``adapter.safetensors`` holds)."""
-    return {k: v.detach().cpu().contiguous() for k, v in sam.state_dict().items() if "lora_" in k}
+def _is_adapter_key(key: str, train_decoder: bool) -> bool:
+    return "lora_" in key or (train_decoder and key.startswith("mask_decoder."))
+
+
+def adapter_state_dict(sam: Sam, train_decoder: bool = False) -> dict[str, torch.Tensor]:
+    """What ``adapter.safetensors`` holds: the LoRA parameters, plus every mask-decoder
+    parameter when ``train_decoder`` (``LoraSettings.train_decoder``)."""
+    return {
+        k: v.detach().cpu().contiguous()
+        for k, v in sam.state_dict().items()
+        if _is_adapter_key(k, train_decoder)
+    }
 
 
 def base_state_dict(sam: Sam) -> dict[str, torch.Tensor]:
@@ -174,9 +183,9 @@ def load_base_weights(sam: Sam, base: Mapping[str, torch.Tensor], what: str) -> 
     load_strict(sam, renamed, what)
 
 
-def load_adapter(sam: Sam, state: Mapping[str, torch.Tensor]) -> None:
-    """Strictly load LoRA weights into a LoRA-injected SAM."""
-    own = {k: v for k, v in sam.state_dict().items() if "lora_" in k}
+def load_adapter(sam: Sam, state: Mapping[str, torch.Tensor], train_decoder: bool = False) -> None:
+    """Strictly load what :func:`adapter_state_dict` wrote into a LoRA-injected SAM."""
+    own = {k: v for k, v in sam.state_dict().items() if _is_adapter_key(k, train_decoder)}
     missing, unexpected = sorted(set(own) - set(state)), sorted(set(state) - set(own))
     wrong = [k for k in own if k in state and tuple(own[k].shape) != tuple(state[k].shape)]
     if missing or unexpected or wrong:
@@ -184,7 +193,7 @@ def load_adapter(sam: Sam, state: Mapping[str, torch.Tensor]) -> None:
             f"LoRA adapter does not fit the configured model: missing "
             f"{_few(missing) or 'none'}; unexpected {_few(unexpected) or 'none'}; "
             f"wrong shape {_few(wrong) or 'none'}. "
-            "Check lora.r and lora.decoder in config.json."
+            "Check lora.r, lora.decoder and lora.train_decoder in config.json."
         )
     sam.load_state_dict(dict(state), strict=False)
 

@@ -25,6 +25,15 @@ DEMO_BUNDLES = {
 DEFAULT_BUNDLE = DEMO_BUNDLES["thigh-mri"]
 
 
+def environment() -> dict[str, str]:
+    """A snapshot of the process environment: the project's only read of ``os.environ``.
+
+    Other readers of variables (the studio's :class:`~adasam.studio.StudioSettings`) take this
+    mapping as an argument, so tests hand them a plain dict.
+    """
+    return dict(os.environ)
+
+
 def _int(env: dict[str, str], name: str, default: int) -> int:
     raw = env.get(name)
     if raw is None or raw == "":
@@ -50,7 +59,7 @@ class Settings:
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> Settings:
-        env = dict(os.environ if env is None else env)
+        env = environment() if env is None else dict(env)
         data_dir = Path(env.get("ADASAM_DATA_DIR") or REPO_ROOT / "data").expanduser()
         database_url = env.get("DATABASE_URL") or f"sqlite:///{data_dir / 'adasam.sqlite3'}"
         return cls(

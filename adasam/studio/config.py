@@ -1,4 +1,4 @@
-"""Settings of the studio's web server, read from the environment once, at start-up.
+"""Settings of the studio's web server, from the environment snapshot taken at start-up.
 
 The ML settings (data directory, device, bundle, database, pixel limit) are
 :class:`adasam.settings.Settings`; these are the studio's own:
@@ -24,7 +24,6 @@ The ML settings (data directory, device, bundle, database, pixel limit) are
 from __future__ import annotations
 
 import importlib.util
-import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Literal
@@ -100,13 +99,13 @@ class StudioSettings:
     seed_worklist: bool = True
 
     @classmethod
-    def from_env(cls, env: Mapping[str, str] | None = None) -> StudioSettings:
-        """Read the settings from ``env`` (default: the process environment).
+    def from_env(cls, env: Mapping[str, str]) -> StudioSettings:
+        """Read the settings from ``env`` (:func:`adasam.settings.environment` in the app).
 
         Raises:
             ConfigError: a malformed value, with the variable's name.
         """
-        env = dict(os.environ if env is None else env)
+        env = dict(env)
         users = parse_users(env.get("ADASAM_USERS", ""))
         mode = (env.get("ADASAM_IDENTITY", "auto").strip().lower()) or "auto"
         if mode not in IDENTITY_MODES:

@@ -68,6 +68,11 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--lora-r", type=int, default=8)
     t.add_argument("--no-lora-decoder", action="store_true")
     t.add_argument(
+        "--train-decoder",
+        action="store_true",
+        help="train every mask-decoder weight (SAMed-style), not only its LoRA",
+    )
+    t.add_argument(
         "--backbone", default="resnet18", choices=("resnet10", "resnet18", "resnet34", "resnet50")
     )
     t.add_argument("--classifier-size", type=int, default=256)
@@ -140,6 +145,7 @@ def cmd_train(a: argparse.Namespace) -> int:
         sam_base=a.sam_base,
         lora_r=a.lora_r,
         lora_decoder=not a.no_lora_decoder,
+        train_decoder=a.train_decoder,
         backbone=a.backbone,
         classifier_size=a.classifier_size,
         output_stride=a.output_stride,

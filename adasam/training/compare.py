@@ -15,12 +15,12 @@ import math
 import shlex
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from adasam.phantoms import TARGETS, write_dataset
 from adasam.predictor import Predictor
-from adasam.training.data import load_folder, make_split
+from adasam.training.data import SliceSet, load_folder, make_split
 from adasam.training.evaluate import evaluate_predictor
 from adasam.training.loop import TrainConfig, train
 from adasam.training.unet import UNetConfig, evaluate_unet, train_unet
@@ -42,31 +42,86 @@ def _fmt(m: tuple[float, float]) -> str:
     return "n/a" if math.isnan(m[0]) else f"{m[0]:.3f} ± {m[1]:.3f}"
 
 
+def _load_row(path: Path) -> Row | None:
+    """The row an earlier (or a parallel) run stored at ``path``: a stopped comparison
+    resumes, and the kinds can run in separate processes sharing ``--work``."""
+    if not path.is_file():
+        return None
+    d = json.loads(path.read_text())
+    d["dice"] = {k: tuple(v) for k, v in d["dice"].items()}
+    return Row(**d)
+
+
+def _store_row(path: Path, row: Row) -> Row:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(asdict(row), indent=1) + "\n")
+    print(
+        f"{row.kind} {row.labeled} {row.method}: "
+        + ", ".join(f"{k} {_fmt(v)}" for k, v in row.dice.items())
+        + f" ({row.seconds:.0f} s)",
+        flush=True,
+    )
+    return row
+
+
+def _sam_dice(
+    cfg: TrainConfig, data: SliceSet, test: SliceSet, test_idx: list[int], oracle: bool
+) -> tuple[dict[str, tuple[float, float]], float]:
+    start = time.perf_counter()
+    train(cfg, data=data, progress=False)
+    secs = time.perf_counter() - start
+    predictor = Predictor.from_dir(cfg.out, cache_size=1)
+    reports = evaluate_predictor(predictor, test, test_idx, oracle=oracle)
+    return {r.name: (r.oracle_dice if oracle else r.dice) for r in reports}, secs  # type: ignore[misc]
+
+
+def _unet_dice(
+    data: SliceSet, labeled: list[int], cfg: UNetConfig, test: SliceSet, test_idx: list[int]
+) -> tuple[dict[str, tuple[float, float]], float]:
+    start = time.perf_counter()
+    net, _ = train_unet(data, labeled, cfg)
+    secs = time.perf_counter() - start
+    return {r["name"]: r["dice"] for r in evaluate_unet(net, test, test_idx)}, secs
+
+
 def run(args: argparse.Namespace) -> list[Row]:
     work = Path(args.work)
     rows: list[Row] = []
     for kind in args.kinds.split(","):
         train_dir, test_dir = work / f"{kind}_train", work / f"{kind}_test"
         if not train_dir.exists():
-            write_dataset(kind, args.n_train, args.train_seed, train_dir, progress=False)
+            write_dataset(
+                kind, args.n_train, args.train_seed, train_dir, size=args.size, progress=False
+            )
         if not test_dir.exists():
-            write_dataset(kind, args.n_test, args.test_seed, test_dir, progress=False)
-        data = load_folder(train_dir, 256, TARGETS[kind])
-        test = load_folder(test_dir, 256, TARGETS[kind])
-        test_idx = [i for i in range(len(test))][: args.n_test]
+            write_dataset(
+                kind, args.n_test, args.test_seed, test_dir, size=args.size, progress=False
+            )
+        data = load_folder(train_dir, args.size, TARGETS[kind])
+        test = load_folder(test_dir, args.size, TARGETS[kind])
+        test_idx = list(range(min(len(test), args.n_test)))
         for spec in args.labeled.split(","):
             split = make_split(data.subjects, data.has_mask, spec, args.seed)
+            n_lab = len(split.labeled)
+            tag = f"{kind}_{spec.replace('%', 'pct')}"
             common = dict(
                 data=str(train_dir),
                 labeled=spec,
                 structures=tuple(TARGETS[kind]),
+                size=args.size,
+                classifier_size=args.size,
                 max_steps=args.steps,
-                steps_per_epoch=max(1, args.steps // 3),
+                steps_per_epoch=max(1, args.steps // 2),
+                batch_size=args.batch_size,
+                unlabeled_batch_size=args.unlabeled_batch_size,
+                classifier_lr=args.classifier_lr,
+                w_cam=args.w_cam,
                 seed=args.seed,
                 val_max=args.val_max,
                 backbone=args.backbone,
                 output_stride=args.output_stride,
                 sam_base=args.sam_base,
+                train_decoder=args.train_decoder,
                 threads=args.threads,
             )
             variants = {
@@ -75,39 +130,22 @@ def run(args: argparse.Namespace) -> list[Row]:
                 "SAM+LoRA, GT boxes (oracle)": dict(box_source="gt", mask_prompt=False),
             }
             for method, extra in variants.items():
-                out = work / "runs" / f"{kind}_{spec.replace('%', 'pct')}_{method.split(',')[0]}"
-                start = time.perf_counter()
-                train(
-                    TrainConfig(out=str(out), **common, **extra),  # type: ignore[arg-type]
-                    data=data,
-                    progress=False,
-                )
-                secs = time.perf_counter() - start
-                predictor = Predictor.from_dir(out, cache_size=1)
-                oracle = "oracle" in method
-                reports = evaluate_predictor(predictor, test, test_idx, oracle=oracle)
-                dice = {r.name: (r.oracle_dice if oracle else r.dice) for r in reports}
-                rows.append(Row(kind, spec, len(split.labeled), method, dice, secs))  # type: ignore[arg-type]
-                print(
-                    f"{kind} {spec} {method}: "
-                    + ", ".join(f"{k} {_fmt(v)}" for k, v in dice.items())
-                    + f" ({secs:.0f} s)",
-                    flush=True,
-                )
-            start = time.perf_counter()
-            net, _ = train_unet(
-                data, list(split.labeled), UNetConfig(steps=args.unet_steps, seed=args.seed)
-            )
-            secs = time.perf_counter() - start
-            rep = evaluate_unet(net, test, test_idx)
-            dice = {r["name"]: r["dice"] for r in rep}
-            rows.append(Row(kind, spec, len(split.labeled), "U-Net", dice, secs))  # type: ignore[arg-type]
-            print(
-                f"{kind} {spec} U-Net: "
-                + ", ".join(f"{k} {_fmt(v)}" for k, v in dice.items())
-                + f" ({secs:.0f} s)",
-                flush=True,
-            )
+                out = work / "runs" / f"{tag}_{method.split(',')[0]}"
+                row = _load_row(out / "compare_row.json")
+                if row is None:
+                    cfg = TrainConfig(out=str(out), **common, **extra)  # type: ignore[arg-type]
+                    dice, secs = _sam_dice(cfg, data, test, test_idx, "oracle" in method)
+                    row = _store_row(
+                        out / "compare_row.json", Row(kind, spec, n_lab, method, dice, secs)
+                    )
+                rows.append(row)
+            path = work / "runs" / f"{tag}_U-Net" / "compare_row.json"
+            row = _load_row(path)
+            if row is None:
+                ucfg = UNetConfig(steps=args.unet_steps, seed=args.seed)
+                dice, secs = _unet_dice(data, list(split.labeled), ucfg, test, test_idx)
+                row = _store_row(path, Row(kind, spec, n_lab, "U-Net", dice, secs))
+            rows.append(row)
     return rows
 
 
@@ -120,8 +158,12 @@ def to_markdown(rows: list[Row], args: argparse.Namespace, command: str) -> str:
         f"Training data: {args.n_train} phantom slices per kind, seed {args.train_seed}; split "
         f"seed {args.seed} (by subject, 15% of subjects for validation). Test: {args.n_test} "
         f"phantom slices per kind generated with seed {args.test_seed} (never used in "
-        f"training). SAM methods: {args.steps} steps of batch 4 (+4 unlabeled), small SAM "
-        f"whose base is `{args.sam_base}`; U-Net: {args.unet_steps} steps of batch 8. "
+        f"training). SAM methods: {args.steps} steps of batch {args.batch_size} labeled "
+        f"(+{args.unlabeled_batch_size} unlabeled, two views each), classifier lr "
+        f"{args.classifier_lr}, CAM-alignment weight {args.w_cam}, "
+        + ("mask decoder fully trained, " if args.train_decoder else "LoRA only, ")
+        + f"small SAM whose base is `{args.sam_base}`; U-Net: {args.unet_steps} steps of "
+        "batch 8. "
         "CPU, 2 cores. Dice is mean ± std over test slices where the structure is present; "
         "ADA-SAM and SAM-Mix use CAM-generated prompts; the oracle row prompts with boxes "
         "from the ground truth and is not a deployable result.",
@@ -147,7 +189,13 @@ def main(argv: list[str]) -> int:
     p.add_argument("--kinds", default="thigh-mri,liver-ct")
     p.add_argument("--labeled", default="5,50,10%")
     p.add_argument("--steps", type=int, default=150)
+    p.add_argument("--batch-size", type=int, default=4)
+    p.add_argument("--unlabeled-batch-size", type=int, default=2)
+    p.add_argument("--classifier-lr", type=float, default=1e-3)
+    p.add_argument("--w-cam", type=float, default=1.0)
+    p.add_argument("--train-decoder", action="store_true")
     p.add_argument("--unet-steps", type=int, default=300)
+    p.add_argument("--size", type=int, default=256, help="phantom slice size (pixels)")
     p.add_argument("--n-train", type=int, default=400)
     p.add_argument("--n-test", type=int, default=200)
     p.add_argument("--train-seed", type=int, default=1)

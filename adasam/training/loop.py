@@ -102,6 +102,7 @@ class TrainConfig:
     sam_base: str | None = None
     lora_r: int = 8
     lora_decoder: bool = True
+    train_decoder: bool = False
     backbone: str = "resnet18"
     classifier_size: int = 256
     output_stride: int = 32
@@ -143,15 +144,19 @@ def initial_bundle(cfg: TrainConfig, structures: tuple[str, ...]) -> ModelBundle
             raise ConfigError(
                 f"init bundle segments {bundle.config.structures}, the data asks for {structures}"
             )
+        if cfg.train_decoder and not bundle.config.lora.train_decoder:
+            lora = replace(bundle.config.lora, train_decoder=True)
+            bundle = replace(bundle, config=replace(bundle.config, lora=lora))
         for n, p in bundle.sam.named_parameters():
             p.requires_grad_("lora_" in n)
+        _unfreeze_decoder(bundle)
         return bundle
     sam = SamConfig() if cfg.sam == "small" else SamConfig.public(cfg.sam, cfg.sam_checkpoint)
     bcfg = BundleConfig(
         name=cfg.name or Path(cfg.out).name,
         structures=structures,
         sam=sam,
-        lora=LoraSettings(r=cfg.lora_r, decoder=cfg.lora_decoder),
+        lora=LoraSettings(r=cfg.lora_r, decoder=cfg.lora_decoder, train_decoder=cfg.train_decoder),
         classifier=ClassifierConfig(
             backbone=cfg.backbone,  # type: ignore[arg-type]
             image_size=cfg.classifier_size,
@@ -165,7 +170,15 @@ def initial_bundle(cfg: TrainConfig, structures: tuple[str, ...]) -> ModelBundle
         from safetensors.torch import load_file
 
         load_base_weights(bundle.sam, load_file(cfg.sam_base), f"SAM base {cfg.sam_base}")
+    _unfreeze_decoder(bundle)
     return bundle
+
+
+def _unfreeze_decoder(bundle: ModelBundle) -> None:
+    """``lora.train_decoder``: every mask-decoder weight trains (as SAMed does), not only LoRA."""
+    if bundle.config.lora.train_decoder:
+        for p in bundle.sam.mask_decoder.parameters():
+            p.requires_grad_(True)
 
 
 def _batch_tensors(
@@ -444,7 +457,7 @@ def train(
                     )
                 bar.update(1)
                 bar.set_postfix(
-                    loss=f"{float(loss):.3f}",
+                    loss=f"{float(loss.detach()):.3f}",
                     epoch=f"{epoch + 1}/{epochs}",
                     best=f"{max(state.best_dice, 0):.3f}",
                 )

@@ -125,3 +125,28 @@ def test_bundle_weights_have_no_nan(tmp_path: Path) -> None:
     for t in list(b.sam.state_dict().values()) + list(b.classifier.state_dict().values()):
         if t.is_floating_point():
             assert np.isfinite(t.numpy()).all()
+
+
+def test_trained_decoder_survives_a_public_base(tmp_path: Path) -> None:
+    """With a public checkpoint only the adapter file is ours: a trained decoder must be in it."""
+    ckpt = tmp_path / "sam_tiny.pth"
+    torch.save(build_sam(TINY_SAM).state_dict(), ckpt)
+    cfg = tiny_config(sam=replace(TINY_SAM, checkpoint=str(ckpt)))
+    cfg = replace(cfg, lora=replace(cfg.lora, train_decoder=True))
+    bundle = create_bundle(cfg)
+    with torch.no_grad():
+        bundle.sam.mask_decoder.iou_prediction_head.layers[0].weight.add_(1.0)
+    loaded = load_bundle(save_bundle(bundle, tmp_path / "pub"))
+    torch.testing.assert_close(
+        loaded.sam.mask_decoder.iou_prediction_head.layers[0].weight,
+        bundle.sam.mask_decoder.iou_prediction_head.layers[0].weight,
+    )
+    # the same edit without train_decoder is (correctly) not kept: the base comes from ckpt
+    plain = create_bundle(tiny_config(sam=replace(TINY_SAM, checkpoint=str(ckpt))))
+    with torch.no_grad():
+        plain.sam.mask_decoder.iou_prediction_head.layers[0].weight.add_(1.0)
+    reloaded = load_bundle(save_bundle(plain, tmp_path / "pub2"))
+    assert not torch.equal(
+        reloaded.sam.mask_decoder.iou_prediction_head.layers[0].weight,
+        plain.sam.mask_decoder.iou_prediction_head.layers[0].weight,
+    )

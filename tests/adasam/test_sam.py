@@ -112,3 +112,19 @@ def test_public_checkpoint_from_file_and_hub(tmp_path: Path, monkeypatch) -> Non
     (tmp_path / "junk.pth").write_bytes(b"not a checkpoint")
     with pytest.raises(BundleError, match="not a readable"):
         read_public_checkpoint(replace(TINY_SAM, checkpoint=str(tmp_path / "junk.pth")))
+
+
+def test_train_decoder_adapter_holds_the_whole_decoder() -> None:
+    sam = build_lora_sam(TINY_SAM, LoraSettings(train_decoder=True), None)
+    plain_keys = set(adapter_state_dict(sam))
+    full = adapter_state_dict(sam, train_decoder=True)
+    decoder = {k for k in sam.state_dict() if k.startswith("mask_decoder.")}
+    assert decoder <= set(full) and plain_keys < set(full)
+    assert not any(k.startswith("image_encoder.") and "lora_" not in k for k in full)
+    state = {k: torch.randn_like(v) for k, v in full.items()}
+    other = build_lora_sam(TINY_SAM, LoraSettings(train_decoder=True), None)
+    load_adapter(other, state, train_decoder=True)
+    for k, v in adapter_state_dict(other, train_decoder=True).items():
+        torch.testing.assert_close(v, state[k])
+    with pytest.raises(BundleError, match="train_decoder"):
+        load_adapter(other, state)  # decoder weights where only LoRA is expected

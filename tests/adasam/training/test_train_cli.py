@@ -187,3 +187,28 @@ def test_weights_change_in_training(thigh_dir: Path, tmp_path: Path) -> None:
     lora = [v for k, v in after.sam.state_dict().items() if "lora_B" in k]
     assert any(float(v.abs().sum()) > 0 for v in lora)  # LoRA B starts at zero
     assert before is not after and np.isfinite(sum(float(v.sum()) for v in lora))
+
+
+@pytest.mark.parametrize("train_decoder", [False, True])
+def test_decoder_trains_only_when_asked(
+    thigh_dir: Path, tmp_path: Path, train_decoder: bool
+) -> None:
+    from adasam.bundle import create_bundle
+    from adasam.config import BundleConfig, ClassifierConfig
+
+    ref = create_bundle(
+        replace(
+            BundleConfig(name="x", structures=("a", "b")),
+            sam=TINY_SAM,
+            classifier=ClassifierConfig(backbone="resnet10", image_size=64),
+        ),
+        seed=0,
+    )
+    out = tmp_path / "d"
+    after, _ = train(_cfg(thigh_dir, out, val_max=0, train_decoder=train_decoder), progress=False)
+    key = "mask_decoder.output_upscaling.0.weight"
+    changed = not torch.equal(after.sam.state_dict()[key], ref.sam.state_dict()[key])
+    assert changed is train_decoder
+    assert read_config(out).lora.train_decoder is train_decoder
+    loaded = load_bundle(out)
+    torch.testing.assert_close(loaded.sam.state_dict()[key], after.sam.state_dict()[key])
