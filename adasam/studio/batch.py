@@ -8,7 +8,7 @@ from pathlib import Path
 
 from adasam.errors import IngestError
 from adasam.imaging import load_slice
-from adasam.studio.stored_slices import save_slice, storage_hash
+from adasam.studio.stored_slices import save_slice
 from storage import NotFoundError, Store, get_slice
 from storage.errors import StorageError
 
@@ -61,7 +61,7 @@ def import_files(
             failed.append((name, f"the file could not be opened ({exc.strerror or exc})"))
             continue
         try:
-            get_slice(store, storage_hash(slice_))
+            get_slice(store, slice_.content_hash)
             already.append(name)
             continue
         except NotFoundError:

@@ -5,12 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from adasam.imaging import Slice, Window
-from storage import SliceRecord, Store, load_display, load_pixels, pixels_hash, record_slice
-
-
-def storage_hash(slice_: Slice) -> str:
-    """The slice's identity in storage (sha256 of its float32 pixels)."""
-    return pixels_hash(np.asarray(slice_.pixels))
+from storage import SliceRecord, Store, load_display, load_pixels, record_slice
 
 
 def save_slice(store: Store, slice_: Slice) -> SliceRecord:
@@ -18,7 +13,7 @@ def save_slice(store: Store, slice_: Slice) -> SliceRecord:
     window = slice_.window
     return record_slice(
         store,
-        content_hash=storage_hash(slice_),
+        content_hash=slice_.content_hash,
         pixels=np.asarray(slice_.pixels),
         display=np.asarray(slice_.display),
         modality=slice_.modality,

@@ -7,7 +7,7 @@ import numpy as np
 from adasam.imaging import load_slice, rewindow
 from adasam.studio.batch import import_files
 from adasam.studio.services import Services
-from adasam.studio.stored_slices import slice_from_record, storage_hash
+from adasam.studio.stored_slices import slice_from_record
 from storage import ensure_annotator, get_slice, next_case, stats
 from tests.studio.conftest import CT_SMALL, EXAMPLES, THIGH_PNG
 
@@ -41,7 +41,7 @@ def test_two_annotators_get_different_cases(services: Services) -> None:
 def test_a_stored_slice_comes_back_with_the_same_pixels_and_display(services: Services) -> None:
     original = load_slice(CT_SMALL)
     import_files(services.store, [CT_SMALL], max_pixels=1_000_000)
-    record = get_slice(services.store, storage_hash(original))
+    record = get_slice(services.store, original.content_hash)
     back = slice_from_record(services.store, record)
     assert np.array_equal(back.pixels, original.pixels)
     assert np.array_equal(back.display, original.display)
@@ -54,6 +54,16 @@ def test_an_8_bit_example_keeps_its_own_display(services: Services) -> None:
     png = EXAMPLES / "liver_ct.png"
     import_files(services.store, [png], max_pixels=1_000_000)
     original = load_slice(png)
-    back = slice_from_record(services.store, get_slice(services.store, storage_hash(original)))
+    back = slice_from_record(services.store, get_slice(services.store, original.content_hash))
     assert back.window is None and np.array_equal(back.display, original.display)
     assert np.array_equal(rewindow(back, None).display, original.display)
+
+
+def test_slice_identity_is_one_hash_in_both_packages() -> None:
+    """storage (no torch, no adasam) recomputes ``Slice.content_hash`` on its own: they agree."""
+    from adasam.imaging import load_slice
+    from storage import pixels_hash
+
+    for name in ("CT_small.dcm", "thigh_mri.png"):
+        s = load_slice(EXAMPLES / name)
+        assert pixels_hash(np.asarray(s.pixels)) == s.content_hash
