@@ -86,6 +86,10 @@ def _unet_dice(
 
 def run(args: argparse.Namespace) -> list[Row]:
     work = Path(args.work)
+    methods = [m.strip() for m in args.methods.split(";")]
+    unknown = sorted(set(methods) - set(METHODS))
+    if unknown:
+        raise SystemExit(f"unknown method(s) {unknown}; choose from {'; '.join(METHODS)}")
     rows: list[Row] = []
     for kind in args.kinds.split(","):
         train_dir, test_dir = work / f"{kind}_train", work / f"{kind}_test"
@@ -130,6 +134,8 @@ def run(args: argparse.Namespace) -> list[Row]:
                 "SAM+LoRA, GT boxes (oracle)": dict(box_source="gt", mask_prompt=False),
             }
             for method, extra in variants.items():
+                if method not in methods:
+                    continue
                 out = work / "runs" / f"{tag}_{method.split(',')[0]}"
                 row = _load_row(out / "compare_row.json")
                 if row is None:
@@ -139,6 +145,8 @@ def run(args: argparse.Namespace) -> list[Row]:
                         out / "compare_row.json", Row(kind, spec, n_lab, method, dice, secs)
                     )
                 rows.append(row)
+            if "U-Net" not in methods:
+                continue
             path = work / "runs" / f"{tag}_U-Net" / "compare_row.json"
             row = _load_row(path)
             if row is None:
@@ -188,6 +196,11 @@ def main(argv: list[str]) -> int:
     p = argparse.ArgumentParser(prog="python -m adasam compare")
     p.add_argument("--kinds", default="thigh-mri,liver-ct")
     p.add_argument("--labeled", default="5,50,10%")
+    p.add_argument(
+        "--methods",
+        default=";".join(METHODS),
+        help="';'-separated subset of: " + "; ".join(METHODS),
+    )
     p.add_argument("--steps", type=int, default=150)
     p.add_argument("--batch-size", type=int, default=4)
     p.add_argument("--unlabeled-batch-size", type=int, default=2)

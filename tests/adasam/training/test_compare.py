@@ -51,3 +51,8 @@ def test_compare_writes_every_row_and_resumes(tmp_path: Path, capsys) -> None:
         line for line in capsys.readouterr().out.splitlines() if line.startswith("thigh-mri")
     )
     assert out.read_text() == text
+
+
+def test_compare_refuses_an_unknown_method(tmp_path: Path) -> None:
+    with pytest.raises(SystemExit, match="unknown method"):
+        compare.main(["--sam-base", "x", "--methods", "U-Net;nnU-Net", "--work", str(tmp_path)])
