@@ -24,6 +24,7 @@ from storage.errors import BlobCorruptError, InvalidInputError, NotFoundError
 from storage.models import Slice, utcnow
 from storage.records import SliceRecord, slice_record
 from storage.store import Store
+from storage.worklist import lease_in_session
 
 
 def pixels_hash(pixels: NDArray[np.float32]) -> str:
@@ -110,8 +111,13 @@ def record_slice(
     source_format: str = "",
     source_name: str = "",
     metadata: Mapping[str, Any] | None = None,
+    lease_to: str | None = None,
 ) -> SliceRecord:
     """Store a slice (idempotent: the same pixels give back the existing record).
+
+    ``lease_to``: an annotator (already known, see ``ensure_annotator``) who is working on this
+    slice right now; it is leased to them in the same transaction, so the worklist cannot hand
+    it to someone else between this call and their correction.
 
     ``content_hash`` must be :func:`pixels_hash` of the pixels (what ``adasam.imaging`` computes);
     a mismatch is refused, because the hash is the slice's identity. Metadata go through the
@@ -165,7 +171,10 @@ def record_slice(
         # Blobs are written first: a row never points at a missing blob, and an orphan blob
         # left by a failed transaction is harmless (content-addressed, reused on retry).
         _insert_if_new(session, store.dialect, row_values)
-        return slice_record(slice_by_hash(session, content_hash))
+        row = slice_by_hash(session, content_hash)
+        if lease_to is not None:
+            lease_in_session(store, session, row.id, lease_to)
+        return slice_record(row)
 
 
 def _insert_if_new(session: Session, dialect: str, row_values: dict[str, Any]) -> None:

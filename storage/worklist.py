@@ -71,6 +71,15 @@ def _try_claim(session: Session, slice_id: int, annotator_id: int, lease: timede
     return True
 
 
+def lease_in_session(
+    store: Store, session: Session, slice_id: int, annotator: str, lease: timedelta = DEFAULT_LEASE
+) -> bool:
+    """Lease one slice to ``annotator`` inside the caller's write transaction; ``False`` when
+    someone else holds a live lease on it (theirs is kept)."""
+    store.serialize(session, WORKLIST_LOCK_KEY)
+    return _try_claim(session, slice_id, annotator_by_name(session, annotator).id, lease)
+
+
 def next_case(
     store: Store,
     annotator: str,

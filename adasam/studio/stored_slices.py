@@ -8,8 +8,9 @@ from adasam.imaging import Slice, Window
 from storage import SliceRecord, Store, load_display, load_pixels, record_slice
 
 
-def save_slice(store: Store, slice_: Slice) -> SliceRecord:
-    """Store the slice (idempotent: the same pixels give the existing record)."""
+def save_slice(store: Store, slice_: Slice, lease_to: str | None = None) -> SliceRecord:
+    """Store the slice (idempotent: the same pixels give the existing record), leased to
+    ``lease_to`` when given (the annotator submitting it; see ``storage.record_slice``)."""
     window = slice_.window
     return record_slice(
         store,
@@ -23,6 +24,7 @@ def save_slice(store: Store, slice_: Slice) -> SliceRecord:
         window_width=None if window is None else window.width,
         window_name=None if window is None else window.name,
         source_format=slice_.source_format,
+        lease_to=lease_to,
         source_name=slice_.source_name,
         metadata=dict(slice_.metadata),
     )

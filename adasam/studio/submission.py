@@ -142,7 +142,7 @@ def submit(
             return _with_receipt(state, progress.receipt), progress.receipt, True
         ensure_annotator(store, annotator)
         if progress.prediction_id is None:
-            record = save_slice(store, state.slice)
+            record = save_slice(store, state.slice, lease_to=annotator)
             box = work.box
             point = None
             if work.prompt_source == "cam" and work.prompts is not None:

@@ -93,3 +93,16 @@ def test_parallel_requests_never_hand_out_one_slice_twice(store: Store, samples)
         thread.join()
     assert not errors
     assert len(set(got.values())) == 8
+
+
+def test_a_slice_stored_for_an_annotator_is_leased_to_them(store: Store, samples) -> None:
+    """No gap between storing a slice someone is correcting and their correction."""
+    storage.ensure_annotator(store, "ann1")
+    storage.ensure_annotator(store, "ann2")
+    mine = samples.slice(lease_to="ann1")
+    other = samples.slice()
+    got = storage.next_case(store, "ann2")
+    assert got is not None and got.content_hash == other.content_hash
+    assert storage.next_case(store, "ann1") == mine  # their own live lease
+    with pytest.raises(NotFoundError):
+        samples.slice(lease_to="nobody")
