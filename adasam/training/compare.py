@@ -18,6 +18,8 @@ import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+import torch
+
 from adasam.phantoms import TARGETS, write_dataset
 from adasam.predictor import Predictor
 from adasam.training.data import SliceSet, load_folder, make_split
@@ -222,6 +224,8 @@ def main(argv: list[str]) -> int:
     p.add_argument("--work", default="data/compare")
     p.add_argument("--out", default="docs/results.md")
     args = p.parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)  # the U-Net too, not only the SAM runs
     command = "python -m adasam compare " + " ".join(shlex.quote(a) for a in argv)
     rows = run(args)
     text = to_markdown(rows, args, command)
