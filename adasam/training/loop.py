@@ -34,7 +34,7 @@ from adasam.bundle import ModelBundle, create_bundle, load_bundle, save_bundle
 from adasam.config import BundleConfig, ClassifierConfig, LoraSettings, SamConfig
 from adasam.errors import ConfigError
 from adasam.predictor import Predictor
-from adasam.sam import load_base_weights
+from adasam.sam import adapter_state_dict, load_adapter, load_base_weights
 from adasam.training.data import (
     SliceSet,
     Split,
@@ -376,7 +376,7 @@ def train(
             raise ConfigError(f"nothing to resume: {ckpt} does not exist")
         saved = torch.load(ckpt, map_location=device, weights_only=False)
         bundle.classifier.load_state_dict(saved["classifier"])
-        bundle.sam.load_state_dict(saved["sam"], strict=False)
+        load_adapter(bundle.sam, saved["sam"], bundle.config.lora.train_decoder)
         opt.load_state_dict(saved["optimizer"])
         sched.load_state_dict(saved["scheduler"])
         state = TrainState(**saved["state"])
@@ -489,7 +489,7 @@ def train(
             torch.save(
                 {
                     "classifier": bundle.classifier.state_dict(),
-                    "sam": {k: v for k, v in bundle.sam.state_dict().items() if "lora_" in k},
+                    "sam": adapter_state_dict(bundle.sam, bundle.config.lora.train_decoder),
                     "optimizer": opt.state_dict(),
                     "scheduler": sched.state_dict(),
                     "state": asdict(state),

@@ -212,3 +212,13 @@ def test_decoder_trains_only_when_asked(
     assert read_config(out).lora.train_decoder is train_decoder
     loaded = load_bundle(out)
     torch.testing.assert_close(loaded.sam.state_dict()[key], after.sam.state_dict()[key])
+    import adasam.training.loop as loop
+
+    ck = torch.load(out / "training" / loop.CHECKPOINT, weights_only=False)
+    assert (key in ck["sam"]) is train_decoder  # resume restores the decoder it trained
+    _, state = train(
+        _cfg(thigh_dir, out, max_steps=3, val_max=0, train_decoder=train_decoder),
+        resume=True,
+        progress=False,
+    )
+    assert state.step == 3
