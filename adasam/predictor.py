@@ -17,7 +17,7 @@ import time
 from collections import OrderedDict
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -253,11 +253,20 @@ class Predictor:
         return out
 
     # -- public API ---------------------------------------------------------------------------
-    def predict(self, image: np.ndarray, structures: Sequence[str] | None = None) -> Prediction:
+    def predict(
+        self,
+        image: np.ndarray,
+        structures: Sequence[str] | None = None,
+        *,
+        cam_threshold: float | None = None,
+        presence_threshold: float | None = None,
+    ) -> Prediction:
         """Whole pipeline on a uint8 ``(H, W, 3)`` image.
 
         Found structures get three candidates (multimask output: the automatic prompt is
         ambiguous about which level of detail is wanted, so SAM's three answers are shown).
+        ``cam_threshold`` and ``presence_threshold`` override the bundle's
+        ``prompts.threshold`` and ``classifier.threshold`` (both in (0, 1)) for this call.
         """
         _check_image(image)
         names = list(self.structures if structures is None else structures)
@@ -267,6 +276,12 @@ class Predictor:
                 f"unknown structure(s) {unknown}; this model segments {list(self.structures)}"
             )
         cfg = self.bundle.config
+        prompt_cfg = (
+            cfg.prompts if cam_threshold is None else replace(cfg.prompts, threshold=cam_threshold)
+        )
+        presence = cfg.classifier.threshold if presence_threshold is None else presence_threshold
+        if not 0.0 < presence < 1.0:
+            raise ValueError(f"presence_threshold must be in (0, 1), got {presence}")
         idx = [self.structures.index(n) for n in names]
         hw = (int(image.shape[0]), int(image.shape[1]))
         frame = self.frame(hw)
@@ -280,9 +295,7 @@ class Predictor:
                 heat = gradcam_heatmaps(self.bundle.classifier, x, idx, hw)
             with timer.stage("prompts"):
                 prompts: list[Prompts | None] = [
-                    make_prompts(heat[k], frame, cfg.prompts)
-                    if probs[i] >= cfg.classifier.threshold
-                    else None
+                    make_prompts(heat[k], frame, prompt_cfg) if probs[i] >= presence else None
                     for k, i in enumerate(idx)
                 ]
             with timer.stage("encode"):
@@ -292,7 +305,7 @@ class Predictor:
                 decoded: dict[int, list[Candidate]] = {}
                 if todo:
                     ps = [prompts[k] for k in todo]
-                    use_point = cfg.prompts.use_point
+                    use_point = prompt_cfg.use_point
                     res = self._decode(
                         emb,
                         frame,

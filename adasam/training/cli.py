@@ -68,6 +68,11 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--lora-r", type=int, default=8)
     t.add_argument("--no-lora-decoder", action="store_true")
     t.add_argument(
+        "--no-calibrate",
+        action="store_true",
+        help="keep the default presence/CAM thresholds (no tuning on the validation slices)",
+    )
+    t.add_argument(
         "--train-decoder",
         action="store_true",
         help="train every mask-decoder weight (SAMed-style), not only its LoRA",
@@ -146,6 +151,7 @@ def cmd_train(a: argparse.Namespace) -> int:
         lora_r=a.lora_r,
         lora_decoder=not a.no_lora_decoder,
         train_decoder=a.train_decoder,
+        calibrate=not a.no_calibrate,
         backbone=a.backbone,
         classifier_size=a.classifier_size,
         output_stride=a.output_stride,

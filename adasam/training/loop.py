@@ -35,6 +35,8 @@ from adasam.config import BundleConfig, ClassifierConfig, LoraSettings, SamConfi
 from adasam.errors import ConfigError
 from adasam.predictor import Predictor
 from adasam.sam import adapter_state_dict, load_adapter, load_base_weights
+from adasam.training.calibrate import apply as apply_calibration
+from adasam.training.calibrate import calibrate
 from adasam.training.data import (
     SliceSet,
     Split,
@@ -103,6 +105,7 @@ class TrainConfig:
     lora_r: int = 8
     lora_decoder: bool = True
     train_decoder: bool = False
+    calibrate: bool = True
     backbone: str = "resnet18"
     classifier_size: int = 256
     output_stride: int = 32
@@ -505,7 +508,25 @@ def train(
                     flush=True,
                 )
                 break
+    if cfg.calibrate and val_idx and (out / "config.json").is_file():
+        _calibrate_saved(out, data, val_idx, cfg.device, progress)
     return bundle, state
+
+
+def _calibrate_saved(
+    out: Path, data: SliceSet, idx: list[int], device: str, progress: bool
+) -> None:
+    """Pick the best bundle's presence and CAM thresholds on the validation slices."""
+    best = load_bundle(out, device)
+    result = calibrate(best, data, idx, device)
+    save_bundle(ModelBundle(apply_calibration(best.config, result), best.classifier, best.sam), out)
+    if progress:
+        print(
+            f"calibrated on {result.n_slices} validation slices: presence threshold "
+            f"{result.classifier_threshold}, CAM threshold {result.cam_threshold} "
+            f"(validation score {result.previous_score:.3f} → {result.score:.3f})",
+            flush=True,
+        )
 
 
 def _save(

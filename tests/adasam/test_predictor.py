@@ -121,3 +121,17 @@ def test_bad_inputs_raise_clear_errors(predictor: Predictor) -> None:
         predictor.segment(_image(), box=[50, 10, 20, 40])
     with pytest.raises(ValueError, match="click"):
         predictor.refine(_image(), [])
+
+
+def test_thresholds_can_be_overridden_per_call(predictor: Predictor) -> None:
+    image = _image()
+    assert predictor.predict(image, ["liver"]).structure("liver").found  # bundle: 0.01
+    missed = predictor.predict(image, ["liver"], presence_threshold=0.9999).structure("liver")
+    assert not missed.found and missed.candidates == ()
+    low = predictor.predict(image, ["liver"], cam_threshold=0.1).structure("liver")
+    high = predictor.predict(image, ["liver"], cam_threshold=0.9).structure("liver")
+    assert low.prompts is not None and high.prompts is not None
+    assert low.prompts.region.sum() > high.prompts.region.sum()
+    assert predictor.bundle.config.prompts.threshold == 0.4  # the bundle is untouched
+    with pytest.raises(ValueError, match="presence_threshold"):
+        predictor.predict(image, presence_threshold=1.0)

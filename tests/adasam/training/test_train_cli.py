@@ -52,6 +52,11 @@ def test_two_step_smoke_run_writes_bundle_and_logs(thigh_dir: Path, tmp_path: Pa
     assert cfg.trained and cfg.structures == ("vastus_lateralis", "vastus_medialis")
     assert cfg.training["labeled"] == "6" and cfg.training["n_labeled"] == 6
     assert "val_dice" in cfg.metrics
+    calibration = cfg.training["calibration"]  # thresholds tuned on the validation slices
+    assert calibration["n_slices"] == 3
+    assert calibration["score"] >= calibration["previous_score"]
+    assert cfg.classifier.threshold == calibration["classifier_threshold"]
+    assert cfg.prompts.threshold == calibration["cam_threshold"]
     lines = (out / "training" / "metrics.jsonl").read_text().splitlines()
     assert [json.loads(x)["epoch"] for x in lines] == [1, 2]
     assert {"loss", "cls", "seg", "iou", "cons", "val_dice"} <= set(json.loads(lines[-1]))
