@@ -152,7 +152,9 @@ def run(args: argparse.Namespace) -> list[Row]:
             path = work / "runs" / f"{tag}_U-Net" / "compare_row.json"
             row = _load_row(path)
             if row is None:
-                ucfg = UNetConfig(steps=args.unet_steps, seed=args.seed)
+                ucfg = UNetConfig(
+                    steps=args.unet_steps, batch_size=args.unet_batch_size, seed=args.seed
+                )
                 dice, secs = _unet_dice(data, list(split.labeled), ucfg, test, test_idx)
                 row = _store_row(path, Row(kind, spec, n_lab, "U-Net", dice, secs))
             rows.append(row)
@@ -173,7 +175,7 @@ def to_markdown(rows: list[Row], args: argparse.Namespace, command: str) -> str:
         f"{args.classifier_lr}, CAM-alignment weight {args.w_cam}, "
         + ("mask decoder fully trained, " if args.train_decoder else "LoRA only, ")
         + f"small SAM whose base is `{args.sam_base}`; U-Net: {args.unet_steps} steps of "
-        "batch 8. "
+        f"batch {args.unet_batch_size}. "
         "CPU, 2 cores. Dice is mean ± std over test slices where the structure is present; "
         "ADA-SAM and SAM-Mix use CAM-generated prompts; the oracle row prompts with boxes "
         "from the ground truth and is not a deployable result.",
@@ -210,6 +212,7 @@ def main(argv: list[str]) -> int:
     p.add_argument("--w-cam", type=float, default=1.0)
     p.add_argument("--train-decoder", action="store_true")
     p.add_argument("--unet-steps", type=int, default=300)
+    p.add_argument("--unet-batch-size", type=int, default=8)
     p.add_argument("--size", type=int, default=256, help="phantom slice size (pixels)")
     p.add_argument("--n-train", type=int, default=400)
     p.add_argument("--n-test", type=int, default=200)
