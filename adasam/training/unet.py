@@ -109,7 +109,7 @@ def train_unet(
         loss.backward()
         opt.step()
         sched.step()
-    return net.eval(), {"seconds": time.perf_counter() - start, "final_loss": float(loss)}
+    return net.eval(), {"seconds": time.perf_counter() - start, "final_loss": float(loss.detach())}
 
 
 @torch.no_grad()
