@@ -5,10 +5,15 @@ best-scored candidate (an empty mask when the classifier did not find the struct
 ground truth lacks it, a found structure counts as a false positive. AUROC is computed from the
 classifier's probabilities against presence. The oracle column prompts SAM with the box of the
 ground-truth mask (no CAM, no classifier) and is labelled as an oracle everywhere it appears.
+
+The same scores are also broken down by the ground truth's area in pixels (at the evaluated
+size, ``AREA_EDGES``), with the share of slices where the structure was found: a mean over
+slices weighs a 100-pixel tip as much as a whole muscle, and this shows where it is lost.
 """
 
 from __future__ import annotations
 
+import itertools
 import json
 import math
 from dataclasses import dataclass
@@ -22,6 +27,69 @@ from adasam.prompts import mask_to_box
 from adasam.training.data import SliceSet
 from adasam.training.metrics import auroc, dice, hd95, iou, mean_std
 
+AREA_EDGES: tuple[float, ...] = (0, 200, 800, 3000, math.inf)
+"""Ground-truth area bins (pixels) of the evaluation report's breakdown."""
+
+
+@dataclass(frozen=True)
+class AreaBin:
+    """Scores of the slices whose ground-truth area (pixels) lies in ``[low, high)``.
+
+    ``dice``: mean CAM-prompted Dice; ``found``: share of those slices that got a prompt;
+    ``oracle_dice``: mean GT-box oracle Dice (None without the oracle)."""
+
+    low: float
+    high: float
+    n: int
+    dice: float
+    found: float
+    oracle_dice: float | None
+
+    @property
+    def label(self) -> str:
+        if math.isinf(self.high):
+            return f"≥ {self.low:g} px"
+        return f"< {self.high:g} px" if self.low == 0 else f"{self.low:g}–{self.high:g} px"
+
+    def to_dict(self) -> dict[str, object]:
+        return {
+            "low_px": self.low,
+            "high_px": None if math.isinf(self.high) else self.high,
+            "n": self.n,
+            "dice_mean": self.dice,
+            "found_rate": self.found,
+            "oracle_gt_box_dice_mean": self.oracle_dice,
+        }
+
+
+def area_bins(
+    areas: list[float],
+    dices: list[float],
+    found: list[bool],
+    oracle: list[float] | None = None,
+    edges: tuple[float, ...] = AREA_EDGES,
+) -> tuple[AreaBin, ...]:
+    """Group per-slice scores by ground-truth area; empty bins are left out."""
+    a = np.asarray(areas, dtype=float)
+    if not (len(a) == len(dices) == len(found)) or (oracle is not None and len(oracle) != len(a)):
+        raise ValueError("areas, dices, found (and oracle) must have one entry per slice")
+    out = []
+    for low, high in itertools.pairwise(edges):
+        sel = np.flatnonzero((a >= low) & (a < high))
+        if not len(sel):
+            continue
+        out.append(
+            AreaBin(
+                low=float(low),
+                high=float(high),
+                n=len(sel),
+                dice=float(np.mean(np.asarray(dices)[sel])),
+                found=float(np.mean(np.asarray(found, dtype=float)[sel])),
+                oracle_dice=None if oracle is None else float(np.mean(np.asarray(oracle)[sel])),
+            )
+        )
+    return tuple(out)
+
 
 @dataclass
 class StructureReport:
@@ -34,6 +102,7 @@ class StructureReport:
     false_positive_rate: float
     auroc: float
     oracle_dice: tuple[float, float] | None
+    by_area: tuple[AreaBin, ...] = ()
 
     def to_dict(self) -> dict[str, object]:
         d = {
@@ -52,7 +121,9 @@ class StructureReport:
         if self.oracle_dice is not None:
             d["oracle_gt_box_dice_mean"] = self.oracle_dice[0]
             d["oracle_gt_box_dice_std"] = self.oracle_dice[1]
-        return {k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in d.items()}
+        d = {k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in d.items()}
+        d["by_area"] = [b.to_dict() for b in self.by_area]
+        return d
 
 
 def evaluate_predictor(
@@ -69,7 +140,10 @@ def evaluate_predictor(
     if missing:
         raise ValueError(f"the model does not segment {missing}")
     acc: dict[str, dict[str, list[float]]] = {
-        n: {"dice": [], "iou": [], "hd95": [], "fp": [], "prob": [], "present": [], "oracle": []}
+        n: {
+            k: []
+            for k in ("dice", "iou", "hd95", "fp", "prob", "present", "oracle", "area", "found")
+        }
         for n in names
     }
     for i in tqdm(idx, desc="evaluate", disable=not progress, leave=False):
@@ -89,6 +163,8 @@ def evaluate_predictor(
                 a["dice"].append(dice(mask, gt))
                 a["iou"].append(iou(mask, gt))
                 a["hd95"].append(hd95(mask, gt, spacing))
+                a["area"].append(float(gt.sum()))
+                a["found"].append(bool(s.found))
                 if oracle:
                     box = mask_to_box(gt)
                     cand = predictor.segment(img, box=box)[0]
@@ -109,6 +185,9 @@ def evaluate_predictor(
                 false_positive_rate=float(np.mean(a["fp"])) if a["fp"] else float("nan"),
                 auroc=auroc(a["prob"], a["present"]),
                 oracle_dice=mean_std(a["oracle"]) if oracle else None,
+                by_area=area_bins(
+                    a["area"], a["dice"], a["found"], a["oracle"] if oracle else None
+                ),
             )
         )
     return reports
@@ -133,6 +212,26 @@ def markdown_table(reports: list[StructureReport], hd_unit: str) -> str:
     return "\n".join(lines)
 
 
+def area_table(reports: list[StructureReport]) -> str:
+    """Markdown: Dice (found rate, oracle) per structure and ground-truth area bin."""
+    labels = [AreaBin(lo, hi, 0, 0, 0, None).label for lo, hi in itertools.pairwise(AREA_EDGES)]
+    lines = [
+        "| structure | " + " | ".join(labels) + " |",
+        "|---|" + "---|" * len(labels),
+    ]
+    for r in reports:
+        cells = []
+        for label in labels:
+            b = next((b for b in r.by_area if b.label == label), None)
+            if b is None:
+                cells.append("—")
+                continue
+            oracle = "" if b.oracle_dice is None else f"; oracle {b.oracle_dice:.3f}"
+            cells.append(f"n {b.n}: {b.dice:.3f} (found {b.found:.0%}{oracle})")
+        lines.append(f"| {r.name} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
 def write_report(
     reports: list[StructureReport], out: Path, meta: dict[str, object], spacing_known: bool
 ) -> str:
@@ -152,5 +251,9 @@ def write_report(
     }
     out.write_text(json.dumps(body, indent=2) + "\n")
     table = markdown_table(reports, unit)
-    out.with_suffix(".md").write_text(f"# Evaluation\n\n{json.dumps(meta)}\n\n{table}\n")
-    return table
+    by_area = area_table(reports)
+    out.with_suffix(".md").write_text(
+        f"# Evaluation\n\n{json.dumps(meta)}\n\n{table}\n\n"
+        f"Dice (CAM prompts) by ground-truth area, pixels at the evaluated size:\n\n{by_area}\n"
+    )
+    return f"{table}\n\n{by_area}"

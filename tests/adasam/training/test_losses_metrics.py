@@ -88,3 +88,24 @@ def test_auroc() -> None:
     assert auroc([0.1, 0.4, 0.35, 0.8], [0, 0, 1, 1]) == pytest.approx(0.75)
     assert auroc([0.5, 0.5], [0, 1]) == pytest.approx(0.5)
     assert auroc([0.2, 0.9], [1, 1]) != auroc([0.2, 0.9], [1, 1])  # NaN with one class
+
+
+def test_area_bins_hand_computed() -> None:
+    from adasam.training.evaluate import AreaBin, area_bins
+
+    bins = area_bins(
+        areas=[50, 150, 500, 5000],
+        dices=[0.0, 0.4, 0.8, 0.9],
+        found=[False, True, True, True],
+        oracle=[0.2, 0.6, 0.9, 1.0],
+        edges=(0, 200, 800, 3000, math.inf),
+    )
+    assert [(b.low, b.n) for b in bins] == [(0, 2), (200, 1), (3000, 1)]  # empty bin left out
+    assert bins[0].dice == pytest.approx(0.2) and bins[0].found == pytest.approx(0.5)
+    assert bins[0].oracle_dice == pytest.approx(0.4)
+    assert [b.label for b in bins] == ["< 200 px", "200–800 px", "≥ 3000 px"]
+    assert bins[2].to_dict()["high_px"] is None
+    assert area_bins([10], [1.0], [True])[0].oracle_dice is None
+    assert AreaBin(800, 3000, 0, 0, 0, None).label == "800–3000 px"
+    with pytest.raises(ValueError, match="one entry per slice"):
+        area_bins([10, 20], [1.0], [True])

@@ -156,6 +156,13 @@ def test_train_and_evaluate_cli(thigh_dir: Path, tmp_path: Path, capsys) -> None
     s = body["structures"][0]
     assert {"dice_mean", "iou_mean", "hd95_mean", "auroc", "oracle_gt_box_dice_mean"} <= set(s)
     assert "oracle" in report.with_suffix(".md").read_text()
+    for s in body["structures"]:  # the area breakdown covers every scored slice, same mean
+        bins = s["by_area"]
+        assert sum(b["n"] for b in bins) == s["n_present"]
+        if s["n_present"]:
+            mean = sum(b["n"] * b["dice_mean"] for b in bins) / s["n_present"]
+            assert mean == pytest.approx(s["dice_mean"])
+    assert "by ground-truth area" in report.with_suffix(".md").read_text()
     assert (
         main(
             [
