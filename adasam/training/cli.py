@@ -57,6 +57,14 @@ def build_parser() -> argparse.ArgumentParser:
         help="training boxes: CAM, GT (jittered) or a mix",
     )
     t.add_argument("--no-mask-prompt", action="store_true", help="box prompts only")
+    t.add_argument(
+        "--small-oversample",
+        type=float,
+        default=0.0,
+        help="draw labeled slices showing a structure under --small-area pixels 1+X times as "
+        "often (0: each slice once per epoch)",
+    )
+    t.add_argument("--small-area", type=int, default=800, help="pixels, at the training size")
     t.add_argument("--seed", type=int, default=0)
     t.add_argument("--val-fraction", type=float, default=0.15)
     t.add_argument("--test-fraction", type=float, default=0.0)
@@ -140,6 +148,8 @@ def cmd_train(a: argparse.Namespace) -> int:
         feedback=not a.no_feedback,
         mask_prompt=not a.no_mask_prompt,
         box_source=a.box_source,
+        small_oversample=a.small_oversample,
+        small_area=a.small_area,
         seed=a.seed,
         val_fraction=a.val_fraction,
         test_fraction=a.test_fraction,

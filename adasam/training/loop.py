@@ -21,6 +21,7 @@ import json
 import math
 import random
 import time
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
@@ -93,6 +94,8 @@ class TrainConfig:
     box_source: Literal["cam", "mixed", "gt"] = "mixed"
     gt_box_prob: float = 0.5
     augment: bool = True
+    small_oversample: float = 0.0
+    small_area: int = 800
     seed: int = 0
     val_fraction: float = 0.15
     test_fraction: float = 0.0
@@ -121,6 +124,8 @@ class TrainConfig:
             raise ConfigError("batch sizes must be ≥ 1 (unlabeled ≥ 0)")
         if not 0 <= self.gt_box_prob <= 1:
             raise ConfigError("gt_box_prob must be in [0, 1]")
+        if self.small_oversample < 0 or self.small_area < 1:
+            raise ConfigError("small_oversample must be ≥ 0 and small_area ≥ 1 pixel")
 
 
 @dataclass
@@ -182,6 +187,29 @@ def _unfreeze_decoder(bundle: ModelBundle) -> None:
     if bundle.config.lora.train_decoder:
         for p in bundle.sam.mask_decoder.parameters():
             p.requires_grad_(True)
+
+
+def small_structure_slices(data: SliceSet, idx: Sequence[int], max_area: int) -> np.ndarray:
+    """bool ``(len(idx),)``: the slice shows a target structure smaller than ``max_area``
+    pixels (and larger than none)."""
+    areas = data.masks(np.asarray(idx, dtype=np.int64)).sum(axis=(-2, -1))  # (n, T)
+    return ((areas > 0) & (areas < max_area)).any(axis=1)
+
+
+def epoch_order(
+    labeled: Sequence[int], small: np.ndarray, oversample: float, rng: np.random.Generator
+) -> np.ndarray:
+    """The labeled slices of one epoch, in the order batches take them.
+
+    ``oversample == 0``: a permutation (each slice once). Otherwise ``len(labeled)`` draws with
+    replacement, a slice with a small structure (``small``) ``1 + oversample`` times as likely
+    as any other, so small targets, which dominate the per-slice Dice lost, are seen more.
+    """
+    lab = np.asarray(labeled, dtype=np.int64)
+    if oversample == 0:
+        return lab[rng.permutation(len(lab))]
+    w = 1.0 + oversample * np.asarray(small, dtype=float)
+    return rng.choice(lab, size=len(lab), replace=True, p=w / w.sum())
 
 
 def _batch_tensors(
@@ -367,6 +395,11 @@ def train(
     bundle = initial_bundle(cfg, data.structures).to(device)
     net = AdaSamNet(bundle, cfg.size, feedback=cfg.feedback, mask_prompt=cfg.mask_prompt)
     n_lab = len(split.labeled)
+    small = (
+        small_structure_slices(data, split.labeled, cfg.small_area)
+        if cfg.small_oversample
+        else np.zeros(n_lab, bool)
+    )
     steps_per_epoch = cfg.steps_per_epoch or max(1, math.ceil(n_lab / cfg.batch_size))
     total = cfg.max_steps or cfg.epochs * steps_per_epoch
     opt, sched = _optimizer(bundle, cfg, total)
@@ -414,7 +447,7 @@ def train(
             epoch = state.epoch
             rng = np.random.default_rng([cfg.seed, epoch])
             gen = torch.Generator().manual_seed(cfg.seed * 1000 + epoch)
-            lab = np.asarray(split.labeled)[rng.permutation(n_lab)]
+            lab = epoch_order(split.labeled, small, cfg.small_oversample, rng)
             unl = np.asarray(split.unlabeled)
             bundle.classifier.train()
             bundle.sam.train()

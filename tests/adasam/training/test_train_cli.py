@@ -12,6 +12,7 @@ import torch
 
 from adasam.bundle import load_bundle, read_config
 from adasam.cli import main
+from adasam.errors import ConfigError
 from adasam.training.loop import TrainConfig, train
 from tests.conftest import TINY_SAM
 
@@ -234,3 +235,31 @@ def test_decoder_trains_only_when_asked(
         progress=False,
     )
     assert state.step == 3
+
+
+def test_small_structure_oversampling(thigh_dir: Path, tmp_path: Path) -> None:
+    from adasam.training.data import load_dataset
+    from adasam.training.loop import epoch_order, small_structure_slices
+
+    data = load_dataset(thigh_dir, 64)
+    idx = list(range(len(data)))
+    areas = data.masks(np.asarray(idx)).sum(axis=(-2, -1))
+    small = small_structure_slices(data, idx, 60)
+    expected = [bool(((a > 0) & (a < 60)).any()) for a in areas]
+    assert small.tolist() == expected and 0 < small.sum() < len(idx)
+    # no oversampling: a permutation, every slice once
+    order = epoch_order(idx, small, 0.0, np.random.default_rng(0))
+    assert sorted(order.tolist()) == idx
+    # oversampled: as many draws, small-structure slices about (1 + 4) times as likely
+    draws = np.concatenate(
+        [epoch_order(idx, small, 4.0, np.random.default_rng(s)) for s in range(200)]
+    )
+    share = np.isin(draws, np.flatnonzero(small)).mean()
+    k = small.sum()
+    assert share == pytest.approx(5 * k / (5 * k + (len(idx) - k)), abs=0.02)
+    assert share > k / len(idx) + 0.1
+    with pytest.raises(ConfigError, match="small_oversample"):
+        _cfg(thigh_dir, tmp_path, small_oversample=-1.0)
+    # a run with oversampling trains and records the setting
+    train(_cfg(thigh_dir, tmp_path / "o", small_oversample=3.0, small_area=60), progress=False)
+    assert read_config(tmp_path / "o").training["small_oversample"] == 3.0
