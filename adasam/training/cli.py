@@ -106,6 +106,12 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--size", type=int, default=256)
     e.add_argument("--limit", type=int)
     e.add_argument("--no-oracle", action="store_true")
+    e.add_argument(
+        "--threads",
+        type=int,
+        default=0,
+        help="CPU threads (0: PyTorch's default); use 1 per run when runs share the cores",
+    )
     e.add_argument("--device", default="auto")
 
     p = sub.add_parser("pretrain-sam", help="train a small SAM base on non-target structures")
@@ -186,6 +192,10 @@ def cmd_evaluate(a: argparse.Namespace) -> int:
     from adasam.training.data import load_dataset
     from adasam.training.evaluate import evaluate_predictor, write_report
 
+    if a.threads:
+        import torch
+
+        torch.set_num_threads(a.threads)
     predictor = Predictor.from_dir(a.bundle, resolve_device(a.device), cache_size=2)
     structures = _structures(a.structures) or predictor.structures
     window = a.window or predictor.bundle.config.window

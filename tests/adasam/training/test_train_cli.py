@@ -134,6 +134,7 @@ def test_train_and_evaluate_cli(thigh_dir: Path, tmp_path: Path, capsys) -> None
     )
     assert rc == 0 and "best validation Dice" in capsys.readouterr().out
     report = tmp_path / "report.json"
+    threads = torch.get_num_threads()
     rc = main(
         [
             "evaluate",
@@ -149,9 +150,12 @@ def test_train_and_evaluate_cli(thigh_dir: Path, tmp_path: Path, capsys) -> None
             "4",
             "--device",
             "cpu",
+            "--threads",
+            "1",
         ]
     )
-    assert rc == 0
+    assert rc == 0 and torch.get_num_threads() == 1
+    torch.set_num_threads(threads)
     body = json.loads(report.read_text())
     assert body["hd95_unit"] == "mm" and len(body["structures"]) == 2
     s = body["structures"][0]
