@@ -47,9 +47,7 @@ class AreaBin:
 
     @property
     def label(self) -> str:
-        if math.isinf(self.high):
-            return f"≥ {self.low:g} px"
-        return f"< {self.high:g} px" if self.low == 0 else f"{self.low:g}–{self.high:g} px"
+        return area_label(self.low, self.high)
 
     def to_dict(self) -> dict[str, object]:
         return {
@@ -60,6 +58,13 @@ class AreaBin:
             "found_rate": self.found,
             "oracle_gt_box_dice_mean": self.oracle_dice,
         }
+
+
+def area_label(low: float, high: float) -> str:
+    """``"< 200 px"``, ``"200–800 px"`` or ``"≥ 3000 px"``."""
+    if math.isinf(high):
+        return f"≥ {low:g} px"
+    return f"< {high:g} px" if low == 0 else f"{low:g}–{high:g} px"
 
 
 def area_bins(
@@ -214,15 +219,16 @@ def markdown_table(reports: list[StructureReport], hd_unit: str) -> str:
 
 def area_table(reports: list[StructureReport]) -> str:
     """Markdown: Dice (found rate, oracle) per structure and ground-truth area bin."""
-    labels = [AreaBin(lo, hi, 0, 0, 0, None).label for lo, hi in itertools.pairwise(AREA_EDGES)]
+    edges = list(itertools.pairwise(AREA_EDGES))
     lines = [
-        "| structure | " + " | ".join(labels) + " |",
-        "|---|" + "---|" * len(labels),
+        "| structure | " + " | ".join(area_label(lo, hi) for lo, hi in edges) + " |",
+        "|---|" + "---|" * len(edges),
     ]
     for r in reports:
+        by_low = {b.low: b for b in r.by_area}
         cells = []
-        for label in labels:
-            b = next((b for b in r.by_area if b.label == label), None)
+        for lo, _ in edges:
+            b = by_low.get(lo)
             if b is None:
                 cells.append("—")
                 continue
