@@ -174,6 +174,7 @@ def cmd_train(a: argparse.Namespace) -> int:
         init_bundle=a.init_bundle,
         weights_dtype=a.weights_dtype,
         threads=a.threads,
+        max_minutes=a.max_minutes,
     )
     start = time.perf_counter()
     _, state = train(cfg, resume=a.resume, progress=not a.no_progress)

@@ -120,6 +120,8 @@ class TrainConfig:
     def __post_init__(self) -> None:
         if self.box_source not in ("cam", "mixed", "gt"):
             raise ConfigError(f"box_source must be cam, mixed or gt, got {self.box_source!r}")
+        if self.max_minutes is not None and not self.max_minutes > 0:
+            raise ConfigError(f"max_minutes must be > 0 (or unset), got {self.max_minutes}")
         if self.batch_size < 1 or self.unlabeled_batch_size < 0:
             raise ConfigError("batch sizes must be ≥ 1 (unlabeled ≥ 0)")
         if not 0 <= self.gt_box_prob <= 1:

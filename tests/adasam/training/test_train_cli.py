@@ -94,6 +94,20 @@ def test_resume_continues_where_it_stopped(thigh_dir: Path, tmp_path: Path) -> N
     assert resumed is not full
 
 
+def test_max_minutes_stops_at_the_first_epoch_end_past_it(
+    thigh_dir: Path, tmp_path: Path, capsys
+) -> None:
+    out = tmp_path / "timed"
+    # any epoch outlasts 1e-6 minutes, so the run stops after the first of three
+    _, state = train(_cfg(thigh_dir, out, max_steps=3, val_max=0, max_minutes=1e-6), progress=False)
+    assert state.step == 1 and state.epoch == 1
+    assert "--max-minutes" in capsys.readouterr().out
+    assert read_config(out).training["max_minutes"] == 1e-6
+    for bad in (0.0, -5.0):
+        with pytest.raises(ConfigError, match="max_minutes"):
+            _cfg(thigh_dir, out, max_minutes=bad)
+
+
 def test_no_feedback_run_leaves_classifier_to_classification(
     thigh_dir: Path, tmp_path: Path
 ) -> None:
@@ -130,9 +144,12 @@ def test_train_and_evaluate_cli(thigh_dir: Path, tmp_path: Path, capsys) -> None
             "--device",
             "cpu",
             "--no-progress",
+            "--max-minutes",
+            "30",
         ]
     )
     assert rc == 0 and "best validation Dice" in capsys.readouterr().out
+    assert read_config(out).training["max_minutes"] == 30  # the flag reaches the run
     report = tmp_path / "report.json"
     threads = torch.get_num_threads()
     rc = main(
