@@ -81,6 +81,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="keep the default presence/CAM thresholds (no tuning on the validation slices)",
     )
     t.add_argument(
+        "--calibrate-max",
+        type=int,
+        default=200,
+        help="tune the thresholds on up to this many validation slices (--val-max only caps "
+        "the per-epoch validation); 40 slices proved too few to pick them reliably",
+    )
+    t.add_argument(
         "--train-decoder",
         action="store_true",
         help="train every mask-decoder weight (SAMed-style), not only its LoRA",
@@ -168,6 +175,7 @@ def cmd_train(a: argparse.Namespace) -> int:
         lora_decoder=not a.no_lora_decoder,
         train_decoder=a.train_decoder,
         calibrate=not a.no_calibrate,
+        calibrate_max=a.calibrate_max,
         backbone=a.backbone,
         classifier_size=a.classifier_size,
         output_stride=a.output_stride,

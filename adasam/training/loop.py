@@ -100,6 +100,7 @@ class TrainConfig:
     val_fraction: float = 0.15
     test_fraction: float = 0.0
     val_max: int = 60
+    calibrate_max: int = 200
     device: str = "cpu"
     amp: bool = True
     sam: Literal["small", "vit_b", "vit_l", "vit_h"] = "small"
@@ -120,6 +121,8 @@ class TrainConfig:
     def __post_init__(self) -> None:
         if self.box_source not in ("cam", "mixed", "gt"):
             raise ConfigError(f"box_source must be cam, mixed or gt, got {self.box_source!r}")
+        if self.calibrate_max < 1:
+            raise ConfigError(f"calibrate_max must be ≥ 1, got {self.calibrate_max}")
         if self.max_minutes is not None and not self.max_minutes > 0:
             raise ConfigError(f"max_minutes must be > 0 (or unset), got {self.max_minutes}")
         if self.batch_size < 1 or self.unlabeled_batch_size < 0:
@@ -544,7 +547,8 @@ def train(
                 )
                 break
     if cfg.calibrate and val_idx and (out / "config.json").is_file():
-        _calibrate_saved(out, data, val_idx, cfg.device, progress)
+        calib_idx = list(split.val[: cfg.calibrate_max])
+        _calibrate_saved(out, data, calib_idx, cfg.device, progress)
     return bundle, state
 
 

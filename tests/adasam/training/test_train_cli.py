@@ -54,7 +54,9 @@ def test_two_step_smoke_run_writes_bundle_and_logs(thigh_dir: Path, tmp_path: Pa
     assert cfg.training["labeled"] == "6" and cfg.training["n_labeled"] == 6
     assert "val_dice" in cfg.metrics
     calibration = cfg.training["calibration"]  # thresholds tuned on the validation slices
-    assert calibration["n_slices"] == 3
+    split = json.loads((out / "training" / "split.json").read_text())
+    # on the whole validation split (16 slices of two subjects), not only --val-max's 3
+    assert calibration["n_slices"] == len(split["val"]) == 16
     assert calibration["score"] >= calibration["previous_score"]
     assert cfg.classifier.threshold == calibration["classifier_threshold"]
     assert cfg.prompts.threshold == calibration["cam_threshold"]
@@ -62,7 +64,6 @@ def test_two_step_smoke_run_writes_bundle_and_logs(thigh_dir: Path, tmp_path: Pa
     assert [json.loads(x)["epoch"] for x in lines] == [1, 2]
     assert {"loss", "cls", "seg", "iou", "cons", "val_dice"} <= set(json.loads(lines[-1]))
     assert (out / "training" / "curves.png").stat().st_size > 1000
-    split = json.loads((out / "training" / "split.json").read_text())
     assert len(split["labeled"]) == 6
     load_bundle(out)  # strict load of what was written
 
@@ -106,6 +107,14 @@ def test_max_minutes_stops_at_the_first_epoch_end_past_it(
     for bad in (0.0, -5.0):
         with pytest.raises(ConfigError, match="max_minutes"):
             _cfg(thigh_dir, out, max_minutes=bad)
+
+
+def test_calibrate_max_caps_the_calibration_slices(thigh_dir: Path, tmp_path: Path) -> None:
+    out = tmp_path / "capped"
+    train(_cfg(thigh_dir, out, max_steps=1, val_max=1, calibrate_max=2), progress=False)
+    assert read_config(out).training["calibration"]["n_slices"] == 2
+    with pytest.raises(ConfigError, match="calibrate_max"):
+        _cfg(thigh_dir, out, calibrate_max=0)
 
 
 def test_no_feedback_run_leaves_classifier_to_classification(
