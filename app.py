@@ -1,7 +1,7 @@
 """ADA-SAM Studio: ``python app.py`` starts the web studio (settings → services → UI → launch).
 
 Runs offline on the shipped demo model. Settings come from the environment: see
-:mod:`adasam.settings` (data, device, model, database, limits) and :mod:`adasam.studio.config`
+:mod:`adasam.settings` (data, device, model, database, limits) and :mod:`studio.config`
 (host, port, identity, upload size, model concurrency).
 """
 
@@ -19,7 +19,7 @@ def main() -> int:
     """Build and serve the studio until interrupted; 2 on a configuration error."""
     from adasam.errors import AdaSamError
     from adasam.settings import Settings, environment
-    from adasam.studio import StudioSettings, build_services, build_ui, launch_options
+    from studio import StudioSettings, build_services, build_ui, launch_options
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     for noisy in ("httpx", "alembic"):

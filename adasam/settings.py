@@ -28,7 +28,7 @@ DEFAULT_BUNDLE = DEMO_BUNDLES["thigh-mri"]
 def environment() -> dict[str, str]:
     """A snapshot of the process environment: the project's only read of ``os.environ``.
 
-    Other readers of variables (the studio's :class:`~adasam.studio.StudioSettings`) take this
+    Other readers of variables (the studio's :class:`~studio.StudioSettings`) take this
     mapping as an argument, so tests hand them a plain dict.
     """
     return dict(os.environ)

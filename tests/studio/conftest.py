@@ -14,9 +14,9 @@ from PIL import Image
 from adasam.config import ClassifierConfig
 from adasam.imaging import load_slice
 from adasam.settings import ASSETS_DIR, Settings
-from adasam.studio.config import StudioSettings
-from adasam.studio.services import Services, build_services
-from adasam.studio.state import CaseSource, CaseState
+from studio.config import StudioSettings
+from studio.services import Services, build_services
+from studio.state import CaseSource, CaseState
 from tests.conftest import tiny_config
 
 EXAMPLES = ASSETS_DIR / "examples"

@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 from gradio_client import Client, handle_file
 
-from adasam.studio import build_ui, launch_options
-from adasam.studio.services import Services
 from storage import get_correction, ratings_of, stats
+from studio import build_ui, launch_options
+from studio.services import Services
 from tests.studio.conftest import CT_SMALL
 
 pytestmark = pytest.mark.slow

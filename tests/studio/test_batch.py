@@ -5,10 +5,10 @@ from pathlib import Path
 import numpy as np
 
 from adasam.imaging import load_slice, rewindow
-from adasam.studio.batch import import_files
-from adasam.studio.services import Services
-from adasam.studio.stored_slices import slice_from_record
 from storage import ensure_annotator, get_slice, next_case, stats
+from studio.batch import import_files
+from studio.services import Services
+from studio.stored_slices import slice_from_record
 from tests.studio.conftest import CT_SMALL, EXAMPLES, THIGH_PNG
 
 

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from adasam.studio.catalog import ACTIVE_VERSION_KEY, ModelCatalog
-from adasam.studio.errors import StudioError
 from storage import Store, open_store, register_model_version
+from studio.catalog import ACTIVE_VERSION_KEY, ModelCatalog
+from studio.errors import StudioError
 
 
 @pytest.fixture

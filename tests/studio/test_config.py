@@ -3,7 +3,7 @@ from __future__ import annotations
 import pytest
 
 from adasam.errors import ConfigError
-from adasam.studio.config import StudioSettings, parse_users
+from studio.config import StudioSettings, parse_users
 
 
 def test_defaults_listen_on_all_interfaces_port_7860_with_a_name_field() -> None:
@@ -22,9 +22,9 @@ def test_identity_auto_picks_oauth_on_a_space_and_password_with_users(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     space = {"SPACE_ID": "org/studio", "OAUTH_CLIENT_ID": "abc"}
-    monkeypatch.setattr("adasam.studio.config.oauth_available", lambda: True)
+    monkeypatch.setattr("studio.config.oauth_available", lambda: True)
     assert StudioSettings.from_env(space).identity == "oauth"
-    monkeypatch.setattr("adasam.studio.config.oauth_available", lambda: False)
+    monkeypatch.setattr("studio.config.oauth_available", lambda: False)
     assert StudioSettings.from_env(space).identity == "name", "no OAuth extra: a name field"
     with pytest.raises(ConfigError, match="authlib itsdangerous"):
         StudioSettings.from_env({"ADASAM_IDENTITY": "oauth"})

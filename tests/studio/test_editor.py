@@ -3,14 +3,14 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from adasam.studio.editor import (
+from studio.editor import (
     ADD_RGB,
     ALPHA_THRESHOLD,
     REMOVE_RGB,
     apply_strokes,
     editor_value,
 )
-from adasam.studio.errors import StudioError
+from studio.errors import StudioError
 
 
 def _layer(h: int, w: int) -> np.ndarray:

@@ -8,7 +8,7 @@ import nibabel as nib
 import numpy as np
 from PIL import Image
 
-from adasam.studio.exports import ExportArea, safe_stem
+from studio.exports import ExportArea, safe_stem
 from tests.studio.conftest import new_case
 
 

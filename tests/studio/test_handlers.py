@@ -9,17 +9,17 @@ import gradio as gr
 import numpy as np
 import pytest
 
-from adasam.studio.api_handlers import ApiHandlers, split_names
-from adasam.studio.case_handlers import CaseHandlers, case_screen_slots
-from adasam.studio.config import StudioSettings
-from adasam.studio.editor import ADD_RGB
-from adasam.studio.errors import user_errors
-from adasam.studio.review_handlers import ReviewHandlers
-from adasam.studio.screens import CLICK_SLOTS, PIPELINE_SLOTS
-from adasam.studio.segment_handlers import SegmentHandlers
-from adasam.studio.services import Services, build_services
-from adasam.studio.state import CaseState
 from storage import stats
+from studio.api_handlers import ApiHandlers, split_names
+from studio.case_handlers import CaseHandlers, case_screen_slots
+from studio.config import StudioSettings
+from studio.editor import ADD_RGB
+from studio.errors import user_errors
+from studio.review_handlers import ReviewHandlers
+from studio.screens import CLICK_SLOTS, PIPELINE_SLOTS
+from studio.segment_handlers import SegmentHandlers
+from studio.services import Services, build_services
+from studio.state import CaseState
 from tests.studio.conftest import CT_SMALL, THIGH_PNG, make_settings, write_png
 
 

@@ -2,8 +2,8 @@ from __future__ import annotations
 
 import pytest
 
-from adasam.studio.errors import StudioError
-from adasam.studio.identity import clean_name, resolve_annotator
+from studio.errors import StudioError
+from studio.identity import clean_name, resolve_annotator
 
 
 def test_each_mode_takes_its_own_source() -> None:

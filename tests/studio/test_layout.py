@@ -8,9 +8,9 @@ import gradio as gr
 import pytest
 
 import app
-from adasam.studio import build_ui, launch_options
-from adasam.studio.config import StudioSettings, oauth_available
-from adasam.studio.services import build_services
+from studio import build_ui, launch_options
+from studio.config import StudioSettings, oauth_available
+from studio.services import build_services
 from tests.studio.conftest import make_settings
 
 

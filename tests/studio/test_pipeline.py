@@ -7,10 +7,10 @@ import numpy as np
 import pytest
 
 from adasam.predictor import Predictor
-from adasam.studio import pipeline
-from adasam.studio.catalog import ModelChoice
-from adasam.studio.errors import StudioError
-from adasam.studio.state import CaseState, StructureWork
+from studio import pipeline
+from studio.catalog import ModelChoice
+from studio.errors import StudioError
+from studio.state import CaseState, StructureWork
 from tests.studio.conftest import new_case
 
 

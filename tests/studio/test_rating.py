@@ -2,8 +2,8 @@ from __future__ import annotations
 
 import pytest
 
-from adasam.studio.errors import StudioError
-from adasam.studio.rating import RUBRIC_ITEMS, SCORE_LABELS, parse_rating, parse_score
+from studio.errors import StudioError
+from studio.rating import RUBRIC_ITEMS, SCORE_LABELS, parse_rating, parse_score
 
 
 def test_scores_parse_from_labels_and_numbers() -> None:

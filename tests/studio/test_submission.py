@@ -7,14 +7,14 @@ import pytest
 
 import storage.ratings
 from adasam.predictor import Predictor
-from adasam.studio import pipeline
-from adasam.studio.catalog import ModelChoice
-from adasam.studio.errors import StudioError
-from adasam.studio.rating import parse_rating
-from adasam.studio.services import Services
-from adasam.studio.state import CaseState
-from adasam.studio.submission import SubmissionLedger, submit
 from storage import get_correction, get_prediction, load_correction_masks, ratings_of, stats
+from studio import pipeline
+from studio.catalog import ModelChoice
+from studio.errors import StudioError
+from studio.rating import parse_rating
+from studio.services import Services
+from studio.state import CaseState
+from studio.submission import SubmissionLedger, submit
 from tests.studio.conftest import new_case
 
 RATING = parse_rating(4, "minor_edits", ["completeness"], "fine")
@@ -111,7 +111,7 @@ def test_a_retry_after_a_failure_resumes_without_duplicates(
             raise storage.StorageError("database is locked")
         return real(*args, **kwargs)  # type: ignore[arg-type]
 
-    monkeypatch.setattr("adasam.studio.submission.record_rating", flaky)
+    monkeypatch.setattr("studio.submission.record_rating", flaky)
     with pytest.raises(storage.StorageError):
         submit(
             services.store,

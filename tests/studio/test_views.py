@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 
 from adasam.predictor import Click, Predictor
-from adasam.studio import pipeline, views
-from adasam.studio.catalog import ModelChoice
-from adasam.studio.state import CaseSource, CaseState, StructureWork
+from studio import pipeline, views
+from studio.catalog import ModelChoice
+from studio.state import CaseSource, CaseState, StructureWork
 from tests.studio.conftest import new_case
 
 

@@ -14,9 +14,9 @@ from typing import Literal
 import numpy as np
 
 from adasam.predictor import Click, Predictor
-from adasam.studio.catalog import ModelChoice
-from adasam.studio.errors import StudioError
-from adasam.studio.state import CaseState, StructureWork
+from studio.catalog import ModelChoice
+from studio.errors import StudioError
+from studio.state import CaseState, StructureWork
 
 ClickMode = Literal["add", "remove", "box"]
 CLICK_MODES: dict[str, ClickMode] = {

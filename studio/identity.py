@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import unicodedata
 
-from adasam.studio.config import IdentityMode
-from adasam.studio.errors import StudioError
+from studio.config import IdentityMode
+from studio.errors import StudioError
 
 MAX_NAME = 100
 

@@ -1,6 +1,6 @@
 """Handlers that put a case on screen: upload, example, worklist, slice, window, batch import.
 
-Each returns :func:`~adasam.studio.screens.case_screen`'s tuple (the pipeline is cleared; the
+Each returns :func:`~studio.screens.case_screen`'s tuple (the pipeline is cleared; the
 layout chains a pipeline run after it).
 """
 
@@ -14,21 +14,21 @@ from typing import Any
 import gradio as gr
 
 from adasam.imaging import Slice, Window, load_slice, rewindow
-from adasam.studio.batch import import_files
-from adasam.studio.catalog import ModelChoice
-from adasam.studio.errors import StudioError, user_errors
-from adasam.studio.identity import resolve_annotator
-from adasam.studio.screens import (
+from storage import ensure_annotator, next_case, release_case
+from studio.batch import import_files
+from studio.catalog import ModelChoice
+from studio.errors import StudioError, user_errors
+from studio.identity import resolve_annotator
+from studio.screens import (
     CASE_SLOTS,
     CUSTOM_WINDOW,
     FILE_WINDOW,
     PIPELINE_SLOTS,
     case_screen,
 )
-from adasam.studio.services import Services
-from adasam.studio.state import CaseSource, CaseState
-from adasam.studio.stored_slices import slice_from_record
-from storage import ensure_annotator, next_case, release_case
+from studio.services import Services
+from studio.state import CaseSource, CaseState
+from studio.stored_slices import slice_from_record
 
 
 def _model_window(slice_: Slice, choice: ModelChoice | None) -> Slice:
@@ -75,7 +75,7 @@ class CaseHandlers:
     def annotator(
         self, typed: str | None, request: gr.Request | None, profile: gr.OAuthProfile | None
     ) -> str:
-        """The annotator of this request (see :mod:`adasam.studio.identity`)."""
+        """The annotator of this request (see :mod:`studio.identity`)."""
         login = getattr(request, "username", None) if request is not None else None
         return resolve_annotator(
             self.services.studio.identity,

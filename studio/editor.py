@@ -20,7 +20,7 @@ import numpy as np
 from PIL import Image
 
 from adasam.render import mask_overlay
-from adasam.studio.errors import StudioError
+from studio.errors import StudioError
 
 ADD_HEX = "#00c8ff"
 ADD_RGB = (0, 200, 255)

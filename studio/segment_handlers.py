@@ -12,11 +12,11 @@ import gradio as gr
 import numpy as np
 
 from adasam.predictor import Predictor
-from adasam.studio import pipeline
-from adasam.studio.errors import StudioError, user_errors
-from adasam.studio.screens import PIPELINE_SLOTS, click_screen, pipeline_screen
-from adasam.studio.services import Services
-from adasam.studio.state import CaseState, StructureWork
+from studio import pipeline
+from studio.errors import StudioError, user_errors
+from studio.screens import PIPELINE_SLOTS, click_screen, pipeline_screen
+from studio.services import Services
+from studio.state import CaseState, StructureWork
 
 NO_MODEL = (
     "**Warning: no model is installed.** Train the demo model or set ADASAM_BUNDLE to a model "

@@ -19,11 +19,11 @@ from pathlib import Path
 from adasam.bundle import CONFIG_FILE, read_config
 from adasam.errors import BundleError
 from adasam.predictor import Predictor
-from adasam.studio.errors import StudioError
 from storage import Store, active_model_version, bundle_path
 from storage.errors import StorageError
+from studio.errors import StudioError
 
-log = logging.getLogger("adasam.studio")
+log = logging.getLogger("studio")
 
 ACTIVE_VERSION_KEY = "active-version"
 

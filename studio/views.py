@@ -13,7 +13,7 @@ from PIL import Image, ImageDraw
 from adasam.imaging import Slice
 from adasam.predictor import Click
 from adasam.render import BOX_COLOUR, MASK_COLOURS, heatmap_overlay, mask_overlay, prompts_overlay
-from adasam.studio.state import CaseSource, CaseState, StructureWork
+from studio.state import CaseSource, CaseState, StructureWork
 
 POSITIVE_COLOUR = (40, 220, 60)
 NEGATIVE_COLOUR = (255, 50, 50)

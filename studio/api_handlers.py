@@ -12,12 +12,12 @@ from typing import Any
 import gradio as gr
 import numpy as np
 
-from adasam.studio import pipeline, views
-from adasam.studio.case_handlers import CaseHandlers
-from adasam.studio.errors import StudioError, user_errors
-from adasam.studio.review_handlers import ReviewHandlers
-from adasam.studio.segment_handlers import SegmentHandlers
-from adasam.studio.state import CaseState
+from studio import pipeline, views
+from studio.case_handlers import CaseHandlers
+from studio.errors import StudioError, user_errors
+from studio.review_handlers import ReviewHandlers
+from studio.segment_handlers import SegmentHandlers
+from studio.state import CaseState
 
 
 def split_names(text: str | None) -> list[str]:

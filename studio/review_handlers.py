@@ -9,18 +9,18 @@ from typing import Any
 import gradio as gr
 import numpy as np
 
-from adasam.studio import pipeline
-from adasam.studio.case_handlers import CaseHandlers
-from adasam.studio.editor import apply_strokes, editor_value
-from adasam.studio.errors import StudioError, user_errors
-from adasam.studio.rating import parse_rating
-from adasam.studio.screens import pipeline_screen
-from adasam.studio.services import Services
-from adasam.studio.state import CaseState, Receipt
-from adasam.studio.stats_view import stats_figure, stats_markdown
-from adasam.studio.submission import submit
-from adasam.studio.views import correction_status, correction_view, result_json
 from storage import stats
+from studio import pipeline
+from studio.case_handlers import CaseHandlers
+from studio.editor import apply_strokes, editor_value
+from studio.errors import StudioError, user_errors
+from studio.rating import parse_rating
+from studio.screens import pipeline_screen
+from studio.services import Services
+from studio.state import CaseState, Receipt
+from studio.stats_view import stats_figure, stats_markdown
+from studio.submission import submit
+from studio.views import correction_status, correction_view, result_json
 
 BRUSH_HINT = (
     "Paint with the **blue** brush to add to the mask and the **red** brush to remove from it "

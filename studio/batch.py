@@ -8,9 +8,9 @@ from pathlib import Path
 
 from adasam.errors import IngestError
 from adasam.imaging import load_slice
-from adasam.studio.stored_slices import save_slice
 from storage import NotFoundError, Store, get_slice
 from storage.errors import StorageError
+from studio.stored_slices import save_slice
 
 
 @dataclass(frozen=True)

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from matplotlib.figure import Figure
 
-from adasam.studio.rating import VERDICT_LABELS
 from storage import StorageStats
+from studio.rating import VERDICT_LABELS
 
 VERDICT_COLOURS = {
     "accept": "#2e9d4f",

@@ -17,8 +17,8 @@ from PIL import Image
 
 from adasam.imaging import Slice
 from adasam.render import mask_overlay, mask_png
-from adasam.studio.views import FINAL_COLOUR
 from storage.exports.nifti_io import write_slice_nifti
+from studio.views import FINAL_COLOUR
 
 MAX_AGE_S = 3600.0
 

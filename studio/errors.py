@@ -19,7 +19,7 @@ import gradio as gr
 from adasam.errors import AdaSamError
 from storage.errors import StorageError
 
-log = logging.getLogger("adasam.studio")
+log = logging.getLogger("studio")
 
 P = ParamSpec("P")
 R = TypeVar("R")

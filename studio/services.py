@@ -12,15 +12,15 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from adasam.settings import ASSETS_DIR, DEMO_BUNDLES, Settings, resolve_device
-from adasam.studio.batch import ImportReport, import_files
-from adasam.studio.catalog import ModelCatalog
-from adasam.studio.config import StudioSettings
-from adasam.studio.examples import Example, load_examples
-from adasam.studio.exports import ExportArea
-from adasam.studio.submission import SubmissionLedger
 from storage import Store, open_store, stats
+from studio.batch import ImportReport, import_files
+from studio.catalog import ModelCatalog
+from studio.config import StudioSettings
+from studio.examples import Example, load_examples
+from studio.exports import ExportArea
+from studio.submission import SubmissionLedger
 
-log = logging.getLogger("adasam.studio")
+log = logging.getLogger("studio")
 
 EXAMPLES_DIR = ASSETS_DIR / "examples"
 CUSTOM_KEY = "custom"

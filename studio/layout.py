@@ -20,16 +20,16 @@ import gradio as gr
 
 from adasam.imaging import WINDOW_CHOICES
 from adasam.settings import ASSETS_DIR
-from adasam.studio.api_handlers import ApiHandlers
-from adasam.studio.case_handlers import CaseHandlers
-from adasam.studio.editor import ADD_HEX, BRUSH_OPACITY, REMOVE_HEX
-from adasam.studio.pipeline import CLICK_MODES
-from adasam.studio.rating import RUBRIC_ITEMS, SCORE_LABELS, VERDICT_LABELS
-from adasam.studio.review_handlers import ReviewHandlers
-from adasam.studio.screens import CUSTOM_WINDOW, FILE_WINDOW
-from adasam.studio.segment_handlers import SegmentHandlers
-from adasam.studio.services import Services
-from adasam.studio.texts import API_HELP, INTRO
+from studio.api_handlers import ApiHandlers
+from studio.case_handlers import CaseHandlers
+from studio.editor import ADD_HEX, BRUSH_OPACITY, REMOVE_HEX
+from studio.pipeline import CLICK_MODES
+from studio.rating import RUBRIC_ITEMS, SCORE_LABELS, VERDICT_LABELS
+from studio.review_handlers import ReviewHandlers
+from studio.screens import CUSTOM_WINDOW, FILE_WINDOW
+from studio.segment_handlers import SegmentHandlers
+from studio.services import Services
+from studio.texts import API_HELP, INTRO
 
 CSS_PATH = ASSETS_DIR / "studio.css"
 MODEL_QUEUE = "model"

@@ -18,8 +18,8 @@ import gradio as gr
 import numpy as np
 
 from adasam.imaging import WINDOW_PRESETS
-from adasam.studio import views
-from adasam.studio.state import CaseState, StructureWork
+from studio import views
+from studio.state import CaseState, StructureWork
 
 FILE_WINDOW = "file default"
 CUSTOM_WINDOW = "custom (level/width)"

@@ -12,7 +12,7 @@ import numpy as np
 from adasam.errors import IngestError
 from adasam.imaging import load_slice
 
-log = logging.getLogger("adasam.studio")
+log = logging.getLogger("studio")
 
 MANIFEST = "examples.json"
 

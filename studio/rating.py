@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from adasam.studio.errors import StudioError
 from storage import SEGEX_MAX, SEGEX_MIN, VERDICTS
+from studio.errors import StudioError
 
 SCORE_LABELS: dict[int, str] = {
     5: "5 · Excellent: clinically usable as is",

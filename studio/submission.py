@@ -18,10 +18,6 @@ from datetime import UTC, datetime
 
 import numpy as np
 
-from adasam.studio.errors import StudioError
-from adasam.studio.rating import Rating
-from adasam.studio.state import CaseState, Receipt, StructureWork
-from adasam.studio.stored_slices import save_slice
 from storage import (
     HumanObserver,
     Store,
@@ -31,6 +27,10 @@ from storage import (
     record_rating,
 )
 from storage.corrections import MAX_SECONDS
+from studio.errors import StudioError
+from studio.rating import Rating
+from studio.state import CaseState, Receipt, StructureWork
+from studio.stored_slices import save_slice
 
 LedgerKey = tuple[str, str]
 
