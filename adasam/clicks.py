@@ -150,8 +150,10 @@ def run_click_protocol(
         predictor: the model (its image embedding is computed once and cached).
         image: the slice as the predictor takes it.
         gt: bool ``(H, W)`` ground truth.
-        box: XYXY box (original pixels). Without ``start`` the run starts from SAM's single-mask
-            box prediction; the box also stays a prompt in every refinement (as in the studio).
+        box: XYXY box (original pixels). Without ``start`` the run starts from SAM's best-scored
+            candidate for the box (what the studio shows for a drawn box, and the GT-box oracle
+            of ``evaluate``); the box also stays a prompt in every refinement (as in the
+            studio).
         start: the mask to start from (e.g. the CAM-prompted candidate); its logits are fed
             back with the first click. Without ``box`` and ``start`` the run starts from an
             empty mask (IoU 0) and the first click goes inside the structure.
@@ -168,7 +170,7 @@ def run_click_protocol(
     if max_clicks < 1:
         raise ValueError(f"max_clicks must be ≥ 1, got {max_clicks}")
     if start is None and box is not None:
-        start = predictor.segment(image, box=box, multimask=False)[0]
+        start = predictor.segment(image, box=box, multimask=True)[0]
     mask = np.zeros_like(gt) if start is None else start.mask
     logits = None if start is None else start.logits
     ious = [mask_iou(mask, gt)]

@@ -7,6 +7,7 @@ import json
 import sys
 import time
 from collections.abc import Sequence
+from dataclasses import asdict
 from pathlib import Path
 
 from adasam.errors import AdaSamError
@@ -114,6 +115,23 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--limit", type=int)
     e.add_argument("--no-oracle", action="store_true")
     e.add_argument(
+        "--clicks",
+        type=int,
+        default=20,
+        help="simulated-user click protocol: clicks per run (NoC@85/90, mIoU after 1/3/5 "
+        "clicks, worse-click share, from the GT box and from the CAM candidate); 0: skip it",
+    )
+    e.add_argument(
+        "--click-slices",
+        type=int,
+        help="run the click protocol on at most this many slices per structure (speed)",
+    )
+    e.add_argument(
+        "--click-stop-iou",
+        type=float,
+        help="end a click run once IoU reaches this (speed; default: all --clicks clicks)",
+    )
+    e.add_argument(
         "--threads",
         type=int,
         default=0,
@@ -196,10 +214,21 @@ def cmd_train(a: argparse.Namespace) -> int:
 def cmd_evaluate(a: argparse.Namespace) -> int:
     import numpy as np
 
+    from adasam.errors import ConfigError
     from adasam.predictor import Predictor
     from adasam.settings import resolve_device
+    from adasam.training.click_eval import ClickSettings
     from adasam.training.data import load_dataset
     from adasam.training.evaluate import evaluate_predictor, write_report
+
+    clicks = None
+    if a.clicks < 0:
+        raise ConfigError(f"--clicks must be ≥ 0 (0 skips the click protocol), got {a.clicks}")
+    if a.clicks:
+        try:
+            clicks = ClickSettings(a.clicks, a.click_slices, a.click_stop_iou)
+        except ValueError as exc:
+            raise ConfigError(f"click protocol: {exc}") from None
 
     if a.threads:
         import torch
@@ -210,12 +239,15 @@ def cmd_evaluate(a: argparse.Namespace) -> int:
     window = a.window or predictor.bundle.config.window
     data = load_dataset(a.data, a.size, structures, window)
     idx = list(range(len(data)))[: a.limit] if a.limit else None
-    reports = evaluate_predictor(predictor, data, idx, oracle=not a.no_oracle, progress=True)
+    reports = evaluate_predictor(
+        predictor, data, idx, oracle=not a.no_oracle, progress=True, clicks=clicks
+    )
     meta = {
         "bundle": str(a.bundle),
         "model": predictor.model_info,
         "data": str(a.data),
         "n_slices": len(idx) if idx else len(data),
+        "clicks": None if clicks is None else asdict(clicks),
     }
     table = write_report(reports, Path(a.out), meta, spacing_known=not np.isnan(data.spacing).any())
     print(table)

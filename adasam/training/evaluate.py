@@ -22,8 +22,17 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
+from adasam.clicks import ClickTrace
 from adasam.predictor import Predictor
 from adasam.prompts import mask_to_box
+from adasam.training.click_eval import (
+    STARTS,
+    ClickSettings,
+    ClickSummary,
+    click_table,
+    structure_traces,
+    summarize,
+)
 from adasam.training.data import SliceSet
 from adasam.training.metrics import auroc, dice, hd95, iou, mean_std
 
@@ -108,6 +117,7 @@ class StructureReport:
     auroc: float
     oracle_dice: tuple[float, float] | None
     by_area: tuple[AreaBin, ...] = ()
+    clicks: tuple[ClickSummary, ...] = ()
 
     def to_dict(self) -> dict[str, object]:
         d = {
@@ -128,6 +138,7 @@ class StructureReport:
             d["oracle_gt_box_dice_std"] = self.oracle_dice[1]
         d = {k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in d.items()}
         d["by_area"] = [b.to_dict() for b in self.by_area]
+        d["clicks"] = [c.to_dict() for c in self.clicks]
         return d
 
 
@@ -137,8 +148,10 @@ def evaluate_predictor(
     indices: list[int] | None = None,
     oracle: bool = True,
     progress: bool = False,
+    clicks: ClickSettings | None = None,
 ) -> list[StructureReport]:
-    """Run the production pipeline on each slice and score it (see module docstring)."""
+    """Run the production pipeline on each slice and score it (see module docstring); with
+    ``clicks``, also the simulated-user click protocol (:mod:`adasam.training.click_eval`)."""
     idx = list(range(len(data))) if indices is None else list(indices)
     names = list(data.structures)
     missing = [n for n in names if n not in predictor.structures]
@@ -151,6 +164,7 @@ def evaluate_predictor(
         }
         for n in names
     }
+    traces: dict[str, dict[str, list[ClickTrace]]] = {n: {k: [] for k in STARTS} for n in names}
     for i in tqdm(idx, desc="evaluate", disable=not progress, leave=False):
         img = data.images[i]
         gts = data.masks(i)
@@ -174,6 +188,10 @@ def evaluate_predictor(
                     box = mask_to_box(gt)
                     cand = predictor.segment(img, box=box)[0]
                     a["oracle"].append(dice(cand.mask, gt))
+                t_n = traces[name]
+                if clicks and (clicks.max_slices is None or len(t_n["box"]) < clicks.max_slices):
+                    for start, tr in structure_traces(predictor, img, gt, s, clicks).items():
+                        t_n[start].append(tr)
             else:
                 a["fp"].append(float(s.found))
     reports = []
@@ -193,6 +211,9 @@ def evaluate_predictor(
                 by_area=area_bins(
                     a["area"], a["dice"], a["found"], a["oracle"] if oracle else None
                 ),
+                clicks=tuple(summarize(traces[name][k], k, clicks.max_clicks) for k in STARTS)
+                if clicks
+                else (),
             )
         )
     return reports
@@ -252,14 +273,25 @@ def write_report(
             "dice_when_not_found": "an unfound structure scores Dice 0 against a non-empty "
             "ground truth",
             "hd95_empty": "both empty: 0; exactly one empty: image diagonal",
+            "clicks": "NoC@k: clicks until IoU ≥ k (0 if the start meets it, max_clicks if "
+            "never); mIoU@k: IoU after k clicks, held at the last value when a run stopped "
+            "early; worse_click_share: share of all clicks that lowered IoU by more than 0.02",
         },
         "structures": [r.to_dict() for r in reports],
     }
     out.write_text(json.dumps(body, indent=2) + "\n")
     table = markdown_table(reports, unit)
     by_area = area_table(reports)
-    out.with_suffix(".md").write_text(
-        f"# Evaluation\n\n{json.dumps(meta)}\n\n{table}\n\n"
-        f"Dice (CAM prompts) by ground-truth area, pixels at the evaluated size:\n\n{by_area}\n"
+    text = (
+        f"{table}\n\nDice (CAM prompts) by ground-truth area, pixels at the evaluated size:"
+        f"\n\n{by_area}"
     )
-    return f"{table}\n\n{by_area}"
+    rows = [(r.name, c) for r in reports for c in r.clicks]
+    if rows:
+        text += (
+            "\n\nClick protocol (simulated user: next click at the interior point farthest from "
+            "the largest error region's boundary, previous logits fed back; box = GT box alone, "
+            "cam = CAM-prompted candidate):\n\n" + click_table(rows)
+        )
+    out.with_suffix(".md").write_text(f"# Evaluation\n\n{json.dumps(meta)}\n\n{text}\n")
+    return text

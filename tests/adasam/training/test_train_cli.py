@@ -178,6 +178,10 @@ def test_train_and_evaluate_cli(thigh_dir: Path, tmp_path: Path, capsys) -> None
             "cpu",
             "--threads",
             "1",
+            "--clicks",
+            "3",
+            "--click-slices",
+            "2",
         ]
     )
     assert rc == 0 and torch.get_num_threads() == 1
@@ -194,6 +198,18 @@ def test_train_and_evaluate_cli(thigh_dir: Path, tmp_path: Path, capsys) -> None
             mean = sum(b["n"] * b["dice_mean"] for b in bins) / s["n_present"]
             assert mean == pytest.approx(s["dice_mean"])
     assert "by ground-truth area" in report.with_suffix(".md").read_text()
+    assert body["meta"]["clicks"]["max_clicks"] == 3
+    for s in body["structures"]:  # the click protocol ran from both starts, within its bounds
+        assert [c["start"] for c in s["clicks"]] == ["box", "cam"]
+        for c in s["clicks"]:
+            assert c["n"] == min(2, s["n_present"]) and c["n_clicks"] <= 3 * c["n"]
+            if c["n"]:
+                assert 0 <= c["noc90_mean"] <= 3 and 0 <= c["miou_after_5"] <= 1
+    assert "NoC@90" in report.with_suffix(".md").read_text()
+    bad = ["evaluate", "--bundle", str(out), "--data", str(thigh_dir), "--out", str(report)]
+    assert main([*bad, "--clicks", "-1"]) == 2
+    assert main([*bad, "--click-stop-iou", "1.5"]) == 2
+    assert "click" in capsys.readouterr().err
     assert (
         main(
             [
