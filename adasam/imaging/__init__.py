@@ -11,6 +11,8 @@ Public API::
                max_pixels=40_000_000) -> Slice
     rewindow(slice, window) -> Slice
     volume_depth(source, axis=2) -> int | None
+    load_volume(upload | [files], *, name=None, max_pixels=40_000_000) -> Volume
+        (a DICOM series as several files or one zip, a multi-frame DICOM, a 3D NIfTI)
     Slice, Window, WINDOW_PRESETS, WINDOW_CHOICES, apply_window, auto_window, resolve_window
 
 No torch here: this package only needs numpy, Pillow, pydicom and nibabel.
@@ -21,6 +23,8 @@ from adasam.imaging.deid import DICOM_ALLOWLIST
 from adasam.imaging.load import load_slice, rewindow, volume_depth, with_preferred_window
 from adasam.imaging.slice import Slice
 from adasam.imaging.volume import VolumeSlice, load_volume_slices
+from adasam.imaging.volume3d import SeriesReference, SliceReference, Volume
+from adasam.imaging.volume_load import load_volume
 from adasam.imaging.windows import (
     AUTO,
     WINDOW_CHOICES,
@@ -37,12 +41,16 @@ __all__ = [
     "VOLUME_FACTOR",
     "WINDOW_CHOICES",
     "WINDOW_PRESETS",
+    "SeriesReference",
     "Slice",
+    "SliceReference",
+    "Volume",
     "VolumeSlice",
     "Window",
     "apply_window",
     "auto_window",
     "load_slice",
+    "load_volume",
     "load_volume_slices",
     "resolve_window",
     "rewindow",
