@@ -14,7 +14,13 @@ by construction. Usage::
         case.image, case.label, case.present
     write_dataset("liver-ct", 200, seed=0, out=Path("out/liver"))
 
-Command line: ``python -m adasam phantoms --kind thigh-mri --n 200 --seed 0 --out DIR``.
+Coherent 3D volumes (structures change smoothly and appear/disappear along z)::
+
+    from adasam.phantoms import generate_volume
+    vol = generate_volume("thigh-mri", seed=7, index=0, depth=32)  # vol.image (D, H, W)
+
+Command line: ``python -m adasam phantoms --kind thigh-mri --n 200 --seed 0 --out DIR``;
+volumes: ``... --volumes --n 4 --depth 32 [--dicom] --out DIR``.
 """
 
 from __future__ import annotations
@@ -30,6 +36,7 @@ from ._core import (
     PhantomDebug,
 )
 from .cases import generate, generate_case
+from .dicom_out import volume_to_dicom_series
 from .io import (
     CT_WINDOW,
     MR_PNG_SCALE,
@@ -40,6 +47,7 @@ from .io import (
     read_info,
     write_dataset,
 )
+from .volumes import PhantomVolume, generate_volume, write_volume
 
 __all__ = [
     "CT_WINDOW",
@@ -52,12 +60,16 @@ __all__ = [
     "TARGETS",
     "PhantomCase",
     "PhantomDebug",
+    "PhantomVolume",
     "decode_png",
     "encode_png",
     "generate",
     "generate_case",
+    "generate_volume",
     "main",
     "read_case",
     "read_info",
+    "volume_to_dicom_series",
     "write_dataset",
+    "write_volume",
 ]

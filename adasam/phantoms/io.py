@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import csv
 import json
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -190,6 +191,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--size", type=int, default=256, help="image side in pixels")
     parser.add_argument("--format", dest="fmt", choices=FORMATS, default="png")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    parser.add_argument(
+        "--volumes",
+        action="store_true",
+        help="write --n coherent 3D volumes (NIfTI image + label per volume) instead of slices",
+    )
+    parser.add_argument("--depth", type=int, default=32, help="slices per volume (--volumes)")
+    parser.add_argument(
+        "--dicom", action="store_true", help="with --volumes: also a DICOM series per volume"
+    )
     args = parser.parse_args(argv)
     if args.n < 1:
         parser.error("--n must be at least 1")
@@ -197,6 +207,10 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--seed must be >= 0")
     if not 64 <= args.size <= 2048:
         parser.error("--size must be between 64 and 2048")
+    if args.dicom and not args.volumes:
+        parser.error("--dicom needs --volumes")
+    if args.volumes:
+        return _write_volumes(args)
     start = time.perf_counter()
     out = write_dataset(args.kind, args.n, args.seed, args.out, args.size, args.fmt, not args.quiet)
     info = read_info(out)
@@ -206,5 +220,23 @@ def main(argv: list[str] | None = None) -> int:
         f"{args.size}px, {info['spacing_mm'][0]:.3f} mm) to {out} in "
         f"{time.perf_counter() - start:.1f} s; present: {present}; "
         f"no target: {info['no_target']}/{args.n}"
+    )
+    return 0
+
+
+def _write_volumes(args: argparse.Namespace) -> int:
+    from .volumes import generate_volume, write_volume
+
+    if args.depth < 2:
+        print("error: --depth must be at least 2", file=sys.stderr)
+        return 2
+    start = time.perf_counter()
+    n_files = 0
+    for index in tqdm(range(args.n), desc=f"volumes {args.kind}", disable=args.quiet):
+        vol = generate_volume(args.kind, args.seed, index, depth=args.depth, size=args.size)
+        n_files += len(write_volume(vol, args.out, dicom=args.dicom))
+    print(
+        f"wrote {args.n} {args.kind} volumes ({args.depth} slices of {args.size}px, "
+        f"{n_files} files) to {args.out} in {time.perf_counter() - start:.1f} s"
     )
     return 0
