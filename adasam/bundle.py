@@ -7,6 +7,9 @@ Layout::
       classifier.safetensors   the structure classifier
       adapter.safetensors      the LoRA weights of SAM (+ the mask decoder, lora.train_decoder)
       sam_base.safetensors     SAM's base weights, only when they are not a public checkpoint
+                               (or the LiteMedSAM package's, recorded by name/version/sha256)
+      domain.safetensors       the out-of-domain Gaussian (mean, precision), when
+                               ``config.domain`` is set
 
 Loading is strict and every problem is a :class:`BundleError` that says which file or key.
 """
@@ -25,8 +28,9 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 from segment_anything.modeling import Sam
 
-from adasam.classifier import StructureClassifier
+from adasam.classifier import EmbeddingClassifier, StructureClassifier, build_classifier
 from adasam.config import BundleConfig
+from adasam.domain import DomainModel
 from adasam.errors import BundleError, ConfigError
 from adasam.sam import (
     adapter_state_dict,
@@ -42,6 +46,7 @@ CONFIG_FILE = "config.json"
 CLASSIFIER_FILE = "classifier.safetensors"
 ADAPTER_FILE = "adapter.safetensors"
 SAM_BASE_FILE = "sam_base.safetensors"
+DOMAIN_FILE = "domain.safetensors"
 
 
 @dataclass
@@ -49,8 +54,9 @@ class ModelBundle:
     """A loaded bundle: config, classifier and LoRA-adapted SAM (both in eval mode)."""
 
     config: BundleConfig
-    classifier: StructureClassifier
+    classifier: StructureClassifier | EmbeddingClassifier
     sam: Sam
+    domain: DomainModel | None = None
 
     @property
     def version(self) -> str:
@@ -74,7 +80,9 @@ def create_bundle(
         else None
     )
     sam = build_lora_sam(config.sam, config.lora, base)
-    classifier = StructureClassifier(config.classifier, len(config.structures))
+    classifier = build_classifier(
+        config.classifier, len(config.structures), config.sam.prompt_embed_dim
+    )
     return ModelBundle(config, classifier.eval(), sam.eval())
 
 
@@ -96,8 +104,9 @@ def save_bundle(bundle: ModelBundle, directory: str | Path) -> Path:
         save_file(_cast(adapter, dtype), str(tmp / ADAPTER_FILE), meta)
         if not bundle.config.sam.base_is_public:
             save_file(_cast(base_state_dict(bundle.sam), dtype), str(tmp / SAM_BASE_FILE), meta)
+        _save_domain(bundle, tmp / DOMAIN_FILE, meta)
         if target.exists():
-            own = {CONFIG_FILE, CLASSIFIER_FILE, ADAPTER_FILE, SAM_BASE_FILE}
+            own = {CONFIG_FILE, CLASSIFIER_FILE, ADAPTER_FILE, SAM_BASE_FILE, DOMAIN_FILE}
             for extra in target.iterdir():  # keep what is not the bundle's (training logs…)
                 if extra.name not in own:
                     os.replace(extra, tmp / extra.name)
@@ -144,9 +153,37 @@ def load_bundle(directory: str | Path, device: str | torch.device = "cpu") -> Mo
     sam = build_lora_sam(config.sam, config.lora, None)
     load_base_weights(sam, base, f"{SAM_BASE_FILE} (SAM base weights)")
     load_adapter(sam, _read_weights(directory / ADAPTER_FILE), config.lora.train_decoder)
-    classifier = StructureClassifier(config.classifier, len(config.structures))
+    classifier = build_classifier(
+        config.classifier, len(config.structures), config.sam.prompt_embed_dim
+    )
     load_strict(classifier, _read_weights(directory / CLASSIFIER_FILE), CLASSIFIER_FILE)
-    return ModelBundle(config, classifier.eval(), sam.eval()).to(device)
+    domain = _load_domain(config, directory / DOMAIN_FILE)
+    return ModelBundle(config, classifier.eval(), sam.eval(), domain).to(device)
+
+
+def _save_domain(bundle: ModelBundle, path: Path, meta: dict[str, str]) -> None:
+    if (bundle.domain is None) != (bundle.config.domain is None):
+        raise BundleError("a bundle's domain model and config.domain go together")
+    if bundle.domain is not None:
+        arrays = {
+            k: torch.from_numpy(v.astype("float64")) for k, v in bundle.domain.to_arrays().items()
+        }
+        save_file(arrays, str(path), meta)
+
+
+def _load_domain(config: BundleConfig, path: Path) -> DomainModel | None:
+    if config.domain is None:
+        return None
+    if not path.is_file():
+        raise BundleError(f"{path} is missing: config.json has a domain section")
+    try:
+        arrays = load_file(str(path))
+        mean, precision = arrays["mean"].double().numpy(), arrays["precision"].double().numpy()
+    except (SafetensorError, OSError, KeyError) as exc:
+        raise BundleError(f"{path} is not a readable domain model: {exc}") from None
+    if precision.shape != (len(mean), len(mean)):
+        raise BundleError(f"{path}: precision {precision.shape} does not fit mean {mean.shape}")
+    return DomainModel(mean, precision, config.domain.threshold)
 
 
 def with_version(bundle: ModelBundle, version: str, **changes: object) -> ModelBundle:
@@ -156,6 +193,7 @@ def with_version(bundle: ModelBundle, version: str, **changes: object) -> ModelB
         replace(bundle.config, version=version, parent_version=parent, **changes),  # type: ignore[arg-type]
         bundle.classifier,
         bundle.sam,
+        bundle.domain,
     )
 
 

@@ -34,6 +34,8 @@ class StructureClassifier(nn.Module):
     ``S`` = ``config.image_size``. Output of ``forward``: logits ``(B, n_structures)``.
     """
 
+    takes_embedding = False
+
     def __init__(self, config: ClassifierConfig, n_structures: int) -> None:
         super().__init__()
         self.config = config
@@ -65,6 +67,15 @@ class StructureClassifier(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.head(self.features(x).mean(dim=(2, 3)))
 
+    def forward_all(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Logits ``(B, C)``, CAMs (as :meth:`forward_with_cam`) and pooled features
+        ``(B, K)`` in one forward pass (no backward pass needed for the CAM)."""
+        feats = self.features(x)
+        pooled = feats.mean(dim=(2, 3))
+        cam = F.relu(torch.einsum("ck,bkhw->bchw", self.head.weight, feats))
+        peak = cam.amax(dim=(2, 3), keepdim=True)
+        return self.head(pooled), cam / (peak + 1e-6), pooled
+
     def forward_with_cam(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Logits ``(B, C)`` and differentiable CAMs ``(B, C, S/32, S/32)`` in [0, 1].
 
@@ -76,6 +87,84 @@ class StructureClassifier(nn.Module):
         cam = F.relu(torch.einsum("ck,bkhw->bchw", self.head.weight, feats))
         peak = cam.amax(dim=(2, 3), keepdim=True)
         return logits, cam / (peak + 1e-6)
+
+
+class EmbeddingClassifier(nn.Module):
+    """Two 3×3 conv blocks on SAM's image embedding → masked GAP → linear, one logit per
+    structure. The image encoder runs once per slice and serves classifier, CAM and decoder.
+
+    Input: the image embedding float ``(B, C, e, e)`` (SAM's padded frame; LiteMedSAM: C = 256,
+    e = 64) and optionally ``valid``, bool ``(B, 1, e, e)``: the cells covering image content
+    (padding excluded from the pooled features). CAMs come out on the same ``e × e`` grid.
+    """
+
+    takes_embedding = True
+
+    def __init__(self, config: ClassifierConfig, n_structures: int, in_channels: int) -> None:
+        super().__init__()
+        self.config = config
+        h = config.hidden
+        self.body = nn.Sequential(
+            nn.Conv2d(in_channels, h, 3, padding=1),
+            nn.GroupNorm(8, h),
+            nn.GELU(),
+            nn.Conv2d(h, h, 3, padding=1),
+            nn.GroupNorm(8, h),
+            nn.GELU(),
+        )
+        self.head = nn.Linear(h, n_structures)
+
+    @property
+    def cam_layer(self) -> nn.Module:
+        return self.body
+
+    def features(self, emb: torch.Tensor) -> torch.Tensor:
+        return self.body(emb)
+
+    def pooled(self, feats: torch.Tensor, valid: torch.Tensor | None) -> torch.Tensor:
+        """``(B, K, e, e)`` features → ``(B, K)`` averaged over the valid cells."""
+        if valid is None:
+            return feats.mean(dim=(2, 3))
+        w = valid.to(feats.dtype)
+        return (feats * w).sum(dim=(2, 3)) / w.sum(dim=(2, 3)).clamp(min=1.0)
+
+    def forward(self, emb: torch.Tensor, valid: torch.Tensor | None = None) -> torch.Tensor:
+        return self.head(self.pooled(self.features(emb), valid))
+
+    def forward_with_cam(
+        self, emb: torch.Tensor, valid: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Logits ``(B, C)`` and differentiable CAMs ``(B, C, e, e)`` in [0, 1] (zero on
+        padding cells), each ``ReLU(Σ_k w_ck A_k)`` over its peak."""
+        logits, cam, _ = self.forward_all(emb, valid)
+        return logits, cam
+
+    def forward_all(
+        self, emb: torch.Tensor, valid: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Logits, CAMs (as :meth:`forward_with_cam`) and the pooled features ``(B, K)``."""
+        feats = self.features(emb)
+        pooled = self.pooled(feats, valid)
+        cam = F.relu(torch.einsum("ck,bkhw->bchw", self.head.weight, feats))
+        if valid is not None:
+            cam = cam * valid.to(cam.dtype)
+        peak = cam.amax(dim=(2, 3), keepdim=True)
+        return self.head(pooled), cam / (peak + 1e-6), pooled
+
+
+def build_classifier(
+    config: ClassifierConfig, n_structures: int, embedding_channels: int
+) -> StructureClassifier | EmbeddingClassifier:
+    """The configured classifier (``embedding_channels``: SAM's embedding channels, used by
+    the ``sam-embedding`` head only)."""
+    if config.backbone == "sam-embedding":
+        return EmbeddingClassifier(config, n_structures, embedding_channels)
+    return StructureClassifier(config, n_structures)
+
+
+def takes_embedding(classifier: nn.Module) -> bool:
+    """Whether the classifier reads SAM's image embedding (else the image)."""
+    return bool(getattr(classifier, "takes_embedding", False))
 
 
 def to_input(images: np.ndarray | torch.Tensor, size: int) -> torch.Tensor:

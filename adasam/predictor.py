@@ -24,12 +24,14 @@ import numpy as np
 import torch
 
 from adasam.bundle import ModelBundle, load_bundle
-from adasam.classifier import to_input
+from adasam.classifier import takes_embedding, to_input
 from adasam.frame import ModelFrame
 from adasam.gradcam import gradcam_heatmaps
 from adasam.prompts import Prompts, make_prompts
 
 STAGES = ("load", "classify", "cam", "prompts", "encode", "decode")
+"""Pipeline stages in the order a ResNet classifier runs them (with the ``sam-embedding``
+classifier, ``encode`` runs first: the classifier reads the embedding)."""
 
 
 @dataclass(frozen=True)
@@ -76,12 +78,29 @@ class StructureResult:
 
 
 @dataclass(frozen=True)
+class DomainVerdict:
+    """Whether a slice looks like the model's training slices.
+
+    ``score``: Mahalanobis distance of the classifier's pooled features from their training
+    distribution; ``threshold``: the calibrated limit (``in_domain = score <= threshold``).
+    """
+
+    in_domain: bool
+    score: float
+    threshold: float
+
+    def to_dict(self) -> dict[str, object]:
+        return {"in_domain": self.in_domain, "score": self.score, "threshold": self.threshold}
+
+
+@dataclass(frozen=True)
 class Prediction:
     image_hw: tuple[int, int]
     structures: tuple[StructureResult, ...]
     timings_ms: dict[str, float]
     model: dict[str, object]
     embedding_cached: bool
+    domain: DomainVerdict | None = None
 
     def structure(self, name: str) -> StructureResult:
         for s in self.structures:
@@ -178,7 +197,7 @@ class Predictor:
 
     def frame(self, image_hw: tuple[int, int]) -> ModelFrame:
         s = self.bundle.config.sam
-        return ModelFrame(image_hw, s.image_size, s.mask_size)
+        return ModelFrame.for_sam(image_hw, s)
 
     # -- encoder ------------------------------------------------------------------------------
     def embedding(self, image: np.ndarray) -> tuple[torch.Tensor, bool]:
@@ -260,6 +279,7 @@ class Predictor:
         *,
         cam_threshold: float | None = None,
         presence_threshold: float | None = None,
+        prompt_out_of_domain: bool = False,
     ) -> Prediction:
         """Whole pipeline on a uint8 ``(H, W, 3)`` image.
 
@@ -267,6 +287,11 @@ class Predictor:
         ambiguous about which level of detail is wanted, so SAM's three answers are shown).
         ``cam_threshold`` and ``presence_threshold`` override the bundle's
         ``prompts.threshold`` and ``classifier.threshold`` (both in (0, 1)) for this call.
+
+        When the bundle's domain model says the slice is unlike its training slices
+        (``Prediction.domain.in_domain`` False), the classifier's verdict is not trusted: no
+        structure counts as found and no automatic prompt is made (the heatmaps are still
+        returned, to be shown as such), unless ``prompt_out_of_domain`` asks for them.
         """
         _check_image(image)
         names = list(self.structures if structures is None else structures)
@@ -287,19 +312,19 @@ class Predictor:
         frame = self.frame(hw)
         timer = StageTimer({"load": self.load_ms})
         with self._lock:
-            with timer.stage("classify"):
-                x = to_input(image, cfg.classifier.image_size).to(self.device)
-                with torch.inference_mode():
-                    probs = torch.sigmoid(self.bundle.classifier(x))[0].cpu().numpy()
-            with timer.stage("cam"):
-                heat = gradcam_heatmaps(self.bundle.classifier, x, idx, hw)
+            probs, heat, pooled, emb, cached = self._classify(image, idx, frame, timer)
+            domain = self.domain_verdict(pooled)
+            trusted = prompt_out_of_domain or domain is None or domain.in_domain
             with timer.stage("prompts"):
                 prompts: list[Prompts | None] = [
-                    make_prompts(heat[k], frame, prompt_cfg) if probs[i] >= presence else None
+                    make_prompts(heat[k], frame, prompt_cfg)
+                    if trusted and probs[i] >= presence
+                    else None
                     for k, i in enumerate(idx)
                 ]
-            with timer.stage("encode"):
-                emb, cached = self.embedding(image)
+            if emb is None:
+                with timer.stage("encode"):
+                    emb, cached = self.embedding(image)
             with timer.stage("decode"):
                 todo = [k for k, p in enumerate(prompts) if p is not None]
                 decoded: dict[int, list[Candidate]] = {}
@@ -327,7 +352,44 @@ class Predictor:
             )
             for k, (n, i) in enumerate(zip(names, idx, strict=True))
         )
-        return Prediction(hw, results, dict(timer.timings_ms), self.model_info, cached)
+        return Prediction(hw, results, dict(timer.timings_ms), self.model_info, cached, domain)
+
+    def _classify(
+        self, image: np.ndarray, idx: list[int], frame: ModelFrame, timer: StageTimer
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, torch.Tensor | None, bool]:
+        """Probabilities ``(T,)``, heatmaps ``(len(idx), H, W)`` in [0, 1], pooled features
+        ``(K,)``, and the image embedding when the classifier needed it (else None)."""
+        cls = self.bundle.classifier
+        hw = frame.original_hw
+        if not takes_embedding(cls):
+            with timer.stage("classify"):
+                x = to_input(image, self.bundle.config.classifier.image_size).to(self.device)
+                with torch.inference_mode():
+                    logits, _, pooled = cls.forward_all(x)
+                probs = torch.sigmoid(logits)[0].cpu().numpy()
+            with timer.stage("cam"):
+                heat = gradcam_heatmaps(cls, x, idx, hw)
+            return probs, heat, pooled[0].float().cpu().numpy(), None, False
+        with timer.stage("encode"):
+            emb, cached = self.embedding(image)
+        with timer.stage("classify"), torch.inference_mode():
+            valid = torch.from_numpy(frame.embedding_valid(emb.shape[-1]))[None, None]
+            logits, cam, pooled = cls.forward_all(emb, valid.to(emb.device))
+            probs = torch.sigmoid(logits)[0].float().cpu().numpy()
+        with timer.stage("cam"), torch.inference_mode():
+            maps = frame.lowres_to_original(cam[:, idx].float())[0]
+            peak = maps.flatten(1).amax(dim=1).clamp(min=1e-6)[:, None, None]
+            heat = (maps / peak).clamp(0.0, 1.0).cpu().numpy().astype(np.float32)
+        return probs, heat, pooled[0].float().cpu().numpy(), emb, cached
+
+    def domain_verdict(self, pooled: np.ndarray) -> DomainVerdict | None:
+        """The bundle's domain model on pooled classifier features; None when the bundle has
+        no domain model (older bundles)."""
+        model = self.bundle.domain
+        if model is None:
+            return None
+        score = model.score(pooled)
+        return DomainVerdict(score <= model.threshold, score, model.threshold)
 
     def segment(
         self,

