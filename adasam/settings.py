@@ -13,8 +13,11 @@ Everything else receives these values as arguments. Variables:
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
+from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
+
+from adasam.errors import ConfigError
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 ASSETS_DIR = REPO_ROOT / "assets"
@@ -34,16 +37,20 @@ def environment() -> dict[str, str]:
     return dict(os.environ)
 
 
-def _int(env: dict[str, str], name: str, default: int) -> int:
-    raw = env.get(name)
-    if raw is None or raw == "":
+def positive_int(env: Mapping[str, str], name: str, default: int) -> int:
+    """The positive integer in ``env[name]`` (``default`` when unset or blank).
+
+    Raises :class:`~adasam.errors.ConfigError` naming the variable when it is not one.
+    """
+    raw = env.get(name, "").strip()
+    if not raw:
         return default
     try:
         value = int(raw)
     except ValueError:
-        raise ValueError(f"{name}={raw!r} is not an integer") from None
+        raise ConfigError(f"{name}={raw!r} is not a whole number") from None
     if value <= 0:
-        raise ValueError(f"{name} must be positive, got {value}")
+        raise ConfigError(f"{name} must be positive, got {value}")
     return value
 
 
@@ -55,7 +62,6 @@ class Settings:
     database_url: str
     max_pixels: int = 40_000_000
     embed_cache_size: int = 16
-    extra: dict[str, str] = field(default_factory=dict)
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> Settings:
@@ -67,8 +73,8 @@ class Settings:
             device=env.get("ADASAM_DEVICE", "auto") or "auto",
             bundle_dir=Path(env.get("ADASAM_BUNDLE") or DEFAULT_BUNDLE).expanduser(),
             database_url=database_url,
-            max_pixels=_int(env, "ADASAM_MAX_PIXELS", 40_000_000),
-            embed_cache_size=_int(env, "ADASAM_EMBED_CACHE", 16),
+            max_pixels=positive_int(env, "ADASAM_MAX_PIXELS", 40_000_000),
+            embed_cache_size=positive_int(env, "ADASAM_EMBED_CACHE", 16),
         )
 
 

@@ -29,22 +29,10 @@ from dataclasses import dataclass
 from typing import Literal
 
 from adasam.errors import ConfigError
+from adasam.settings import positive_int
 
 IdentityMode = Literal["oauth", "password", "name"]
 IDENTITY_MODES: tuple[str, ...] = ("auto", "oauth", "password", "name")
-
-
-def _positive_int(env: Mapping[str, str], name: str, default: int) -> int:
-    raw = env.get(name, "").strip()
-    if not raw:
-        return default
-    try:
-        value = int(raw)
-    except ValueError:
-        raise ConfigError(f"{name}={raw!r} is not a whole number") from None
-    if value <= 0:
-        raise ConfigError(f"{name} must be positive, got {value}")
-    return value
 
 
 def _flag(env: Mapping[str, str], name: str, default: bool) -> bool:
@@ -124,14 +112,14 @@ class StudioSettings:
             )
         if mode == "password" and not users:
             raise ConfigError("ADASAM_IDENTITY=password needs ADASAM_USERS=name:password,...")
-        default_port = _positive_int(env, "GRADIO_SERVER_PORT", 7860)
+        default_port = positive_int(env, "GRADIO_SERVER_PORT", 7860)
         return cls(
             host=env.get("ADASAM_HOST", "").strip() or "0.0.0.0",
-            port=_positive_int(env, "ADASAM_PORT", default_port),
+            port=positive_int(env, "ADASAM_PORT", default_port),
             identity=mode,  # type: ignore[arg-type]
             users=users,
             default_annotator=env.get("ADASAM_ANNOTATOR", "").strip(),
-            max_upload_mb=_positive_int(env, "ADASAM_MAX_UPLOAD_MB", 200),
-            model_concurrency=_positive_int(env, "ADASAM_MODEL_CONCURRENCY", 1),
+            max_upload_mb=positive_int(env, "ADASAM_MAX_UPLOAD_MB", 200),
+            model_concurrency=positive_int(env, "ADASAM_MODEL_CONCURRENCY", 1),
             seed_worklist=_flag(env, "ADASAM_SEED_WORKLIST", True),
         )

@@ -1,4 +1,4 @@
-"""The project's 2D dataset format, written from phantoms, and the ``phantoms`` command line.
+"""The project's 2D dataset format, written from phantoms (command: ``adasam.commands.phantoms``).
 
 Layout of a dataset directory ``OUT``::
 
@@ -14,11 +14,8 @@ Layout of a dataset directory ``OUT``::
 
 from __future__ import annotations
 
-import argparse
 import csv
 import json
-import sys
-import time
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +25,6 @@ from tqdm import tqdm
 
 from ._core import (
     GENERATOR,
-    KINDS,
     MODALITY,
     SLICES_PER_SUBJECT,
     STRUCTURES,
@@ -176,67 +172,3 @@ def read_case(root: Path | str, case_id: str) -> tuple[np.ndarray, np.ndarray]:
         pixels = np.asarray(Image.open(root / "images" / f"{case_id}.png"))
         image = decode_png(pixels, info["modality"])
     return image, label
-
-
-def main(argv: list[str] | None = None) -> int:
-    """``python -m adasam phantoms --kind K --n N --seed S --out DIR [--size] [--format]``."""
-    parser = argparse.ArgumentParser(
-        prog="adasam phantoms",
-        description="Write a procedural phantom dataset (images, masks, image-level labels).",
-    )
-    parser.add_argument("--kind", required=True, choices=KINDS)
-    parser.add_argument("--n", required=True, type=int, help="number of slices")
-    parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
-    parser.add_argument("--out", required=True, type=Path, help="output directory")
-    parser.add_argument("--size", type=int, default=256, help="image side in pixels")
-    parser.add_argument("--format", dest="fmt", choices=FORMATS, default="png")
-    parser.add_argument("--quiet", action="store_true", help="no progress bar")
-    parser.add_argument(
-        "--volumes",
-        action="store_true",
-        help="write --n coherent 3D volumes (NIfTI image + label per volume) instead of slices",
-    )
-    parser.add_argument("--depth", type=int, default=32, help="slices per volume (--volumes)")
-    parser.add_argument(
-        "--dicom", action="store_true", help="with --volumes: also a DICOM series per volume"
-    )
-    args = parser.parse_args(argv)
-    if args.n < 1:
-        parser.error("--n must be at least 1")
-    if args.seed < 0:
-        parser.error("--seed must be >= 0")
-    if not 64 <= args.size <= 2048:
-        parser.error("--size must be between 64 and 2048")
-    if args.dicom and not args.volumes:
-        parser.error("--dicom needs --volumes")
-    if args.volumes:
-        return _write_volumes(args)
-    start = time.perf_counter()
-    out = write_dataset(args.kind, args.n, args.seed, args.out, args.size, args.fmt, not args.quiet)
-    info = read_info(out)
-    present = ", ".join(f"{t} {info['presence'][t]}/{args.n}" for t in info["targets"])
-    print(
-        f"wrote {args.n} {args.kind} cases ({info['subjects']} subjects, {args.fmt}, "
-        f"{args.size}px, {info['spacing_mm'][0]:.3f} mm) to {out} in "
-        f"{time.perf_counter() - start:.1f} s; present: {present}; "
-        f"no target: {info['no_target']}/{args.n}"
-    )
-    return 0
-
-
-def _write_volumes(args: argparse.Namespace) -> int:
-    from .volumes import generate_volume, write_volume
-
-    if args.depth < 2:
-        print("error: --depth must be at least 2", file=sys.stderr)
-        return 2
-    start = time.perf_counter()
-    n_files = 0
-    for index in tqdm(range(args.n), desc=f"volumes {args.kind}", disable=args.quiet):
-        vol = generate_volume(args.kind, args.seed, index, depth=args.depth, size=args.size)
-        n_files += len(write_volume(vol, args.out, dicom=args.dicom))
-    print(
-        f"wrote {args.n} {args.kind} volumes ({args.depth} slices of {args.size}px, "
-        f"{n_files} files) to {args.out} in {time.perf_counter() - start:.1f} s"
-    )
-    return 0

@@ -12,22 +12,18 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import shlex
-import sys
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-import torch
-
+from adasam.commands.compare import METHODS
+from adasam.errors import ConfigError
 from adasam.phantoms import TARGETS, write_dataset
 from adasam.predictor import Predictor
 from adasam.training.data import SliceSet, load_folder, make_split
 from adasam.training.evaluate import evaluate_predictor
 from adasam.training.loop import TrainConfig, train
 from adasam.training.unet import UNetConfig, evaluate_unet, train_unet
-
-METHODS = ("ADA-SAM", "SAM-Mix", "U-Net", "SAM+LoRA, GT boxes (oracle)")
 
 
 @dataclass
@@ -91,7 +87,7 @@ def run(args: argparse.Namespace) -> list[Row]:
     methods = [m.strip() for m in args.methods.split(";")]
     unknown = sorted(set(methods) - set(METHODS))
     if unknown:
-        raise SystemExit(f"unknown method(s) {unknown}; choose from {'; '.join(METHODS)}")
+        raise ConfigError(f"unknown method(s) {unknown}; choose from {'; '.join(METHODS)}")
     rows: list[Row] = []
     for kind in args.kinds.split(","):
         train_dir, test_dir = work / f"{kind}_train", work / f"{kind}_test"
@@ -194,52 +190,3 @@ def to_markdown(rows: list[Row], args: argparse.Namespace, command: str) -> str:
             + f" | {r.seconds:.0f} |"
         )
     return "\n".join(lines) + "\n"
-
-
-def main(argv: list[str]) -> int:
-    p = argparse.ArgumentParser(prog="python -m adasam compare")
-    p.add_argument("--kinds", default="thigh-mri,liver-ct")
-    p.add_argument("--labeled", default="5,50,10%")
-    p.add_argument(
-        "--methods",
-        default=";".join(METHODS),
-        help="';'-separated subset of: " + "; ".join(METHODS),
-    )
-    p.add_argument("--steps", type=int, default=150)
-    p.add_argument("--batch-size", type=int, default=4)
-    p.add_argument("--unlabeled-batch-size", type=int, default=2)
-    p.add_argument("--classifier-lr", type=float, default=1e-3)
-    p.add_argument("--w-cam", type=float, default=1.0)
-    p.add_argument("--train-decoder", action="store_true")
-    p.add_argument("--unet-steps", type=int, default=300)
-    p.add_argument("--unet-batch-size", type=int, default=8)
-    p.add_argument("--size", type=int, default=256, help="phantom slice size (pixels)")
-    p.add_argument("--n-train", type=int, default=400)
-    p.add_argument("--n-test", type=int, default=200)
-    p.add_argument("--train-seed", type=int, default=1)
-    p.add_argument("--test-seed", type=int, default=999)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--val-max", type=int, default=20)
-    p.add_argument("--backbone", default="resnet10")
-    p.add_argument("--output-stride", type=int, default=16)
-    p.add_argument("--sam-base", required=True, help="SAM base safetensors (pretrain-sam)")
-    p.add_argument("--threads", type=int, default=0)
-    p.add_argument("--work", default="data/compare")
-    p.add_argument("--out", default="docs/results.md")
-    args = p.parse_args(argv)
-    if args.threads:
-        torch.set_num_threads(args.threads)  # the U-Net too, not only the SAM runs
-    command = "python -m adasam compare " + " ".join(shlex.quote(a) for a in argv)
-    rows = run(args)
-    text = to_markdown(rows, args, command)
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(text)
-    Path(args.out).with_suffix(".json").write_text(
-        json.dumps([r.__dict__ for r in rows], indent=1, default=lambda o: list(o)) + "\n"
-    )
-    print(text)
-    return 0 if rows else 1
-
-
-if __name__ == "__main__":
-    sys.exit(main(sys.argv[1:]))

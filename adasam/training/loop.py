@@ -24,7 +24,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 import torch
@@ -57,80 +57,10 @@ from adasam.training.losses import (
     ramp_weight,
 )
 from adasam.training.model import AdaSamNet, PromptPlan
+from adasam.training.train_config import TrainConfig
 
 CHECKPOINT = "checkpoint.pt"
 LOG_DIR = "training"
-
-
-@dataclass(frozen=True)
-class TrainConfig:
-    """Every setting of a training run (saved in the bundle's ``training`` field)."""
-
-    data: str
-    out: str
-    labeled: str = "10%"
-    structures: tuple[str, ...] | None = None
-    name: str | None = None
-    window: str | None = None
-    size: int = 256
-    epochs: int = 20
-    steps_per_epoch: int | None = None
-    max_steps: int | None = None
-    batch_size: int = 4
-    unlabeled_batch_size: int = 4
-    lr: float = 1e-3
-    classifier_lr: float = 3e-4
-    weight_decay: float = 1e-4
-    warmup_steps: int = 20
-    cls_loss: Literal["bce", "focal"] = "bce"
-    w_cls: float = 1.0
-    w_seg: float = 1.0
-    w_iou: float = 0.5
-    w_cons: float = 1.0
-    w_cam: float = 0.0
-    cons_ramp_epochs: float = 5.0
-    feedback: bool = True
-    mask_prompt: bool = True
-    box_source: Literal["cam", "mixed", "gt"] = "mixed"
-    gt_box_prob: float = 0.5
-    augment: bool = True
-    small_oversample: float = 0.0
-    small_area: int = 800
-    seed: int = 0
-    val_fraction: float = 0.15
-    test_fraction: float = 0.0
-    val_max: int = 60
-    calibrate_max: int = 200
-    device: str = "cpu"
-    amp: bool = True
-    sam: Literal["small", "vit_b", "vit_l", "vit_h"] = "small"
-    sam_checkpoint: str | None = None
-    sam_base: str | None = None
-    lora_r: int = 8
-    lora_decoder: bool = True
-    train_decoder: bool = False
-    calibrate: bool = True
-    backbone: str = "resnet18"
-    classifier_size: int = 256
-    output_stride: int = 32
-    init_bundle: str | None = None
-    weights_dtype: Literal["float32", "float16"] = "float32"
-    threads: int = 0
-    max_minutes: float | None = None
-
-    def __post_init__(self) -> None:
-        if self.box_source not in ("cam", "mixed", "gt"):
-            raise ConfigError(f"box_source must be cam, mixed or gt, got {self.box_source!r}")
-        if self.calibrate_max < 1:
-            raise ConfigError(f"calibrate_max must be ≥ 1, got {self.calibrate_max}")
-        if self.max_minutes is not None and not self.max_minutes > 0:
-            raise ConfigError(f"max_minutes must be > 0 (or unset), got {self.max_minutes}")
-        if self.batch_size < 1 or self.unlabeled_batch_size < 0:
-            raise ConfigError("batch sizes must be ≥ 1 (unlabeled ≥ 0)")
-        if not 0 <= self.gt_box_prob <= 1:
-            raise ConfigError("gt_box_prob must be in [0, 1]")
-        if self.small_oversample < 0 or self.small_area < 1:
-            raise ConfigError("small_oversample must be ≥ 0 and small_area ≥ 1 pixel")
 
 
 @dataclass

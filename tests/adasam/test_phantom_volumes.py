@@ -7,8 +7,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from adasam.cli import main
 from adasam.imaging import load_volume
-from adasam.phantoms import generate_volume, main
+from adasam.phantoms import generate_volume
 from adasam.phantoms.volumes import write_volume
 
 
@@ -75,13 +76,24 @@ def test_written_nifti_and_dicom_read_back(vols: dict, tmp_path: Path) -> None:
 
 
 def test_cli_writes_volumes(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    argv = ["--kind", "thigh-mri", "--n", "1", "--volumes", "--depth", "3", "--size", "64"]
+    argv = [
+        "phantoms",
+        "--kind",
+        "thigh-mri",
+        "--n",
+        "1",
+        "--volumes",
+        "--depth",
+        "3",
+        "--size",
+        "64",
+    ]
     assert main([*argv, "--dicom", "--out", str(tmp_path), "--quiet"]) == 0
     assert "wrote 1 thigh-mri volumes" in capsys.readouterr().out
     assert len(list(tmp_path.glob("*.nii.gz"))) == 2
     assert len(list((tmp_path / "thigh-mri_s0_vol000_dicom").glob("*.dcm"))) == 3
-    with pytest.raises(SystemExit):
-        main(["--kind", "thigh-mri", "--n", "1", "--dicom", "--out", str(tmp_path)])
+    assert main(["phantoms", "--kind", "thigh-mri", "--n", "1", "--dicom", "--out", "x"]) == 2
+    assert capsys.readouterr().err.strip() == "error: --dicom needs --volumes"
 
 
 def test_bad_arguments() -> None:

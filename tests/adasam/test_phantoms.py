@@ -13,6 +13,7 @@ import pytest
 from PIL import Image
 from scipy import ndimage, special
 
+from adasam.cli import main
 from adasam.phantoms import (
     GENERATOR,
     STRUCTURES,
@@ -23,7 +24,6 @@ from adasam.phantoms import (
     encode_png,
     generate,
     generate_case,
-    main,
     read_case,
     read_info,
     write_dataset,
@@ -275,11 +275,11 @@ def test_write_dataset_round_trip(kind: str, fmt: str, tmp_path: Path) -> None:
 def test_cli_writes_dataset(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     out = tmp_path / "cli"
     argv = ["--kind", "thigh-mri", "--n", "9", "--seed", "2", "--out", str(out)]
-    assert main([*argv, "--size", "96", "--format", "npy", "--quiet"]) == 0
+    assert main(["phantoms", *argv, "--size", "96", "--format", "npy", "--quiet"]) == 0
     assert len(list((out / "images").glob("*.npy"))) == 9
     assert len(list((out / "masks").glob("*.png"))) == 9
     line = capsys.readouterr().out.strip()
     assert line.startswith("wrote 9 thigh-mri cases") and "\n" not in line
     assert read_info(out)["size"] == 96
-    with pytest.raises(SystemExit):
-        main(["--kind", "thigh-mri", "--n", "0", "--out", str(out)])
+    assert main(["phantoms", "--kind", "thigh-mri", "--n", "0", "--out", str(out)]) == 2
+    assert capsys.readouterr().err.strip() == "error: --n must be at least 1"
