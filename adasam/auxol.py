@@ -214,9 +214,9 @@ def make_crop(
     window = crop_window(box, image.shape[:2], cfg.margin, cfg.min_margin)
     y0, y1, x0, x1 = window
     s = (cfg.crop_size, cfg.crop_size)
-    img = torch.from_numpy(np.ascontiguousarray(image[y0:y1, x0:x1])).permute(2, 0, 1)[None]
+    img = torch.from_numpy(np.array(image[y0:y1, x0:x1])).permute(2, 0, 1)[None]
     img = _resize(img.float(), s).round().clamp(0, 255).to(torch.uint8)[0].numpy()
-    logit = torch.from_numpy(np.ascontiguousarray(sam_logits[y0:y1, x0:x1], np.float32))
+    logit = torch.from_numpy(np.array(sam_logits[y0:y1, x0:x1], np.float32))
     logit = _resize(logit[None, None], s)[0, 0].numpy()
     return Crop(img, logit, window)
 
@@ -224,7 +224,7 @@ def make_crop(
 def crop_mask(mask: np.ndarray, window: tuple[int, int, int, int], size: int) -> np.ndarray:
     """bool ``(size, size)``: a full-size bool mask cut to ``window`` and resized (nearest)."""
     y0, y1, x0, x1 = window
-    t = torch.from_numpy(np.ascontiguousarray(mask[y0:y1, x0:x1])).float()[None, None]
+    t = torch.from_numpy(np.array(mask[y0:y1, x0:x1])).float()[None, None]
     return _resize(t, (size, size), nearest=True)[0, 0].numpy() > 0.5
 
 

@@ -19,6 +19,8 @@ The ML settings (data directory, device, bundle, database, pixel limit) are
   at a time, all users together, in one queue.
 - ``ADASAM_SEED_WORKLIST`` (default ``1``): on first start, put the example cases in the
   worklist when the database holds no slice yet.
+- ``ADASAM_AUXOL`` (default ``1``): the online specialist (AuxOL) learns from each submission
+  and the page shows its fused mask beside SAM's; ``0`` switches it off.
 """
 
 from __future__ import annotations
@@ -85,6 +87,7 @@ class StudioSettings:
     max_upload_mb: int = 200
     model_concurrency: int = 1
     seed_worklist: bool = True
+    auxol: bool = True
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> StudioSettings:
@@ -122,4 +125,5 @@ class StudioSettings:
             max_upload_mb=positive_int(env, "ADASAM_MAX_UPLOAD_MB", 200),
             model_concurrency=positive_int(env, "ADASAM_MODEL_CONCURRENCY", 1),
             seed_worklist=_flag(env, "ADASAM_SEED_WORKLIST", True),
+            auxol=_flag(env, "ADASAM_AUXOL", True),
         )

@@ -20,6 +20,7 @@ import gradio as gr
 
 from adasam.imaging import WINDOW_CHOICES
 from adasam.settings import ASSETS_DIR
+from studio import auxol_view
 from studio.api_handlers import ApiHandlers
 from studio.case_handlers import CaseHandlers
 from studio.editor import ADD_HEX, BRUSH_OPACITY, REMOVE_HEX
@@ -180,6 +181,7 @@ def build_ui(services: Services) -> gr.Blocks:
                             elem_id="candidates",
                         )
                         timings_md = gr.Markdown(elem_id="timings", elem_classes=["timings"])
+                        auxol_out = auxol_view.components()
                 with gr.Row():
                     # -- correction -----------------------------------------------------------
                     with gr.Column(scale=3, elem_id="correct-column"), gr.Tabs():
@@ -328,7 +330,7 @@ def build_ui(services: Services) -> gr.Blocks:
         run_inputs = [state, model, structures]
 
         def chain_run(event: Any) -> None:
-            event.success(
+            ran = event.success(
                 segment.run,
                 run_inputs,
                 pipeline_out,
@@ -336,6 +338,7 @@ def build_ui(services: Services) -> gr.Blocks:
                 **private,
                 **model_queue,
             )
+            auxol_view.attach(services, [ran], state, auxol_out)
 
         # -- the API first, so its listeners get the plain names (stable, plain inputs, compact
         # outputs); the page's own listeners are private.
@@ -400,7 +403,7 @@ def build_ui(services: Services) -> gr.Blocks:
         model.input(segment.model_changed, [model], [model_md, structures], **private).success(
             segment.rerun, run_inputs, pipeline_out, **private, **model_queue
         )
-        run_btn.click(
+        ran = run_btn.click(
             segment.run,
             run_inputs,
             pipeline_out,
@@ -411,7 +414,7 @@ def build_ui(services: Services) -> gr.Blocks:
         structure_radio.input(
             segment.select_structure, [state, structure_radio], pipeline_out, **private
         )
-        gallery.select(segment.choose_candidate_ui, [state], pipeline_out, **on_mask)
+        chosen = gallery.select(segment.choose_candidate_ui, [state], pipeline_out, **on_mask)
         correct_img.select(
             segment.refine_ui,
             [state, mode],
@@ -430,7 +433,7 @@ def build_ui(services: Services) -> gr.Blocks:
             [state, correct_img, correct_md, result_json, editor, brush_md],
             **private,
         )
-        submit_btn.click(
+        submitted = submit_btn.click(
             review.submit,
             [state, annotator, score, verdict, rubric, comment, editor, browser],
             [*pipeline_out, browser],
@@ -438,6 +441,7 @@ def build_ui(services: Services) -> gr.Blocks:
             show_progress_on=[confirm_md],
             **private,
         )
+        auxol_view.attach(services, [ran, chosen, submitted], state, auxol_out)
         stats_tab.select(review.statistics, None, [stats_md, stats_plot], **private)
         batch_btn.click(cases.import_batch, [batch_files], [batch_md], **private)
         examples_btn.click(cases.import_examples, None, [batch_md], **private)

@@ -10,7 +10,7 @@ import gradio as gr
 import numpy as np
 
 from storage import stats
-from studio import pipeline
+from studio import auxol_view, pipeline
 from studio.case_handlers import CaseHandlers
 from studio.editor import apply_strokes, editor_value
 from studio.errors import StudioError, user_errors
@@ -123,6 +123,9 @@ class ReviewHandlers:
         )
         if repeated:
             gr.Warning("This structure was already submitted; nothing was stored twice.")
+        elif self.services.specialists is not None:
+            parent = auxol_view.parent_version(self.services.catalog, state)
+            self.services.specialists.learn(state, mask, parent)
         files = self.services.exports.write(new.slice, receipt.structure, mask)
         return new, receipt, [str(f) for f in files]
 

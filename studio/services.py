@@ -13,6 +13,7 @@ from pathlib import Path
 
 from adasam.settings import ASSETS_DIR, DEMO_BUNDLES, Settings, resolve_device
 from storage import Store, open_store, stats
+from studio.auxol_view import OnlineSpecialists
 from studio.batch import ImportReport, import_files
 from studio.catalog import ModelCatalog
 from studio.config import StudioSettings
@@ -37,9 +38,12 @@ class Services:
     examples: list[Example]
     ledger: SubmissionLedger
     exports: ExportArea
+    specialists: OnlineSpecialists | None = None
 
     def close(self) -> None:
-        """Release the database connections."""
+        """Finish pending online steps and release the database connections."""
+        if self.specialists is not None:
+            self.specialists.close()
         self.store.close()
 
 
@@ -91,6 +95,7 @@ def build_services(
         examples=load_examples(examples_dir, settings.max_pixels),
         ledger=SubmissionLedger(),
         exports=ExportArea(Path(tempfile.gettempdir()) / "adasam-studio-downloads"),
+        specialists=OnlineSpecialists(settings.data_dir / "auxol", enabled=studio.auxol),
     )
     seed_worklist(services)
     return services
