@@ -100,7 +100,8 @@ def save_bundle(bundle: ModelBundle, directory: str | Path) -> Path:
         dtype = getattr(torch, bundle.config.weights_dtype)
         (tmp / CONFIG_FILE).write_text(json.dumps(bundle.config.to_dict(), indent=2) + "\n")
         save_file(_cast(bundle.classifier.state_dict(), dtype), str(tmp / CLASSIFIER_FILE), meta)
-        adapter = adapter_state_dict(bundle.sam, bundle.config.lora.train_decoder)
+        lora = bundle.config.lora
+        adapter = adapter_state_dict(bundle.sam, lora.train_decoder, lora.train_prompt_encoder)
         save_file(_cast(adapter, dtype), str(tmp / ADAPTER_FILE), meta)
         if not bundle.config.sam.base_is_public:
             save_file(_cast(base_state_dict(bundle.sam), dtype), str(tmp / SAM_BASE_FILE), meta)
@@ -152,7 +153,12 @@ def load_bundle(directory: str | Path, device: str | torch.device = "cpu") -> Mo
         base = _read_weights(directory / SAM_BASE_FILE)
     sam = build_lora_sam(config.sam, config.lora, None)
     load_base_weights(sam, base, f"{SAM_BASE_FILE} (SAM base weights)")
-    load_adapter(sam, _read_weights(directory / ADAPTER_FILE), config.lora.train_decoder)
+    load_adapter(
+        sam,
+        _read_weights(directory / ADAPTER_FILE),
+        config.lora.train_decoder,
+        config.lora.train_prompt_encoder,
+    )
     classifier = build_classifier(
         config.classifier, len(config.structures), config.sam.prompt_embed_dim
     )

@@ -239,7 +239,9 @@ class LoraSettings:
     ``train_decoder``: every mask-decoder weight is trained too (SAMed's recipe; peft calls
     this ``modules_to_save``), and the adapter file then holds the whole decoder.
     ``encoder`` False: no LoRA in the image encoder (the encoder is frozen, so its embeddings can
-    be computed once per slice and cached while the rest trains).
+    be computed once per slice and cached while the rest trains). ``train_prompt_encoder``: the
+    prompt encoder's weights (point embeddings, the dense mask-prompt path) train and are saved
+    in the adapter file too.
     """
 
     r: int = 8
@@ -248,6 +250,7 @@ class LoraSettings:
     decoder: bool = False
     train_decoder: bool = False
     encoder: bool = True
+    train_prompt_encoder: bool = False
 
     def __post_init__(self) -> None:
         _check(self.r >= 1, f"lora.r must be ≥ 1, got {self.r}")

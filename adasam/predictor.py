@@ -19,6 +19,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Protocol
 
 import numpy as np
 import torch
@@ -126,6 +127,13 @@ class StageTimer:
             )
 
 
+class EmbeddingSource(Protocol):
+    """Precomputed embeddings of a frozen encoder (:class:`adasam.embedding_store.EmbeddingStore`):
+    ``get(image)`` gives float32 ``(C, e, e)`` or None."""
+
+    def get(self, image: np.ndarray) -> np.ndarray | None: ...
+
+
 def image_key(image: np.ndarray) -> str:
     """sha256 of a model input image (bytes + shape + dtype)."""
     h = hashlib.sha256()
@@ -158,10 +166,16 @@ class Predictor:
     """
 
     def __init__(
-        self, bundle: ModelBundle, device: str = "cpu", cache_size: int = 16, load_ms: float = 0.0
+        self,
+        bundle: ModelBundle,
+        device: str = "cpu",
+        cache_size: int = 16,
+        load_ms: float = 0.0,
+        embedding_store: EmbeddingSource | None = None,
     ) -> None:
         if cache_size < 1:
             raise ValueError("cache_size must be ≥ 1")
+        self.embedding_store = embedding_store
         self.bundle = bundle.to(device)
         self.device = torch.device(device)
         self.cache_size = cache_size
@@ -210,10 +224,14 @@ class Predictor:
             if hit is not None:
                 self._cache.move_to_end(key)
                 return hit, True
-            sam = self.bundle.sam
-            with torch.inference_mode():
-                x = self.frame(image.shape[:2]).image_to_input(image, self.device)
-                emb = sam.image_encoder(sam.preprocess(x))
+            stored = None if self.embedding_store is None else self.embedding_store.get(image)
+            if stored is not None:
+                emb = torch.from_numpy(stored)[None].to(self.device)
+            else:
+                sam = self.bundle.sam
+                with torch.inference_mode():
+                    x = self.frame(image.shape[:2]).image_to_input(image, self.device)
+                    emb = sam.image_encoder(sam.preprocess(x))
             self._cache[key] = emb
             while len(self._cache) > self.cache_size:
                 self._cache.popitem(last=False)

@@ -205,17 +205,24 @@ def add_lora(sam: Sam, lora: LoraSettings) -> Sam:
     return sam
 
 
-def _is_adapter_key(key: str, train_decoder: bool) -> bool:
-    return "lora_" in key or (train_decoder and key.startswith("mask_decoder."))
+def _is_adapter_key(key: str, train_decoder: bool, train_prompt_encoder: bool = False) -> bool:
+    return (
+        "lora_" in key
+        or (train_decoder and key.startswith("mask_decoder."))
+        or (train_prompt_encoder and key.startswith("prompt_encoder."))
+    )
 
 
-def adapter_state_dict(sam: Sam, train_decoder: bool = False) -> dict[str, torch.Tensor]:
+def adapter_state_dict(
+    sam: Sam, train_decoder: bool = False, train_prompt_encoder: bool = False
+) -> dict[str, torch.Tensor]:
     """What ``adapter.safetensors`` holds: the LoRA parameters, plus every mask-decoder
-    parameter when ``train_decoder`` (``LoraSettings.train_decoder``)."""
+    parameter when ``train_decoder`` and every prompt-encoder parameter when
+    ``train_prompt_encoder`` (``LoraSettings``)."""
     return {
         k: v.detach().cpu().contiguous()
         for k, v in sam.state_dict().items()
-        if _is_adapter_key(k, train_decoder)
+        if _is_adapter_key(k, train_decoder, train_prompt_encoder)
     }
 
 
@@ -242,9 +249,18 @@ def load_base_weights(sam: Sam, base: Mapping[str, torch.Tensor], what: str) -> 
     load_strict(sam, renamed, what)
 
 
-def load_adapter(sam: Sam, state: Mapping[str, torch.Tensor], train_decoder: bool = False) -> None:
+def load_adapter(
+    sam: Sam,
+    state: Mapping[str, torch.Tensor],
+    train_decoder: bool = False,
+    train_prompt_encoder: bool = False,
+) -> None:
     """Strictly load what :func:`adapter_state_dict` wrote into a LoRA-injected SAM."""
-    own = {k: v for k, v in sam.state_dict().items() if _is_adapter_key(k, train_decoder)}
+    own = {
+        k: v
+        for k, v in sam.state_dict().items()
+        if _is_adapter_key(k, train_decoder, train_prompt_encoder)
+    }
     missing, unexpected = sorted(set(own) - set(state)), sorted(set(state) - set(own))
     wrong = [k for k in own if k in state and tuple(own[k].shape) != tuple(state[k].shape)]
     if missing or unexpected or wrong:

@@ -20,7 +20,7 @@ import numpy as np
 
 from adasam.bundle import ModelBundle
 from adasam.config import BundleConfig
-from adasam.predictor import Predictor
+from adasam.predictor import EmbeddingSource, Predictor
 from adasam.training.data import SliceSet
 from adasam.training.metrics import dice
 
@@ -49,6 +49,7 @@ def calibrate(
     data: SliceSet,
     indices: Sequence[int],
     device: str = "cpu",
+    embedding_store: EmbeddingSource | None = None,
     classifier_thresholds: Sequence[float] = CLASSIFIER_THRESHOLDS,
     cam_thresholds: Sequence[float] = CAM_THRESHOLDS,
 ) -> Calibration:
@@ -67,7 +68,7 @@ def calibrate(
     # scores[c, k] accumulates over (slice, structure) pairs
     scores = np.zeros((len(cls_grid), len(cam_grid)))
     lowest = min(cls_grid)
-    predictor = Predictor(bundle, device, cache_size=1)  # one embedding per slice
+    predictor = Predictor(bundle, device, cache_size=1, embedding_store=embedding_store)
     for i in indices:
         image, gts = data.images[i], data.masks(i)
         for k, cam in enumerate(cam_grid):

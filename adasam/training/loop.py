@@ -32,8 +32,11 @@ import torch.nn.functional as F
 from tqdm import tqdm
 
 from adasam.bundle import ModelBundle, create_bundle, load_bundle, save_bundle
-from adasam.config import BundleConfig, ClassifierConfig, LoraSettings, SamConfig
+from adasam.config import BundleConfig, ClassifierConfig, DomainSettings, LoraSettings, SamConfig
+from adasam.domain import fit_domain
+from adasam.embedding_store import EmbeddingStore, encoder_identity
 from adasam.errors import ConfigError
+from adasam.frame import ModelFrame
 from adasam.predictor import Predictor
 from adasam.sam import adapter_state_dict, load_adapter, load_base_weights
 from adasam.training.calibrate import apply as apply_calibration
@@ -94,12 +97,23 @@ def initial_bundle(cfg: TrainConfig, structures: tuple[str, ...]) -> ModelBundle
             p.requires_grad_("lora_" in n)
         _unfreeze_decoder(bundle)
         return bundle
-    sam = SamConfig() if cfg.sam == "small" else SamConfig.public(cfg.sam, cfg.sam_checkpoint)
+    if cfg.sam == "litemedsam":
+        sam = SamConfig.litemedsam()
+    elif cfg.sam == "small":
+        sam = SamConfig()
+    else:
+        sam = SamConfig.public(cfg.sam, cfg.sam_checkpoint)
     bcfg = BundleConfig(
         name=cfg.name or Path(cfg.out).name,
         structures=structures,
         sam=sam,
-        lora=LoraSettings(r=cfg.lora_r, decoder=cfg.lora_decoder, train_decoder=cfg.train_decoder),
+        lora=LoraSettings(
+            r=cfg.lora_r,
+            decoder=cfg.lora_decoder,
+            train_decoder=cfg.train_decoder,
+            encoder=cfg.encoder_lora,
+            train_prompt_encoder=cfg.train_prompt_encoder,
+        ),
         classifier=ClassifierConfig(
             backbone=cfg.backbone,  # type: ignore[arg-type]
             image_size=cfg.classifier_size,
@@ -118,10 +132,32 @@ def initial_bundle(cfg: TrainConfig, structures: tuple[str, ...]) -> ModelBundle
 
 
 def _unfreeze_decoder(bundle: ModelBundle) -> None:
-    """``lora.train_decoder``: every mask-decoder weight trains (as SAMed does), not only LoRA."""
+    """``lora.train_decoder``: every mask-decoder weight trains (as SAMed does), not only LoRA;
+    ``lora.train_prompt_encoder``: every prompt-encoder weight too."""
     if bundle.config.lora.train_decoder:
         for p in bundle.sam.mask_decoder.parameters():
             p.requires_grad_(True)
+    if bundle.config.lora.train_prompt_encoder:
+        for p in bundle.sam.prompt_encoder.parameters():
+            p.requires_grad_(True)
+
+
+def encoder_frozen(bundle: ModelBundle) -> bool:
+    """No image-encoder parameter trains: its embeddings can be computed once and cached."""
+    return not any(p.requires_grad for p in bundle.sam.image_encoder.parameters())
+
+
+def cached_embeddings(
+    bundle: ModelBundle, data: SliceSet, cfg: TrainConfig, progress: bool
+) -> tuple[torch.Tensor, EmbeddingStore]:
+    """Embeddings ``(N, C, e, e)`` float32 of every slice of ``data`` from the frozen encoder,
+    read from (and written to) the embedding store."""
+    root = Path(cfg.embedding_cache or Path(cfg.data).parent / ".embeddings")
+    store = EmbeddingStore(root, encoder_identity(bundle.config, bundle.sam))
+    device = str(next(bundle.sam.parameters()).device)
+    images = list(data.images)
+    embs = store.fill(bundle.sam, bundle.config, images, progress=progress, device=device)
+    return torch.from_numpy(embs), store
 
 
 def small_structure_slices(data: SliceSet, idx: Sequence[int], max_area: int) -> np.ndarray:
@@ -185,12 +221,14 @@ def labeled_loss(
     present: torch.Tensor,
     cfg: TrainConfig,
     rng: np.random.Generator,
+    embedding: torch.Tensor | None = None,
 ) -> dict[str, torch.Tensor]:
-    """Classification + segmentation (+ IoU head) losses of one labeled batch."""
+    """Classification + segmentation (+ IoU head) losses of one labeled batch (``embedding``:
+    the batch's cached image embeddings when the encoder is frozen)."""
     plan = _plan(
         present.cpu().numpy() & masks.flatten(2).any(-1).cpu().numpy(), cfg, rng, allow_gt=True
     )
-    out = net(x, plan, masks, rng)
+    out = net(x, plan, masks, rng, embedding=embedding)
     losses = {"cls": classification_loss(out.cls_logits, present, cfg.cls_loss)}
     if cfg.w_cam > 0 and len(plan.pairs):
         # optional CAM-alignment term: the CAM of a present structure should cover its mask
@@ -219,8 +257,15 @@ def unlabeled_loss(
     cfg: TrainConfig,
     rng: np.random.Generator,
     gen: torch.Generator,
+    embedding: torch.Tensor | None = None,
 ) -> dict[str, torch.Tensor]:
-    """Classification loss + consistency between an augmented view and the original."""
+    """Classification loss + consistency between an augmented view and the original.
+
+    With cached embeddings (a frozen encoder) an augmented view has no embedding, so only the
+    classification loss is computed."""
+    if embedding is not None:
+        cls_logits, _ = net.classify(x, embedding)
+        return {"cls_u": classification_loss(cls_logits, present, cfg.cls_loss)}
     plan = _plan(present.cpu().numpy(), cfg, rng, allow_gt=False)
     with torch.no_grad():
         teacher = net(x, plan, None, rng)
@@ -266,11 +311,17 @@ def _optimizer(
     return opt, torch.optim.lr_scheduler.LambdaLR(opt, factor)
 
 
-def validate(bundle: ModelBundle, data: SliceSet, idx: list[int], device: str) -> dict[str, float]:
+def validate(
+    bundle: ModelBundle,
+    data: SliceSet,
+    idx: list[int],
+    device: str,
+    store: EmbeddingStore | None = None,
+) -> dict[str, float]:
     """Mean CAM-prompted Dice per structure on the validation slices (production path)."""
     bundle.classifier.eval()
     bundle.sam.eval()
-    predictor = Predictor(bundle, device, cache_size=1)
+    predictor = Predictor(bundle, device, cache_size=1, embedding_store=store)
     reports = evaluate_predictor(predictor, data, idx, oracle=False)
     out = {f"val_dice_{r.name}": r.dice[0] for r in reports}
     out["val_dice"] = float(np.nanmean([r.dice[0] for r in reports]))
@@ -329,6 +380,10 @@ def train(
     device = torch.device(cfg.device)
     bundle = initial_bundle(cfg, data.structures).to(device)
     net = AdaSamNet(bundle, cfg.size, feedback=cfg.feedback, mask_prompt=cfg.mask_prompt)
+    embeddings: torch.Tensor | None = None
+    store: EmbeddingStore | None = None
+    if encoder_frozen(bundle):
+        embeddings, store = cached_embeddings(bundle, data, cfg, progress)
     n_lab = len(split.labeled)
     small = (
         small_structure_slices(data, split.labeled, cfg.small_area)
@@ -347,7 +402,8 @@ def train(
             raise ConfigError(f"nothing to resume: {ckpt} does not exist")
         saved = torch.load(ckpt, map_location=device, weights_only=False)
         bundle.classifier.load_state_dict(saved["classifier"])
-        load_adapter(bundle.sam, saved["sam"], bundle.config.lora.train_decoder)
+        lora = bundle.config.lora
+        load_adapter(bundle.sam, saved["sam"], lora.train_decoder, lora.train_prompt_encoder)
         opt.load_state_dict(saved["optimizer"])
         sched.load_state_dict(saved["scheduler"])
         state = TrainState(**saved["state"])
@@ -393,14 +449,20 @@ def train(
                     break
                 sel = lab[(np.arange(cfg.batch_size) + k * cfg.batch_size) % n_lab]
                 x, masks, present = _batch_tensors(data, sel, device)
-                if cfg.augment:
+                emb = None if embeddings is None else embeddings[sel].to(device)
+                if cfg.augment and emb is None:
                     x, masks = _augment(x, masks, gen)
                 with torch.autocast(device.type, enabled=use_amp):
-                    losses = labeled_loss(net, x, masks, present, cfg, rng)
-                    if len(unl) and cfg.unlabeled_batch_size and cfg.w_cons > 0:
+                    losses = labeled_loss(net, x, masks, present, cfg, rng, emb)
+                    if (
+                        len(unl)
+                        and cfg.unlabeled_batch_size
+                        and (cfg.w_cons > 0 or emb is not None)
+                    ):
                         usel = unl[rng.integers(0, len(unl), cfg.unlabeled_batch_size)]
                         ux, _, upresent = _batch_tensors(data, usel, device)
-                        losses.update(unlabeled_loss(net, ux, upresent, cfg, rng, gen))
+                        uemb = None if embeddings is None else embeddings[usel].to(device)
+                        losses.update(unlabeled_loss(net, ux, upresent, cfg, rng, gen, uemb))
                     w_cons = ramp_weight(
                         state.step, int(cfg.cons_ramp_epochs * steps_per_epoch), cfg.w_cons
                     )
@@ -439,7 +501,7 @@ def train(
             }
             record.update({k: v / max(1, n_steps) for k, v in sums.items()})
             if val_idx:
-                record.update(validate(bundle, data, val_idx, cfg.device))
+                record.update(validate(bundle, data, val_idx, cfg.device, store))
             state.seconds = time.perf_counter() - start
             record["seconds"] = round(state.seconds, 1)
             state.epoch += 1
@@ -460,7 +522,11 @@ def train(
             torch.save(
                 {
                     "classifier": bundle.classifier.state_dict(),
-                    "sam": adapter_state_dict(bundle.sam, bundle.config.lora.train_decoder),
+                    "sam": adapter_state_dict(
+                        bundle.sam,
+                        bundle.config.lora.train_decoder,
+                        bundle.config.lora.train_prompt_encoder,
+                    ),
                     "optimizer": opt.state_dict(),
                     "scheduler": sched.state_dict(),
                     "state": asdict(state),
@@ -478,16 +544,102 @@ def train(
                 break
     if cfg.calibrate and val_idx and (out / "config.json").is_file():
         calib_idx = list(split.val[: cfg.calibrate_max])
-        _calibrate_saved(out, data, calib_idx, cfg.device, progress)
+        _calibrate_saved(out, data, calib_idx, cfg.device, progress, store)
+    if split.val and (out / "config.json").is_file():
+        train_idx = [*split.labeled, *split.unlabeled]
+        _fit_domain_saved(out, data, train_idx, list(split.val), cfg, embeddings)
     return bundle, state
 
 
+def trained_on(cfg: TrainConfig) -> tuple[str, str, str]:
+    """``(description, modality, units)`` of the training slices, for users to read (from the
+    dataset's ``dataset.json`` when it has one)."""
+    meta: dict[str, Any] = {}
+    info = Path(cfg.data) / "dataset.json"
+    if info.is_file():
+        try:
+            meta = json.loads(info.read_text())
+        except (OSError, json.JSONDecodeError):
+            meta = {}
+    modality = str(meta.get("modality", "unknown"))
+    units = "HU" if modality == "CT" else "a.u."
+    if cfg.trained_on:
+        return cfg.trained_on, modality, units
+    if str(meta.get("generator", "")).startswith("adasam.phantoms"):
+        kind = meta.get("kind", "")
+        return (
+            f"synthetic {kind} phantoms only (adasam.phantoms), never a real scan",
+            modality,
+            units,
+        )
+    return f"the slices of the dataset {Path(cfg.data).name!r}", modality, units
+
+
+def pooled_features(
+    bundle: ModelBundle, data: SliceSet, idx: Sequence[int], embeddings: torch.Tensor | None
+) -> np.ndarray:
+    """The classifier's pooled features ``(len(idx), K)`` (what its linear head reads)."""
+    from adasam.classifier import takes_embedding, to_input
+
+    device = next(bundle.classifier.parameters()).device
+    out = []
+    with torch.inference_mode():
+        for i in idx:
+            if takes_embedding(bundle.classifier):
+                emb = None if embeddings is None else embeddings[i : i + 1].to(device)
+                if emb is None:
+                    frame = ModelFrame.for_sam(data.images[i].shape[:2], bundle.config.sam)
+                    x = frame.image_to_input(data.images[i], device)
+                    emb = bundle.sam.image_encoder(bundle.sam.preprocess(x))
+                _, _, pooled = bundle.classifier.forward_all(emb)  # square slices: all valid
+            else:
+                x = to_input(data.images[i], bundle.config.classifier.image_size).to(device)
+                _, _, pooled = bundle.classifier.forward_all(x)
+            out.append(pooled[0].float().cpu().numpy())
+    return np.stack(out)
+
+
+def _fit_domain_saved(
+    out: Path,
+    data: SliceSet,
+    train_idx: list[int],
+    val_idx: list[int],
+    cfg: TrainConfig,
+    embeddings: torch.Tensor | None,
+) -> None:
+    """Fit the best bundle's out-of-domain Gaussian on the training slices' pooled features,
+    its threshold on the validation slices', and record what the bundle was trained on."""
+    best = load_bundle(out, cfg.device)
+    train_f = pooled_features(best, data, train_idx, embeddings)
+    val_f = pooled_features(best, data, val_idx, embeddings)
+    model = fit_domain(train_f, val_f)
+    description, modality, units = trained_on(cfg)
+    grey = data.images[np.asarray(train_idx)].astype(np.float64)
+    settings = DomainSettings(
+        description=description,
+        modality=modality,
+        units=units,
+        threshold=model.threshold,
+        n_fit=len(train_idx),
+        n_val=len(val_idx),
+        intensity_mean=float(grey.mean()),
+        intensity_std=float(grey.std()),
+    )
+    config = replace(best.config, domain=settings)
+    save_bundle(ModelBundle(config, best.classifier, best.sam, model), out)
+
+
 def _calibrate_saved(
-    out: Path, data: SliceSet, idx: list[int], device: str, progress: bool
+    out: Path,
+    data: SliceSet,
+    idx: list[int],
+    device: str,
+    progress: bool,
+    store: EmbeddingStore | None = None,
 ) -> None:
     """Pick the best bundle's presence and CAM thresholds on the validation slices."""
     best = load_bundle(out, device)
-    result = calibrate(best, data, idx, device)
+    result = calibrate(best, data, idx, device, embedding_store=store)
     save_bundle(ModelBundle(apply_calibration(best.config, result), best.classifier, best.sam), out)
     if progress:
         print(

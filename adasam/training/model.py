@@ -20,7 +20,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from adasam.bundle import ModelBundle
-from adasam.classifier import normalise
+from adasam.classifier import normalise, takes_embedding
 from adasam.frame import ModelFrame
 from adasam.prompts import cam_region, cam_to_mask_logits, mask_to_box
 
@@ -90,8 +90,16 @@ class AdaSamNet(nn.Module):
         c = bundle.config
         self.frame = ModelFrame.for_sam((size, size), c.sam)
 
-    def classify(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Logits ``(B, T)`` and CAMs ``(B, T, S, S)`` in [0, 1] (differentiable)."""
+    def classify(
+        self, x: torch.Tensor, embedding: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Logits ``(B, T)`` and CAMs ``(B, T, S, S)`` in [0, 1] (differentiable). A
+        ``sam-embedding`` classifier reads ``embedding`` (computed here when None)."""
+        if takes_embedding(self.classifier):
+            emb = self.encode(x) if embedding is None else embedding
+            valid = torch.from_numpy(self.frame.embedding_valid(emb.shape[-1])).to(emb.device)
+            logits, cam = self.classifier.forward_with_cam(emb, valid[None, None])
+            return logits, self.frame.lowres_to_original(cam)
         logits, cam = self.classifier.forward_with_cam(
             normalise(x, self.bundle.config.classifier.image_size)
         )
@@ -111,7 +119,9 @@ class AdaSamNet(nn.Module):
     ) -> Outputs:
         """One pass. ``gt_masks``: bool ``(B, T, S, S)`` where known (for GT boxes)."""
         cfg = self.bundle.config.prompts
-        cls_logits, cam = self.classify(x)
+        if embedding is None and takes_embedding(self.classifier):
+            embedding = self.encode(x)
+        cls_logits, cam = self.classify(x, embedding)
         cam_np = cam.detach().float().cpu().numpy()
         prompt_cam = cam if self.feedback else cam.detach()
         boxes, masks, kept = [], [], []

