@@ -32,6 +32,25 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--window", help="ct-abdomen, ct-liver, ct-bone, ct-lung, ct-brain or auto")
     p.add_argument("--out", required=True, help="output directory")
+    p.add_argument(
+        "--box",
+        help="a box drawn by hand, x0,y0,x1,y1 in pixels (XYXY, inclusive): SAM segments it, "
+        "whatever the classifier says",
+    )
+    p.add_argument(
+        "--point",
+        action="append",
+        default=[],
+        help="a click by hand, x,y (positive) or x,y,neg (negative); repeatable",
+    )
+    p.add_argument("--label", default="manual", help="name of what --box/--point outline")
+    p.add_argument(
+        "--zero-shot",
+        choices=("auto", "yes", "no"),
+        default="auto",
+        help="hand prompts with plain LiteMedSAM (yes), the bundle's SAM (no), or the bundle's "
+        "SAM in its domain and plain LiteMedSAM outside it (auto)",
+    )
 
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
@@ -62,6 +81,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     )
     if args.window is None:  # the model's window, for HU data only (PNGs are already windowed)
         sl = with_preferred_window(sl, config.window)
+    drawn = _drawn_prompts(args, sl.display.shape[:2])  # checked before any model runs
     if not config.trained:
         print(
             f"warning: model bundle {bundle_dir} is UNTRAINED (random weights, a placeholder "
@@ -73,6 +93,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     )
     structures = [args.structure] if args.structure else None
     pred = predictor.predict(sl.display, structures)
+    manual = _manual_prompts(args, sl.display, predictor, pred, settings, drawn)
 
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -124,13 +145,85 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
             "axis": sl.axis,
         },
         "structures": entries,
+        "domain": None if pred.domain is None else pred.domain.to_dict(),
+        "trained_on": None if config.domain is None else config.domain.description,
+        "manual": None if manual is None else _write_manual(manual, sl.display, out),
         "timings_ms": {k: round(v, 2) for k, v in pred.timings_ms.items()},
         "model": pred.model,
     }
     (out / "result.json").write_text(json.dumps(result, indent=2) + "\n")
     found = [e["name"] for e in entries if e["found"]]
+    if pred.domain is not None and not pred.domain.in_domain:
+        print(
+            f"this image is unlike the model's training slices ({config.domain.description}; "  # type: ignore[union-attr]
+            f"domain score {pred.domain.score:.1f} > {pred.domain.threshold:.1f}): its "
+            "classifier is not trusted here and no automatic prompt was made. Draw a box "
+            "(--box x0,y0,x1,y1) or click (--point x,y) instead.",
+            file=sys.stderr,
+        )
+    if manual is not None:
+        print(f"{manual['label']}: {len(manual['candidates'])} mask(s) from {manual['model']}")
     print(
         f"{sl.source_name}: found {', '.join(found) if found else 'no structure'}; "
         f"wrote {out}/result.json"
     )
     return 0
+
+
+def _drawn_prompts(args: argparse.Namespace, hw: tuple[int, int]) -> tuple[object, list] | None:
+    """The parsed ``--box`` and ``--point`` prompts (None without either)."""
+    from adasam.manual import parse_box, parse_point
+
+    if not args.box and not args.point:
+        return None
+    box = parse_box(args.box, hw) if args.box else None
+    return box, [parse_point(p, hw) for p in args.point]
+
+
+def _manual_prompts(
+    args: argparse.Namespace,
+    image: object,
+    predictor: object,
+    pred: object,
+    settings: Settings,
+    drawn: tuple[object, list] | None,
+) -> dict[str, object] | None:
+    """Candidates for the hand-drawn ``--box``/``--point`` prompts, or None without them."""
+    from adasam.manual import segment_by_hand, zero_shot_predictor
+
+    if drawn is None:
+        return None
+    box, clicks = drawn
+    outside = pred.domain is not None and not pred.domain.in_domain  # type: ignore[attr-defined]
+    use_base = args.zero_shot == "yes" or (args.zero_shot == "auto" and outside)
+    model = zero_shot_predictor(resolve_device(settings.device)) if use_base else predictor
+    cands = segment_by_hand(model, image, box, clicks)  # type: ignore[arg-type]
+    return {
+        "label": args.label,
+        "box": None if box is None else [float(v) for v in box],
+        "points": [[c.x, c.y, c.positive] for c in clicks],
+        "model": model.bundle.config.name,  # type: ignore[attr-defined]
+        "candidates": cands,
+    }
+
+
+def _write_manual(manual: dict[str, object], image: object, out: Path) -> dict[str, object]:
+    """Write ``manual_<label>_<i>.png`` masks and an overlay; the JSON entry for them."""
+    import re
+
+    import numpy as np
+    from PIL import Image
+
+    from adasam.render import mask_overlay, mask_png
+
+    safe = re.sub(r"[^A-Za-z0-9_-]+", "_", str(manual["label"]))[:40] or "manual"
+    entries = []
+    for i, c in enumerate(manual["candidates"]):  # type: ignore[attr-defined]
+        name = f"manual_{safe}_{i}.png"
+        mask_png(c.mask).save(out / name)
+        entries.append(
+            {"mask": name, "score": round(c.score, 6), "area_px": int(np.count_nonzero(c.mask))}
+        )
+    best = manual["candidates"][0]  # type: ignore[index]
+    Image.fromarray(mask_overlay(image, best.mask)).save(out / f"manual_{safe}.png")  # type: ignore[arg-type]
+    return {**{k: v for k, v in manual.items() if k != "candidates"}, "candidates": entries}

@@ -247,7 +247,38 @@ def labeled_loss(
         losses["iou"] = F.mse_loss(out.iou, true_iou)
     else:
         losses["seg"] = losses["iou"] = x.new_zeros(())
+    if cfg.click_rounds > 0 and len(plan.pairs):
+        emb = net.encode(x) if embedding is None else embedding
+        losses["click"] = click_loss(net, emb, masks, plan.pairs, cfg, rng)
     return losses
+
+
+def click_loss(
+    net: AdaSamNet,
+    embedding: torch.Tensor,
+    masks: torch.Tensor,
+    pairs: np.ndarray,
+    cfg: TrainConfig,
+    rng: np.random.Generator,
+) -> torch.Tensor:
+    """SAM's interactive protocol on ``cfg.click_items`` of the batch's (slice, structure)
+    pairs: a first prompt, then ``cfg.click_rounds`` corrective clicks sampled from the error
+    region with the previous logits fed back (:mod:`adasam.training.interactive`)."""
+    from adasam.training.interactive import (
+        InteractiveConfig,
+        InteractiveItem,
+        first_prompt,
+        interactive_losses,
+    )
+
+    icfg = InteractiveConfig(rounds=cfg.click_rounds, w_distill=0.0, p_cam=0.0)
+    chosen = rng.choice(len(pairs), size=min(cfg.click_items, len(pairs)), replace=False)
+    items = []
+    for b, t in pairs[chosen]:
+        gt = masks[b, t].cpu().numpy().astype(bool)
+        items.append(InteractiveItem(int(b), gt, first_prompt(gt, rng, icfg)))
+    frames = [net.frame] * embedding.shape[0]
+    return interactive_losses(net.sam, embedding, frames, items, icfg, rng).total
 
 
 def unlabeled_loss(
@@ -337,7 +368,7 @@ def plot_curves(history: list[dict[str, Any]], path: Path) -> None:
 
     fig, (a, b) = plt.subplots(1, 2, figsize=(10, 3.6))
     ep = [h["epoch"] for h in history]
-    for key in ("loss", "cls", "seg", "iou", "cons", "cam"):
+    for key in ("loss", "cls", "seg", "iou", "cons", "cam", "click"):
         if any(key in h for h in history):
             a.plot(ep, [h.get(key, np.nan) for h in history], label=key, marker=".")
     a.set_xlabel("epoch")
@@ -472,6 +503,7 @@ def train(
                         + cfg.w_iou * losses["iou"]
                         + w_cons * losses.get("cons", 0.0)
                         + cfg.w_cam * losses.get("cam", 0.0)
+                        + cfg.w_click * losses.get("click", 0.0)
                     )
                 if not torch.isfinite(loss):
                     raise FloatingPointError(

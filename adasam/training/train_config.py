@@ -117,6 +117,13 @@ class TrainConfig:
     )
     classifier_size: int = _f(256, "classifier input side in pixels")
     output_stride: int = _f(32, "classifier output stride", choices=(16, 32))
+    click_rounds: int = _f(
+        0,
+        "interactive training: corrective-click rounds per item after its first prompt (box, "
+        "jittered box or point), previous logits fed back (SAM's protocol; 0: off)",
+    )
+    click_items: int = _f(2, "items (slice, structure) per step that get the click rounds")
+    w_click: float = _f(1.0, "weight of the interactive (click) loss")
     trained_on: str | None = _f(
         None,
         "what the training slices are, shown to users beside every answer (default: from the "
@@ -135,6 +142,8 @@ class TrainConfig:
         return self.lora_encoder == "on"
 
     def __post_init__(self) -> None:
+        if self.click_rounds < 0 or self.click_items < 1:
+            raise ConfigError("click_rounds must be ≥ 0 and click_items ≥ 1")
         if self.lora_encoder not in ("auto", "on", "off"):
             raise ConfigError(f"lora_encoder must be auto, on or off, got {self.lora_encoder!r}")
         if self.box_source not in ("cam", "mixed", "gt"):

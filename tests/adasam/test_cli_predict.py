@@ -35,7 +35,16 @@ def _run(args: list[str], capsys) -> tuple[int, str, str]:
 
 def _check_outputs(out: Path, hw: tuple[int, int]) -> dict:
     result = json.loads((out / "result.json").read_text())
-    assert set(result) == {"input", "structures", "timings_ms", "model"}
+    assert set(result) == {
+        "input",
+        "structures",
+        "timings_ms",
+        "model",
+        "domain",
+        "trained_on",
+        "manual",
+    }
+    assert result["manual"] is None  # no --box/--point
     assert {"load", "classify", "cam", "prompts", "encode", "decode"} <= set(result["timings_ms"])
     assert Image.open(out / "slice.png").size == (hw[1], hw[0])
     for s in result["structures"]:
