@@ -38,7 +38,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--val-max", type=int, default=20, help="validation slices per epoch")
     p.add_argument("--backbone", default="resnet10", help="classifier backbone")
     p.add_argument("--output-stride", type=int, default=16, help="classifier output stride")
-    p.add_argument("--sam-base", required=True, help="SAM base safetensors (pretrain-sam)")
+    p.add_argument(
+        "--sam",
+        choices=("litemedsam", "small"),
+        default="litemedsam",
+        help="SAM base: LiteMedSAM (frozen encoder, cached embeddings) or the small phantom SAM",
+    )
+    p.add_argument("--sam-base", help="SAM base safetensors (pretrain-sam), for --sam small")
     p.add_argument("--threads", type=int, default=0, help="CPU threads (0: PyTorch's default)")
     p.add_argument("--work", default="data/compare", help="working folder")
     p.add_argument("--out", default="docs/results.md", help="markdown table to write")

@@ -50,6 +50,16 @@ def add_arguments(e: argparse.ArgumentParser) -> None:
         help="CPU threads (0: PyTorch's default); use 1 per run when runs share the cores",
     )
     e.add_argument("--device", help="cpu, cuda, cuda:1 or auto (default: ADASAM_DEVICE)")
+    e.add_argument(
+        "--embedding-cache",
+        help="folder of stored embeddings of a frozen encoder (as train writes them; default: "
+        ".embeddings beside --data when the bundle's encoder is frozen)",
+    )
+    e.add_argument(
+        "--zero-shot",
+        action="store_true",
+        help="also score plain LiteMedSAM with the GT box (single mask): the zero-shot row",
+    )
 
 
 def _click_settings(a: argparse.Namespace) -> ClickSettings | None:
@@ -79,12 +89,25 @@ def run(a: argparse.Namespace, settings: Settings) -> int:
         torch.set_num_threads(a.threads)
     device = resolve_device(a.device or settings.device)
     predictor = Predictor.from_dir(a.bundle, device, cache_size=2)
+    predictor.embedding_store = _store(a, predictor)
+    zero_shot = None
+    if a.zero_shot:
+        from adasam.manual import zero_shot_predictor
+
+        zero_shot = zero_shot_predictor(device)
+        zero_shot.embedding_store = _store(a, zero_shot)
     structures = a.structures or predictor.structures
     window = a.window or predictor.bundle.config.window
     data = load_dataset(a.data, a.size, structures, window)
     idx = list(range(len(data)))[: a.limit] if a.limit else None
     reports = evaluate_predictor(
-        predictor, data, idx, oracle=not a.no_oracle, progress=True, clicks=clicks
+        predictor,
+        data,
+        idx,
+        oracle=not a.no_oracle,
+        progress=True,
+        clicks=clicks,
+        zero_shot=zero_shot,
     )
     meta = {
         "bundle": str(a.bundle),
@@ -96,3 +119,14 @@ def run(a: argparse.Namespace, settings: Settings) -> int:
     table = write_report(reports, Path(a.out), meta, spacing_known=not np.isnan(data.spacing).any())
     print(table)
     return 0
+
+
+def _store(a: argparse.Namespace, predictor: object) -> object | None:
+    """The embedding store of a frozen-encoder bundle (None when its encoder has LoRA)."""
+    from adasam.embedding_store import EmbeddingStore, encoder_identity
+
+    bundle = predictor.bundle  # type: ignore[attr-defined]
+    if bundle.config.lora.encoder:
+        return None
+    root = Path(a.embedding_cache) if a.embedding_cache else Path(a.data).parent / ".embeddings"
+    return EmbeddingStore(root, encoder_identity(bundle.config, bundle.sam))

