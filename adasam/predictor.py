@@ -237,6 +237,36 @@ class Predictor:
                 self._cache.popitem(last=False)
             return emb, False
 
+    def embed_batch(self, images: Sequence[np.ndarray]) -> int:
+        """Encode several uint8 ``(H, W, 3)`` images of one size in one encoder forward and put
+        their embeddings in the cache (images already cached are skipped), so that the next
+        :meth:`embedding` / :meth:`segment` calls on them are cache hits. At most
+        ``cache_size`` images. Returns how many were encoded."""
+        if len(images) > self.cache_size:
+            raise ValueError(f"at most cache_size={self.cache_size} images, got {len(images)}")
+        for image in images:
+            _check_image(image)
+        if len({image.shape for image in images}) > 1:
+            raise ValueError("embed_batch needs images of one size")
+        tag = f"{self.bundle.config.name}:{self.bundle.version}"
+        with self._lock:
+            keys = [(image_key(image), tag) for image in images]
+            todo = [i for i, key in enumerate(keys) if key not in self._cache]
+            for key in keys:
+                if key in self._cache:
+                    self._cache.move_to_end(key)
+            if todo:
+                sam = self.bundle.sam
+                frame = self.frame(images[0].shape[:2])
+                with torch.inference_mode():
+                    x = torch.cat([frame.image_to_input(images[i], self.device) for i in todo])
+                    emb = sam.image_encoder(sam.preprocess(x))
+                for j, i in enumerate(todo):
+                    self._cache[keys[i]] = emb[j : j + 1]
+                while len(self._cache) > self.cache_size:
+                    self._cache.popitem(last=False)
+            return len(todo)
+
     def clear_cache(self) -> None:
         with self._lock:
             self._cache.clear()
