@@ -60,6 +60,16 @@ from storage.slices import get_slice, load_display, load_pixels, pixels_hash, re
 from storage.stats import stats
 from storage.store import Store, open_store
 from storage.training import final_masks, training_examples_since
+from storage.volumes import (
+    VolumeCaseRecord,
+    VolumeSliceRecord,
+    get_volume_case,
+    label_volume,
+    list_volume_cases,
+    record_volume_case,
+    record_volume_slice,
+    volume_slices,
+)
 from storage.worklist import next_case, release_case
 
 __all__ = [
@@ -87,6 +97,8 @@ __all__ = [
     "StorageStats",
     "Store",
     "TrainingExample",
+    "VolumeCaseRecord",
+    "VolumeSliceRecord",
     "acquire_job_lock",
     "activate_model_version",
     "active_model_version",
@@ -99,10 +111,13 @@ __all__ = [
     "get_model_version",
     "get_prediction",
     "get_slice",
+    "get_volume_case",
     "heartbeat_job",
+    "label_volume",
     "list_annotators",
     "list_jobs",
     "list_model_versions",
+    "list_volume_cases",
     "load_candidate_mask",
     "load_correction_masks",
     "load_display",
@@ -115,10 +130,13 @@ __all__ = [
     "record_prediction",
     "record_rating",
     "record_slice",
+    "record_volume_case",
+    "record_volume_slice",
     "register_model_version",
     "release_case",
     "rollback",
     "set_role",
     "stats",
     "training_examples_since",
+    "volume_slices",
 ]

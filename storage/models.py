@@ -295,3 +295,53 @@ class FineTuningJob(Base):
     started_at: Mapped[datetime] = mapped_column(default=utcnow)
     heartbeat_at: Mapped[datetime] = mapped_column(default=utcnow)
     finished_at: Mapped[datetime | None] = mapped_column()
+
+
+VOLUME_SLICE_STATUSES = ("propagated", "accepted", "corrected")
+
+
+class VolumeCase(Base):
+    """A 3D study annotated for one structure: its shape, spacing and RAS affine (no UID, no
+    name: the geometry alone, enough to write a label volume where the source lies)."""
+
+    __tablename__ = "volume_cases"
+    __table_args__ = (CheckConstraint("depth > 0 AND height > 0 AND width > 0", name="shape"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    structure: Mapped[str] = mapped_column(String(64))
+    modality: Mapped[str] = mapped_column(String(32))
+    source_format: Mapped[str] = mapped_column(String(32))
+    depth: Mapped[int] = mapped_column(Integer)
+    height: Mapped[int] = mapped_column(Integer)
+    width: Mapped[int] = mapped_column(Integer)
+    spacing: Mapped[list[float]] = mapped_column(JSON)  # (slice, row, col) mm
+    affine: Mapped[list[float]] = mapped_column(JSON)  # 16 floats, row-major, (k, r, c) → RAS
+    slice_hashes: Mapped[list[str]] = mapped_column(JSON)  # content hash of each slice, by index
+    annotator_id: Mapped[int | None] = mapped_column(ForeignKey("annotators.id"))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class VolumeSlice(Base):
+    """One slice of a volume case: its mask and whether a human accepted or corrected it.
+
+    Accepted and corrected slices point at an ordinary correction (so the training feed, which
+    reads corrections only, takes them); propagated ones do not."""
+
+    __tablename__ = "volume_slices"
+    __table_args__ = (
+        UniqueConstraint("volume_case_id", "slice_index"),
+        CheckConstraint(_in("status", VOLUME_SLICE_STATUSES), name="status"),
+        CheckConstraint(
+            "(status = 'propagated') = (correction_id IS NULL)", name="human_has_correction"
+        ),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    volume_case_id: Mapped[int] = mapped_column(ForeignKey("volume_cases.id"), index=True)
+    slice_index: Mapped[int] = mapped_column(Integer)
+    slice_id: Mapped[int] = mapped_column(ForeignKey("slices.id"))
+    status: Mapped[str] = mapped_column(String(16))
+    mask_png: Mapped[bytes] = mapped_column(LargeBinary)
+    score: Mapped[float | None] = mapped_column(Float)
+    correction_id: Mapped[int | None] = mapped_column(ForeignKey("corrections.id"))
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)

@@ -15,6 +15,29 @@ from storage.slices import load_pixels
 from storage.store import Store
 
 
+def check_dataset_identity(dataset_id: int, dataset_name: str) -> None:
+    """nnU-Net's rules for a dataset id (1..999) and name (an identifier)."""
+    if not 1 <= dataset_id <= 999:
+        raise InvalidInputError(f"nnU-Net dataset ids run from 1 to 999, got {dataset_id}")
+    if not dataset_name.isidentifier():
+        raise InvalidInputError(f"dataset name {dataset_name!r} must be letters, digits, _")
+
+
+def write_dataset_json(
+    root: Path, name: str, description: str, modality: str, structures: list[str], count: int
+) -> None:
+    """nnU-Net's ``dataset.json``: one channel, background 0, structures 1..n in order."""
+    dataset = {
+        "name": name,
+        "description": description,
+        "channel_names": {"0": modality},
+        "labels": {"background": 0, **{s: i for i, s in enumerate(structures, start=1)}},
+        "numTraining": count,
+        "file_ending": ".nii.gz",
+    }
+    (root / "dataset.json").write_text(json.dumps(dataset, indent=2) + "\n")
+
+
 def write_nnunet(
     store: Store, cases: list[Case], folder: Path, *, dataset_id: int, dataset_name: str
 ) -> tuple[Path, int, int, list[str]]:
@@ -26,10 +49,7 @@ def write_nnunet(
     for every structure of the export (a missing structure would be trained as background).
     Overlapping structures are refused for the same reason.
     """
-    if not 1 <= dataset_id <= 999:
-        raise InvalidInputError(f"nnU-Net dataset ids run from 1 to 999, got {dataset_id}")
-    if not dataset_name.isidentifier():
-        raise InvalidInputError(f"dataset name {dataset_name!r} must be letters, digits, _")
+    check_dataset_identity(dataset_id, dataset_name)
     structures = sorted({s for case in cases for s in case.masks})
     modalities = sorted({case.slice.modality for case in cases})
     if len(modalities) > 1:
@@ -65,13 +85,12 @@ def write_nnunet(
         masks_written += len(structures)
     if written == 0:
         raise InvalidInputError("no slice has final masks for all structures; nothing to export")
-    dataset = {
-        "name": dataset_name,
-        "description": "Final masks corrected in ADA-SAM Studio",
-        "channel_names": {"0": modalities[0]},
-        "labels": {"background": 0, **{s: i for i, s in enumerate(structures, start=1)}},
-        "numTraining": written,
-        "file_ending": ".nii.gz",
-    }
-    (root / "dataset.json").write_text(json.dumps(dataset, indent=2) + "\n")
+    write_dataset_json(
+        root,
+        dataset_name,
+        "Final masks corrected in ADA-SAM Studio",
+        modalities[0],
+        structures,
+        written,
+    )
     return root, written, masks_written, skipped
