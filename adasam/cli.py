@@ -12,14 +12,32 @@ import sys
 from collections.abc import Sequence
 from types import ModuleType
 
-from adasam.commands import bench, compare, evaluate, phantoms, predict, pretrain_sam, train
+from adasam.commands import (
+    bench,
+    compare,
+    evaluate,
+    phantoms,
+    predict,
+    pretrain_sam,
+    segex,
+    train,
+)
 from adasam.errors import AdaSamError
 from adasam.settings import Settings
 
 EXIT_USAGE = 2
 
 # The one registration list: add a command module here (order = order in --help).
-COMMANDS: list[ModuleType] = [predict, phantoms, train, evaluate, pretrain_sam, compare, bench]
+COMMANDS: list[ModuleType] = [
+    predict,
+    phantoms,
+    train,
+    evaluate,
+    pretrain_sam,
+    compare,
+    bench,
+    segex,
+]
 
 
 def command_name(module: ModuleType) -> str:

@@ -8,16 +8,25 @@ Everything else receives these values as arguments. Variables:
 - ``DATABASE_URL``: any SQLAlchemy URL. Default: SQLite file in the data directory.
 - ``ADASAM_MAX_PIXELS``: largest accepted slice (pixels). Default 40 000 000.
 - ``ADASAM_EMBED_CACHE``: image embeddings kept per predictor (LRU). Default 16.
+- ``ADASAM_LLM_ENDPOINT``, ``ADASAM_LLM_MODEL``: the SegEx LLM observer (off unless both are
+  set): an OpenAI-compatible base URL (``http://host:8000/v1``) or ``hf:auto`` /
+  ``hf:<provider>`` for Hugging Face inference providers, and the model name.
+- ``ADASAM_LLM_TOKEN`` (else ``HF_TOKEN``): its API token. ``ADASAM_LLM_TIMEOUT``: seconds to
+  wait for one answer (default 60).
 """
 
 from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from adasam.errors import ConfigError
+
+if TYPE_CHECKING:
+    from adasam.llm_observer import LlmConfig
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 ASSETS_DIR = REPO_ROOT / "assets"
@@ -62,6 +71,10 @@ class Settings:
     database_url: str
     max_pixels: int = 40_000_000
     embed_cache_size: int = 16
+    llm_endpoint: str = ""
+    llm_model: str = ""
+    llm_token: str = field(default="", repr=False)
+    llm_timeout_s: float = 60.0
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> Settings:
@@ -75,6 +88,30 @@ class Settings:
             database_url=database_url,
             max_pixels=positive_int(env, "ADASAM_MAX_PIXELS", 40_000_000),
             embed_cache_size=positive_int(env, "ADASAM_EMBED_CACHE", 16),
+            llm_endpoint=env.get("ADASAM_LLM_ENDPOINT", "").strip(),
+            llm_model=env.get("ADASAM_LLM_MODEL", "").strip(),
+            llm_token=env.get("ADASAM_LLM_TOKEN") or env.get("HF_TOKEN") or "",
+            llm_timeout_s=float(positive_int(env, "ADASAM_LLM_TIMEOUT", 60)),
+        )
+
+    @property
+    def llm_enabled(self) -> bool:
+        """Whether the SegEx LLM observer is configured (endpoint and model set)."""
+        return bool(self.llm_endpoint and self.llm_model)
+
+    def llm_config(self) -> LlmConfig:
+        """The LLM observer's configuration.
+
+        Raises:
+            ConfigError: it is off (endpoint or model unset) or misconfigured.
+        """
+        from adasam.llm_observer import LlmConfig
+
+        return LlmConfig(
+            endpoint=self.llm_endpoint,
+            model=self.llm_model,
+            token=self.llm_token,
+            timeout_s=self.llm_timeout_s,
         )
 
 

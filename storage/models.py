@@ -257,6 +257,73 @@ class Rating(Base):
     rubric: Mapped[dict[str, Any]] = mapped_column(default=dict)
     comment: Mapped[str] = mapped_column(Text, default="")
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # revision 0002: effort, revisions, studies, LLM call details
+    seconds: Mapped[float | None] = mapped_column(Float)
+    edits: Mapped[int | None] = mapped_column(Integer)
+    revises_id: Mapped[int | None] = mapped_column(ForeignKey("ratings.id"), unique=True)
+    study_id: Mapped[int | None] = mapped_column(ForeignKey("studies.id"), index=True)
+    llm_endpoint: Mapped[str | None] = mapped_column(String(500))
+    latency_ms: Mapped[float | None] = mapped_column(Float)
+
+
+class Study(Base):
+    """A rating study: cases (candidates) that several annotators rate independently."""
+
+    __tablename__ = "studies"
+    __table_args__ = (CheckConstraint("ratings_per_case >= 1", name="ratings_per_case"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(200), unique=True)
+    ratings_per_case: Mapped[int] = mapped_column(Integer)
+    blinded: Mapped[bool] = mapped_column(Boolean, default=True)
+    seed: Mapped[int] = mapped_column(Integer)
+    created_by_id: Mapped[int] = mapped_column(ForeignKey("annotators.id"))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class StudyRater(Base):
+    """An annotator taking part in a study."""
+
+    __tablename__ = "study_raters"
+
+    study_id: Mapped[int] = mapped_column(ForeignKey("studies.id"), primary_key=True)
+    annotator_id: Mapped[int] = mapped_column(ForeignKey("annotators.id"), primary_key=True)
+
+
+class StudyCase(Base):
+    """A mask (candidate) to be rated in a study."""
+
+    __tablename__ = "study_cases"
+
+    study_id: Mapped[int] = mapped_column(ForeignKey("studies.id"), primary_key=True)
+    candidate_id: Mapped[int] = mapped_column(ForeignKey("candidates.id"), primary_key=True)
+
+
+class StudyLease(Base):
+    """A study case handed to a rater (reserves one of its rating slots until it expires)."""
+
+    __tablename__ = "study_leases"
+
+    study_id: Mapped[int] = mapped_column(ForeignKey("studies.id"), primary_key=True)
+    candidate_id: Mapped[int] = mapped_column(ForeignKey("candidates.id"), primary_key=True)
+    annotator_id: Mapped[int] = mapped_column(ForeignKey("annotators.id"), primary_key=True)
+    expires_at: Mapped[datetime] = mapped_column()
+
+
+class LlmFailure(Base):
+    """An LLM observer call that gave no valid rating, with the reason (never a guessed score)."""
+
+    __tablename__ = "llm_failures"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    candidate_id: Mapped[int | None] = mapped_column(ForeignKey("candidates.id"), index=True)
+    correction_id: Mapped[int | None] = mapped_column(ForeignKey("corrections.id"))
+    llm_model: Mapped[str] = mapped_column(String(200))
+    llm_endpoint: Mapped[str] = mapped_column(String(500))
+    llm_prompt_version: Mapped[str] = mapped_column(String(100))
+    reason: Mapped[str] = mapped_column(Text)
+    latency_ms: Mapped[float | None] = mapped_column(Float)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
 class CaseLease(Base):

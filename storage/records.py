@@ -104,6 +104,73 @@ class RatingRecord:
     rubric: dict[str, Any]
     comment: str
     created_at: datetime
+    seconds: float | None = None
+    edits: int | None = None
+    revises_id: int | None = None
+    study_id: int | None = None
+    llm_endpoint: str | None = None
+    latency_ms: float | None = None
+
+
+@dataclass(frozen=True)
+class LlmFailureRecord:
+    """An LLM observer call that produced no valid rating."""
+
+    id: int
+    candidate_id: int | None
+    correction_id: int | None
+    llm_model: str
+    llm_endpoint: str
+    llm_prompt_version: str
+    reason: str
+    latency_ms: float | None
+    created_at: datetime
+
+
+@dataclass(frozen=True)
+class SegexRow:
+    """One rating that counts (the latest of its revisions), for the agreement statistics.
+
+    ``item`` is ``"candidate:<id>"`` or ``"final:<id>"``; ``rater`` the annotator's name or
+    ``llm:<model>``; ``dice`` the Dice between the rated mask and its final mask (``None`` when
+    no correction started from it).
+    """
+
+    item: str
+    rater: str
+    kind: str
+    score: int
+    verdict: str
+    structure: str
+    dice: float | None
+
+
+@dataclass(frozen=True)
+class StudyRecord:
+    """A rating study and how far it is."""
+
+    id: int
+    name: str
+    ratings_per_case: int
+    blinded: bool
+    seed: int
+    created_by: str
+    raters: tuple[str, ...]
+    cases: int
+    ratings_done: int
+    created_at: datetime
+
+
+@dataclass(frozen=True)
+class StudyCaseRecord:
+    """A study case handed to a rater: the candidate mask to rate on its slice."""
+
+    study_id: int
+    candidate_id: int
+    slice_hash: str
+    structure: str
+    position: int  # 1-based place in this rater's order
+    total: int  # cases this rater may still be given, this one included
 
 
 @dataclass(frozen=True)

@@ -1,37 +1,23 @@
-"""The SegEx rating form: its scale, verdicts and rubric, and validation of what was ticked."""
+"""The SegEx rating form: its scale, verdicts and rubric (defined once in
+:mod:`adasam.segex_rubric`, shared with the LLM observer), and validation of what was ticked."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from adasam.segex_rubric import RUBRIC_ITEMS, SCORE_LABELS, VERDICT_LABELS
 from storage import SEGEX_MAX, SEGEX_MIN, VERDICTS
 from studio.errors import StudioError
 
-SCORE_LABELS: dict[int, str] = {
-    5: "5 · Excellent: clinically usable as is",
-    4: "4 · Good: minor edits only",
-    3: "3 · Fair: usable after major edits",
-    2: "2 · Poor: redrawing is faster than correcting",
-    1: "1 · Unusable: wrong structure or mostly wrong",
-}
-"""The SegEx scale, best first, each level with its meaning."""
-
-VERDICT_LABELS: dict[str, str] = {
-    "Accept": "accept",
-    "Minor edits": "minor_edits",
-    "Major edits": "major_edits",
-    "Reject": "reject",
-}
-"""Verdict labels on the page → the values storage keeps."""
-
-RUBRIC_ITEMS: dict[str, str] = {
-    "Boundary accurate": "boundary_accuracy",
-    "Complete (nothing missing)": "completeness",
-    "No false positives": "false_positives",
-    "Anatomically plausible": "anatomical_plausibility",
-}
-"""Rubric check boxes (ticked = the criterion is met) → the rubric keys storage keeps."""
+__all__ = [
+    "RUBRIC_ITEMS",
+    "SCORE_LABELS",
+    "VERDICT_LABELS",
+    "Rating",
+    "parse_rating",
+    "parse_score",
+]
 
 assert set(VERDICT_LABELS.values()) == set(VERDICTS)
 assert set(SCORE_LABELS) == set(range(SEGEX_MIN, SEGEX_MAX + 1))
