@@ -153,4 +153,8 @@ def test_settings_have_no_dead_fields() -> None:
         "database_url",
         "max_pixels",
         "embed_cache_size",
+        "llm_endpoint",  # the SegEx LLM observer (Settings.llm_config)
+        "llm_model",
+        "llm_token",
+        "llm_timeout_s",
     }
