@@ -1,8 +1,8 @@
 """SegEx over storage: rating rows for the statistics, and the LLM observer on stored cases.
 
 The command ``python -m adasam segex`` (:mod:`adasam.commands.segex`) and the studio's Quality
-tab use these. This is the one place where the ML core meets storage, so ``storage`` is imported inside the
-functions (``import adasam`` never loads it).
+tab use these. This is the one place where the ML core meets storage, so ``storage`` is
+imported inside the functions (``import adasam`` never loads it).
 """
 
 from __future__ import annotations
