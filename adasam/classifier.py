@@ -90,12 +90,15 @@ class StructureClassifier(nn.Module):
 
 
 class EmbeddingClassifier(nn.Module):
-    """Two 3×3 conv blocks on SAM's image embedding → masked GAP → linear, one logit per
+    """A small convolutional head on SAM's image embedding → masked GAP → linear, one logit per
     structure. The image encoder runs once per slice and serves classifier, CAM and decoder.
 
     Input: the image embedding float ``(B, C, e, e)`` (SAM's padded frame; LiteMedSAM: C = 256,
     e = 64) and optionally ``valid``, bool ``(B, 1, e, e)``: the cells covering image content
-    (padding excluded from the pooled features). CAMs come out on the same ``e × e`` grid.
+    (padding excluded from the pooled features). Two coordinate channels (x, y in [-1, 1]) are
+    appended, and the three 3×3 convolutions are dilated 1, 2 and 4 (a 15-cell, 60-pixel field),
+    so the head can tell structures that look alike locally apart by where they are (the vastus
+    medialis from the lateralis). CAMs come out on the same ``e × e`` grid.
     """
 
     takes_embedding = True
@@ -104,14 +107,16 @@ class EmbeddingClassifier(nn.Module):
         super().__init__()
         self.config = config
         h = config.hidden
-        self.body = nn.Sequential(
-            nn.Conv2d(in_channels, h, 3, padding=1),
-            nn.GroupNorm(8, h),
-            nn.GELU(),
-            nn.Conv2d(h, h, 3, padding=1),
-            nn.GroupNorm(8, h),
-            nn.GELU(),
-        )
+        layers: list[nn.Module] = []
+        for i, dilation in enumerate((1, 2, 4)):
+            layers += [
+                nn.Conv2d(
+                    in_channels + 2 if i == 0 else h, h, 3, padding=dilation, dilation=dilation
+                ),
+                nn.GroupNorm(8, h),
+                nn.GELU(),
+            ]
+        self.body = nn.Sequential(*layers)
         self.head = nn.Linear(h, n_structures)
 
     @property
@@ -119,7 +124,11 @@ class EmbeddingClassifier(nn.Module):
         return self.body
 
     def features(self, emb: torch.Tensor) -> torch.Tensor:
-        return self.body(emb)
+        b, _, h, w = emb.shape
+        ys = torch.linspace(-1.0, 1.0, h, device=emb.device, dtype=emb.dtype)
+        xs = torch.linspace(-1.0, 1.0, w, device=emb.device, dtype=emb.dtype)
+        grid = torch.stack(torch.meshgrid(ys, xs, indexing="ij"))[None].expand(b, -1, -1, -1)
+        return self.body(torch.cat([emb, grid], dim=1))
 
     def pooled(self, feats: torch.Tensor, valid: torch.Tensor | None) -> torch.Tensor:
         """``(B, K, e, e)`` features → ``(B, K)`` averaged over the valid cells."""
