@@ -1,4 +1,4 @@
-"""Encode once, predict many times: classifier → GradCAM → prompts → LoRA-SAM candidates.
+"""Encode once, predict many times: classifier + forward CAM → prompts → LoRA-SAM candidates.
 
 :class:`Predictor` owns a loaded bundle and a bounded LRU cache of image embeddings keyed by
 (content hash of the model input, model name and version). ``predict`` runs the whole pipeline;
@@ -15,7 +15,7 @@ import hashlib
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -24,10 +24,11 @@ from typing import Protocol
 import numpy as np
 import torch
 
+from adasam.backends import Backend, TorchBackend
 from adasam.bundle import ModelBundle, load_bundle
 from adasam.classifier import takes_embedding, to_input
 from adasam.frame import ModelFrame
-from adasam.gradcam import gradcam_heatmaps
+from adasam.gradcam import cam_to_heatmaps
 from adasam.prompts import Prompts, make_prompts
 
 STAGES = ("load", "classify", "cam", "prompts", "encode", "decode")
@@ -65,9 +66,10 @@ class Candidate:
 class StructureResult:
     """Pipeline output for one target structure.
 
-    ``heatmap`` is GradCAM's float32 ``(H, W)`` map in [0, 1]. ``prompts`` and ``candidates``
-    (three, sorted by score, best first) are present only when the structure was found (its
-    probability reached the classifier threshold and its heatmap gave a region).
+    ``heatmap`` is the classifier's class activation map (equal to GradCAM for its GAP + linear
+    head), float32 ``(H, W)`` in [0, 1]. ``prompts`` and ``candidates`` (three, sorted by score,
+    best first) are present only when the structure was found (its probability reached the
+    classifier threshold and its heatmap gave a region).
     """
 
     name: str
@@ -163,6 +165,10 @@ class Predictor:
         device: torch device for both models.
         cache_size: number of image embeddings kept (LRU), ≥ 1.
         load_ms: time it took to load the bundle, reported as the ``load`` stage.
+        backend: runs the image encoder and the classifier (:mod:`adasam.backends`; default
+            the bundle's own PyTorch modules, the reference).
+        cache_bytes: bound on the cached embeddings' total size in bytes (``None``: entries
+            only); the newest embedding is always kept.
     """
 
     def __init__(
@@ -172,24 +178,40 @@ class Predictor:
         cache_size: int = 16,
         load_ms: float = 0.0,
         embedding_store: EmbeddingSource | None = None,
+        *,
+        backend: Backend | None = None,
+        cache_bytes: int | None = None,
     ) -> None:
         if cache_size < 1:
             raise ValueError("cache_size must be ≥ 1")
+        if cache_bytes is not None and cache_bytes < 1:
+            raise ValueError("cache_bytes must be ≥ 1 (or None)")
         self.embedding_store = embedding_store
         self.bundle = bundle.to(device)
         self.device = torch.device(device)
         self.cache_size = cache_size
+        self.cache_bytes = cache_bytes
         self.load_ms = load_ms
+        self.backend = backend if backend is not None else TorchBackend(self.bundle, device)
         self._cache: OrderedDict[tuple[str, str], torch.Tensor] = OrderedDict()
         self._lock = threading.RLock()
 
     @classmethod
     def from_dir(
-        cls, directory: str | Path, device: str = "cpu", cache_size: int = 16
+        cls,
+        directory: str | Path,
+        device: str = "cpu",
+        cache_size: int = 16,
+        *,
+        backend: Callable[[ModelBundle], Backend] | None = None,
+        cache_bytes: int | None = None,
     ) -> Predictor:
+        """Load a bundle; ``backend`` builds the encoder/classifier backend from it."""
         start = time.perf_counter()
         bundle = load_bundle(directory, device)
-        return cls(bundle, device, cache_size, (time.perf_counter() - start) * 1000.0)
+        made = None if backend is None else backend(bundle)
+        load_ms = (time.perf_counter() - start) * 1000.0
+        return cls(bundle, device, cache_size, load_ms, backend=made, cache_bytes=cache_bytes)
 
     # -- model info ---------------------------------------------------------------------------
     @property
@@ -207,6 +229,7 @@ class Predictor:
             "sam_input": c.sam.image_size,
             "classifier": c.classifier.backbone,
             "lora_r": c.lora.r,
+            "backend": self.backend.name,
         }
 
     def frame(self, image_hw: tuple[int, int]) -> ModelFrame:
@@ -231,10 +254,9 @@ class Predictor:
                 sam = self.bundle.sam
                 with torch.inference_mode():
                     x = self.frame(image.shape[:2]).image_to_input(image, self.device)
-                    emb = sam.image_encoder(sam.preprocess(x))
+                    emb = self.backend.encode(sam.preprocess(x))
             self._cache[key] = emb
-            while len(self._cache) > self.cache_size:
-                self._cache.popitem(last=False)
+            self._evict()
             return emb, False
 
     def embed_batch(self, images: Sequence[np.ndarray]) -> int:
@@ -260,12 +282,25 @@ class Predictor:
                 frame = self.frame(images[0].shape[:2])
                 with torch.inference_mode():
                     x = torch.cat([frame.image_to_input(images[i], self.device) for i in todo])
-                    emb = sam.image_encoder(sam.preprocess(x))
+                    batched = getattr(self.backend, "encode_batch", sam.image_encoder)  # GPU
+                    emb = batched(sam.preprocess(x))
                 for j, i in enumerate(todo):
                     self._cache[keys[i]] = emb[j : j + 1]
-                while len(self._cache) > self.cache_size:
-                    self._cache.popitem(last=False)
+                self._evict()
             return len(todo)
+
+    def cache_nbytes(self) -> int:
+        """Total size of the cached embeddings in bytes."""
+        with self._lock:
+            return sum(t.numel() * t.element_size() for t in self._cache.values())
+
+    def _evict(self) -> None:
+        while len(self._cache) > self.cache_size or (
+            self.cache_bytes is not None
+            and len(self._cache) > 1
+            and self.cache_nbytes() > self.cache_bytes
+        ):
+            self._cache.popitem(last=False)
 
     def clear_cache(self) -> None:
         with self._lock:
@@ -410,14 +445,14 @@ class Predictor:
         cls = self.bundle.classifier
         hw = frame.original_hw
         if not takes_embedding(cls):
+            size = self.bundle.config.classifier.image_size
             with timer.stage("classify"):
-                x = to_input(image, self.bundle.config.classifier.image_size).to(self.device)
-                with torch.inference_mode():
-                    logits, _, pooled = cls.forward_all(x)
-                probs = torch.sigmoid(logits)[0].cpu().numpy()
-            with timer.stage("cam"):
-                heat = gradcam_heatmaps(cls, x, idx, hw)
-            return probs, heat, pooled[0].float().cpu().numpy(), None, False
+                x = to_input(image, size).to(self.device)
+                logits, cams, pooled = self.backend.classify(x)  # one forward, no backward
+                probs = 1.0 / (1.0 + np.exp(-logits.astype(np.float64)))
+            with timer.stage("cam"):  # equals GradCAM for this GAP + linear head
+                heat = cam_to_heatmaps(cams[idx], size, hw)
+            return probs, heat, pooled, None, False
         with timer.stage("encode"):
             emb, cached = self.embedding(image)
         with timer.stage("classify"), torch.inference_mode():

@@ -8,6 +8,12 @@ Everything else receives these values as arguments. Variables:
 - ``DATABASE_URL``: any SQLAlchemy URL. Default: SQLite file in the data directory.
 - ``ADASAM_MAX_PIXELS``: largest accepted slice (pixels). Default 40 000 000.
 - ``ADASAM_EMBED_CACHE``: image embeddings kept per predictor (LRU). Default 16.
+- ``ADASAM_EMBED_CACHE_MB``: bound on one predictor's cached embeddings in MiB. Default 256.
+- ``ADASAM_BACKEND``: where the encoder and classifier run: ``auto`` (default: the fastest
+  backend that passed the accuracy guard on this machine, else ``torch``), ``torch``,
+  ``onnxruntime-fp32``, ``onnxruntime-int8``, ``openvino-fp32``, ``openvino-bf16``,
+  ``openvino-int8`` (see :mod:`adasam.backends`).
+- ``ADASAM_CACHE_DIR``: exported models and accuracy-guard records. Default ``DATA_DIR/cache``.
 - ``ADASAM_LLM_ENDPOINT``, ``ADASAM_LLM_MODEL``: the SegEx LLM observer (off unless both are
   set): an OpenAI-compatible base URL (``http://host:8000/v1``) or ``hf:auto`` /
   ``hf:<provider>`` for Hugging Face inference providers, and the model name.
@@ -75,6 +81,9 @@ class Settings:
     llm_model: str = ""
     llm_token: str = field(default="", repr=False)
     llm_timeout_s: float = 60.0
+    embed_cache_mb: int = 256
+    backend: str = "auto"
+    cache_dir: Path | None = None
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> Settings:
@@ -92,7 +101,15 @@ class Settings:
             llm_model=env.get("ADASAM_LLM_MODEL", "").strip(),
             llm_token=env.get("ADASAM_LLM_TOKEN") or env.get("HF_TOKEN") or "",
             llm_timeout_s=float(positive_int(env, "ADASAM_LLM_TIMEOUT", 60)),
+            embed_cache_mb=positive_int(env, "ADASAM_EMBED_CACHE_MB", 256),
+            backend=env.get("ADASAM_BACKEND") or "auto",
+            cache_dir=Path(env.get("ADASAM_CACHE_DIR") or data_dir / "cache").expanduser(),
         )
+
+    @property
+    def embed_cache_bytes(self) -> int:
+        """``embed_cache_mb`` in bytes."""
+        return self.embed_cache_mb * 1024 * 1024
 
     @property
     def llm_enabled(self) -> bool:
