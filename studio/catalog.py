@@ -12,11 +12,12 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from adasam.bundle import CONFIG_FILE, read_config
+from adasam.backends import Backend
+from adasam.bundle import CONFIG_FILE, ModelBundle, read_config
 from adasam.errors import BundleError
 from adasam.predictor import Predictor
 from storage import Store, active_model_version, bundle_path
@@ -98,6 +99,9 @@ class ModelCatalog:
         default_key: the choice selected when a page opens, if available.
         device: torch device of the predictors.
         cache_size: embeddings kept per predictor.
+        backend: builds each loaded bundle's encoder/classifier backend
+            (:func:`adasam.backends.backend_factory`; default PyTorch).
+        cache_bytes: bound on each predictor's cached embeddings in bytes.
         store: where to look for the active fine-tuned model version (optional).
     """
 
@@ -109,11 +113,15 @@ class ModelCatalog:
         device: str,
         cache_size: int,
         store: Store | None = None,
+        backend: Callable[[ModelBundle], Backend] | None = None,
+        cache_bytes: int | None = None,
     ) -> None:
         self._bundles = dict(bundles)
         self._default_key = default_key
         self._device = device
         self._cache_size = cache_size
+        self._backend = backend
+        self._cache_bytes = cache_bytes
         self._store = store
         self._lock = threading.Lock()
         self._predictors: dict[str, tuple[Path, tuple[int, int], Predictor]] = {}
@@ -175,6 +183,12 @@ class ModelCatalog:
             if cached is not None and cached[0] == choice.path and cached[1] == stamp:
                 return cached[2]
             log.info("loading model %s from %s", choice.key, choice.path)
-            predictor = Predictor.from_dir(choice.path, self._device, self._cache_size)
+            predictor = Predictor.from_dir(
+                choice.path,
+                self._device,
+                self._cache_size,
+                backend=self._backend,
+                cache_bytes=self._cache_bytes,
+            )
             self._predictors[choice.key] = (choice.path, stamp, predictor)
             return predictor

@@ -11,6 +11,7 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from adasam.backends import backend_factory
 from adasam.settings import ASSETS_DIR, DEMO_BUNDLES, Settings, resolve_device
 from storage import Store, open_store, stats
 from studio.auxol_view import OnlineSpecialists
@@ -80,12 +81,17 @@ def build_services(
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     store = open_store(settings.database_url, settings.data_dir)
     bundles, default_key = bundle_dirs(settings)
+    device = resolve_device(settings.device)
+    cache_dir = settings.cache_dir or settings.data_dir / "cache"
+    log.info("encoder backend: ADASAM_BACKEND=%s (chosen per model on load)", settings.backend)
     catalog = ModelCatalog(
         bundles,
         default_key=default_key,
-        device=resolve_device(settings.device),
+        device=device,
         cache_size=settings.embed_cache_size,
         store=store,
+        backend=backend_factory(settings.backend, cache_dir, device, log.info),
+        cache_bytes=settings.embed_cache_bytes,
     )
     services = Services(
         settings=settings,

@@ -57,6 +57,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     import numpy as np
     from PIL import Image
 
+    from adasam.backends import backend_factory
     from adasam.bundle import read_config
     from adasam.imaging import load_slice, with_preferred_window
     from adasam.predictor import Predictor
@@ -88,8 +89,18 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
             "until the demo model is trained): its masks and heatmaps mean nothing",
             file=sys.stderr,
         )
+    device = resolve_device(settings.device)
     predictor = Predictor.from_dir(
-        bundle_dir, resolve_device(settings.device), settings.embed_cache_size
+        bundle_dir,
+        device,
+        settings.embed_cache_size,
+        backend=backend_factory(
+            settings.backend,
+            settings.cache_dir or settings.data_dir / "cache",
+            device,
+            lambda line: print(line, file=sys.stderr),
+        ),
+        cache_bytes=settings.embed_cache_bytes,
     )
     structures = [args.structure] if args.structure else None
     pred = predictor.predict(sl.display, structures)

@@ -5,32 +5,53 @@ import argparse
 import numpy as np
 
 from adasam import bench
-from tests.conftest import TINY_SAM
+from adasam.bundle import create_bundle
+from adasam.predictor import Predictor
+from tests.conftest import tiny_config
 
 
-def test_bench_one_measures_both_pipelines_on_the_same_model() -> None:
-    image = bench.test_slice(96)
-    assert image.shape == (96, 96, 3) and image.dtype == np.uint8
-    row = bench.bench_one("tiny", TINY_SAM, image, runs=1)
-    for key in (
-        "encode",
-        "decode",
-        "classify",
-        "cam",
-        "prompts",
-        "ref_set_image",
-        "ref_predict",
-        "second_prompt",
-        "total",
-    ):
-        assert row[key] > 0, key
-    table = bench.format_table({"tiny": row}, 96, 1)
-    assert "| tiny |" in table and "ratio" in table
+def _image() -> np.ndarray:
+    return (np.random.default_rng(0).random((96, 96, 3)) * 255).astype(np.uint8)
 
 
-def test_bench_main_prints_table(monkeypatch, capsys) -> None:
-    monkeypatch.setattr(bench, "SamConfig", lambda: TINY_SAM)
-    args = argparse.Namespace(runs=1, size=64, skip_vit_b=True, threads=0)
+def test_stage_that_did_not_run_says_so_and_the_fixed_box_is_timed() -> None:
+    bundle = create_bundle(tiny_config(), seed=0)
+    p = Predictor(bundle)
+    # presence 0.999: the random classifier finds nothing, so the decoder never runs in predict
+    stages, total, click, fixed, notes = bench.bench_predictor(
+        p, _image(), ["liver", "kidney"], 1, 0.999
+    )
+    assert stages["decode"] is None and fixed is not None and fixed.median > 0
+    assert total.median > 0 and click.median > 0 and "fixed box" in notes[0]
+    row = bench.Row("tiny", "torch", stages, total, click, fixed)
+    table = bench.format_table([row], {"tiny": total}, 96, 1)
+    assert "did not run; fixed box" in table and "| 0 |" not in table and "cores" in table
+
+
+def test_found_structures_are_decoded_in_the_predict() -> None:
+    p = Predictor(create_bundle(tiny_config(), seed=0))
+    stages, *_, fixed, notes = bench.bench_predictor(p, _image(), ["liver", "kidney"], 1, 1e-6)
+    assert stages["decode"] is not None and stages["decode"].median > 0 and fixed is None
+    assert notes == []
+
+
+def test_bench_main_prints_every_backend_with_ratios(monkeypatch, capsys, tmp_path) -> None:
+    bundle = create_bundle(tiny_config(), seed=0)
+    monkeypatch.setattr(bench, "models", lambda args: {"tiny": (bundle, False)})
+    monkeypatch.setattr(bench, "bench_slice", lambda size: _image())
+    monkeypatch.setattr("adasam.guard.guard_images", lambda n: [_image()])
+    args = argparse.Namespace(
+        runs=1,
+        size=96,
+        threads=0,
+        backends=["torch", "onnxruntime-fp32"],
+        memory=False,
+        cache_dir=tmp_path,
+        cache_bytes=1 << 20,
+        guard_per_kind=1,
+    )
     assert bench.main(args) == 0
     out = capsys.readouterr().out
-    assert "SamPredictor" in out and "median of 1 runs" in out
+    assert "| tiny | torch |" in out and "| tiny | onnxruntime-fp32 |" in out
+    assert "pass" in out and "SamPredictor" in out and "×eager" in out
+    assert list((tmp_path / "guard").glob("*.json"))  # the record auto reads

@@ -1,0 +1,223 @@
+"""ONNX graphs of a bundle's image encoder (LoRA merged) and image classifier, cached on disk.
+
+Layout under the cache directory (``Settings.cache_dir``)::
+
+    CACHE/onnx/<bundle hash[:20]>/
+      encoder.fp32.onnx      SAM's image encoder, LoRA merged into the base weights
+      classifier.fp32.onnx   the image classifier → logits, raw CAMs, pooled features
+      encoder.int8.onnx      ONNX Runtime static quantisation (QDQ; Conv/MatMul/Gemm) of the
+      classifier.int8.onnx   above, calibrated on phantom slices
+      meta.json              what was exported, with which versions
+
+The key is :func:`bundle_hash`: the sha256 of the config and of every weight of the exported
+modules (after the merge), plus the exporter's versions, so a retrained bundle (or another
+torch / ONNX Runtime) gets fresh graphs and an unchanged one reuses them. Files are written to a
+temporary name and renamed, so a crash never leaves a half-written graph under a valid name.
+Graphs take batch 1 (one slice per call); volumes batch on the GPU in PyTorch instead.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+import os
+import tempfile
+import warnings
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from adasam.bundle import ModelBundle
+from adasam.classifier import takes_embedding
+from adasam.gradcam import cam_logits
+
+EXPORT_FORMAT = 1
+OPSET = 17
+ENCODER_INPUT, ENCODER_OUTPUT = "image", "embedding"
+CLASSIFIER_INPUT = "image"
+CLASSIFIER_OUTPUTS = ("logits", "cam", "pooled")
+QUANT_OPS = ("Conv", "MatMul", "Gemm")
+
+
+def merged_encoder(bundle: ModelBundle) -> nn.Module:
+    """A copy of SAM's image encoder with every peft LoRA layer merged into its base layer
+    (``W + B·A·alpha/r``) and replaced by it: plain modules, same outputs, exportable."""
+    from peft.tuners.lora import LoraLayer
+
+    encoder = copy.deepcopy(bundle.sam.image_encoder).eval()
+    for name, module in list(encoder.named_modules()):
+        if isinstance(module, LoraLayer):
+            module.merge()
+            parent_name, _, child = name.rpartition(".")
+            parent = encoder.get_submodule(parent_name) if parent_name else encoder
+            setattr(parent, child, module.get_base_layer())
+    return encoder
+
+
+class ClassifierGraph(nn.Module):
+    """The image classifier as one graph: ``(1, 3, S, S)`` → logits ``(1, C)``, raw CAMs
+    ``(1, C, h, w)`` and pooled features ``(1, K)`` (:func:`adasam.gradcam.cam_logits`)."""
+
+    def __init__(self, classifier: nn.Module) -> None:
+        super().__init__()
+        self.classifier = classifier
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        return cam_logits(self.classifier, x)  # type: ignore[arg-type]
+
+
+def _versions() -> dict[str, str]:
+    import onnxruntime
+
+    return {
+        "format": str(EXPORT_FORMAT),
+        "opset": str(OPSET),
+        "torch": torch.__version__,
+        "onnxruntime": onnxruntime.__version__,
+    }
+
+
+def bundle_hash(bundle: ModelBundle) -> str:
+    """sha256 (hex) of the bundle's config, the merged encoder's and the classifier's weights
+    and the exporter's versions: the key of the exported graphs."""
+    h = hashlib.sha256()
+    h.update(json.dumps(bundle.config.to_dict(), sort_keys=True, default=str).encode())
+    h.update(json.dumps(_versions(), sort_keys=True).encode())
+    for prefix, module in (
+        ("encoder.", merged_encoder(bundle)),
+        ("classifier.", bundle.classifier),
+    ):
+        for key, value in sorted(module.state_dict().items()):
+            h.update((prefix + key + str(tuple(value.shape)) + str(value.dtype)).encode())
+            h.update(value.detach().cpu().contiguous().numpy().tobytes())
+    return h.hexdigest()
+
+
+def export_dir(cache_dir: Path, digest: str) -> Path:
+    return Path(cache_dir) / "onnx" / digest[:20]
+
+
+def _atomic(path: Path, write: Callable[[Path], None]) -> Path:
+    """Run ``write(tmp)`` into a temporary file beside ``path``, then rename it to ``path``."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    tmp = Path(name)
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return path
+
+
+def _export(module: nn.Module, x: torch.Tensor, path: Path, inputs: list[str], outputs: list[str]):
+    def write(tmp: Path) -> None:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            torch.onnx.export(
+                module.cpu().eval(),
+                (x,),
+                str(tmp),
+                dynamo=False,
+                opset_version=OPSET,
+                input_names=inputs,
+                output_names=outputs,
+                external_data=False,
+            )
+
+    return _atomic(path, write)
+
+
+def encoder_input_size(bundle: ModelBundle) -> int:
+    """Side of the (square) input of SAM's image encoder."""
+    return int(bundle.config.sam.image_size)
+
+
+def export_fp32(bundle: ModelBundle, cache_dir: Path) -> dict[str, Path]:
+    """The fp32 graphs of ``bundle`` (exported once, then read from the cache).
+
+    Returns ``{"encoder": path, "classifier": path}`` (no ``classifier`` when the bundle's
+    classifier reads SAM's embedding: that small head stays in PyTorch).
+    """
+    digest = bundle_hash(bundle)
+    out = export_dir(cache_dir, digest)
+    paths = {"encoder": out / "encoder.fp32.onnx"}
+    if not paths["encoder"].is_file():
+        s = encoder_input_size(bundle)
+        _export(
+            merged_encoder(bundle),
+            torch.zeros(1, 3, s, s),
+            paths["encoder"],
+            [ENCODER_INPUT],
+            [ENCODER_OUTPUT],
+        )
+    if not takes_embedding(bundle.classifier):
+        paths["classifier"] = out / "classifier.fp32.onnx"
+        if not paths["classifier"].is_file():
+            s = int(bundle.config.classifier.image_size)
+            graph = ClassifierGraph(copy.deepcopy(bundle.classifier))
+            _export(
+                graph,
+                torch.zeros(1, 3, s, s),
+                paths["classifier"],
+                [CLASSIFIER_INPUT],
+                list(CLASSIFIER_OUTPUTS),
+            )
+    _write_meta(out, bundle, digest)
+    return paths
+
+
+def _write_meta(out: Path, bundle: ModelBundle, digest: str) -> None:
+    meta = {
+        "bundle": bundle.config.name,
+        "version": bundle.config.version,
+        "hash": digest,
+        "versions": _versions(),
+        "files": sorted(p.name for p in out.glob("*.onnx")),
+    }
+    _atomic(out / "meta.json", lambda tmp: tmp.write_text(json.dumps(meta, indent=2) + "\n"))
+
+
+def quantize_int8(fp32: Path, name: str, calibration: Sequence[np.ndarray], out: Path) -> Path:
+    """ONNX Runtime static quantisation of one graph (QDQ, per-channel int8 weights, uint8
+    activations, MinMax calibration on ``calibration``: float32 inputs of its input ``name``);
+    only Conv, MatMul and Gemm are quantised (norms and softmax stay fp32)."""
+    from onnxruntime.quantization import (
+        CalibrationDataReader,
+        QuantFormat,
+        QuantType,
+        quantize_static,
+    )
+    from onnxruntime.quantization.shape_inference import quant_pre_process
+
+    if not calibration:
+        raise ValueError("int8 quantisation needs at least one calibration input")
+
+    class Reader(CalibrationDataReader):
+        def __init__(self) -> None:
+            self._it = iter([{name: np.ascontiguousarray(a, np.float32)} for a in calibration])
+
+        def get_next(self) -> dict[str, np.ndarray] | None:
+            return next(self._it, None)
+
+    def write(tmp: Path) -> None:
+        with tempfile.TemporaryDirectory() as work:
+            pre = Path(work) / "pre.onnx"
+            quant_pre_process(str(fp32), str(pre), skip_symbolic_shape=True)
+            quantize_static(
+                str(pre),
+                str(tmp),
+                Reader(),
+                quant_format=QuantFormat.QDQ,
+                activation_type=QuantType.QUInt8,
+                weight_type=QuantType.QInt8,
+                per_channel=True,
+                op_types_to_quantize=list(QUANT_OPS),
+            )
+
+    return _atomic(out, write)

@@ -1,0 +1,212 @@
+"""The accuracy guard: a backend is used by default only if it segments like PyTorch fp32.
+
+On held-out phantom slices (seed :data:`GUARD_SEED`, on which nothing was chosen) and the two
+pydicom example slices, the candidate backend's predictor and the PyTorch fp32 predictor run
+the whole pipeline, plus a fixed-box prompt on every slice (so the decoder is compared even
+where the classifier finds nothing). Each PyTorch candidate mask is matched with the backend's
+candidate of highest IoU. The backend passes when the mean IoU is ≥ :data:`MIN_IOU`, every
+matched score is within :data:`MAX_SCORE_DIFF`, and it finds exactly the same structures.
+
+Results are kept per bundle hash and machine in ``CACHE/guard/<hash>.json`` with the measured
+latencies; :func:`choose` picks the fastest passing backend from them (``ADASAM_BACKEND=auto``).
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import platform
+import statistics
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+
+from adasam.predictor import Candidate, Predictor
+from adasam.settings import ASSETS_DIR
+
+GUARD_SEED = 20261201
+MIN_IOU = 0.97
+MAX_SCORE_DIFF = 0.02
+DICOM_EXAMPLES = ("CT_small.dcm", "MR_small.dcm")
+PHANTOM_WINDOWS = {"thigh-mri": "auto", "liver-ct": "ct-abdomen"}
+
+
+def phantom_images(seed: int, per_kind: int, size: int = 256) -> Iterator[np.ndarray]:
+    """uint8 ``(size, size, 3)`` display images of phantom slices of every kind, windowed by
+    the studio's own loader (:func:`adasam.imaging.load_slice`)."""
+    from adasam.imaging import load_slice
+    from adasam.phantoms import generate
+
+    for kind, window in PHANTOM_WINDOWS.items():
+        for case in generate(kind, per_kind, seed, size):
+            buf = io.BytesIO()
+            np.save(buf, case.image.astype(np.float32))
+            yield load_slice(buf.getvalue(), name="phantom.npy", window=window).display
+
+
+def dicom_images() -> list[np.ndarray]:
+    """The pydicom example slices (``assets/examples``) as display images."""
+    from adasam.imaging import load_slice
+
+    return [load_slice(ASSETS_DIR / "examples" / n, name=n).display for n in DICOM_EXAMPLES]
+
+
+def guard_images(per_kind: int = 3) -> list[np.ndarray]:
+    return [*phantom_images(GUARD_SEED, per_kind), *dicom_images()]
+
+
+def fixed_box(hw: tuple[int, int]) -> list[float]:
+    """The centre half of the slice, XYXY: the prompt used where nothing was found."""
+    h, w = hw
+    return [w * 0.25, h * 0.25, w * 0.75, h * 0.75]
+
+
+def iou(a: np.ndarray, b: np.ndarray) -> float:
+    union = np.logical_or(a, b).sum()
+    return 1.0 if union == 0 else float(np.logical_and(a, b).sum() / union)
+
+
+@dataclass(frozen=True)
+class GuardResult:
+    """How a backend's predictions compare with PyTorch fp32 on the guard slices."""
+
+    backend: str
+    images: int
+    masks: int
+    mean_iou: float
+    min_iou: float
+    max_score_diff: float
+    presence_agreement: float
+    passed: bool
+
+
+def _match(ref: Sequence[Candidate], got: Sequence[Candidate]) -> list[tuple[float, float]]:
+    out = []
+    for r in ref:
+        best = max(got, key=lambda g: iou(r.mask, g.mask))
+        out.append((iou(r.mask, best.mask), abs(r.score - best.score)))
+    return out
+
+
+def compare(
+    reference: Predictor, candidate: Predictor, images: Sequence[np.ndarray]
+) -> GuardResult:
+    """Run both predictors on ``images`` and compare masks, scores and found structures."""
+    pairs: list[tuple[float, float]] = []
+    agree = total = 0
+    for image in images:
+        a, b = reference.predict(image), candidate.predict(image)
+        for sa, sb in zip(a.structures, b.structures, strict=True):
+            total += 1
+            agree += sa.found == sb.found
+            if sa.found and sb.found:
+                pairs += _match(sa.candidates, sb.candidates)
+        box = fixed_box(image.shape[:2])
+        pairs += _match(reference.segment(image, box=box), candidate.segment(image, box=box))
+    ious = [p[0] for p in pairs]
+    diffs = [p[1] for p in pairs]
+    mean_iou = float(np.mean(ious))
+    presence = agree / max(total, 1)
+    return GuardResult(
+        backend=candidate.backend.name,
+        images=len(images),
+        masks=len(pairs),
+        mean_iou=mean_iou,
+        min_iou=float(np.min(ious)),
+        max_score_diff=float(np.max(diffs)),
+        presence_agreement=presence,
+        passed=mean_iou >= MIN_IOU and max(diffs) <= MAX_SCORE_DIFF and presence == 1.0,
+    )
+
+
+def median_predict_ms(predictor: Predictor, image: np.ndarray, runs: int) -> float:
+    """Median wall time of a whole ``predict`` of a new slice (cache cleared each run)."""
+    times = []
+    predictor.clear_cache()
+    predictor.predict(image)  # warm-up
+    for _ in range(runs):
+        predictor.clear_cache()
+        start = time.perf_counter()
+        predictor.predict(image)
+        times.append((time.perf_counter() - start) * 1000.0)
+    return statistics.median(times)
+
+
+# -- records and the default backend ----------------------------------------------------------
+
+
+def machine() -> dict[str, object]:
+    """What the latencies depend on: CPU model and usable cores (threads are recorded apart)."""
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return {
+        "cpu": cpu,
+        "cores": len(os.sched_getaffinity(0))
+        if hasattr(os, "sched_getaffinity")
+        else os.cpu_count(),
+    }
+
+
+def record_path(cache_dir: Path, digest: str) -> Path:
+    return Path(cache_dir) / "guard" / f"{digest[:20]}.json"
+
+
+def write_record(
+    cache_dir: Path, digest: str, results: Sequence[GuardResult], predict_ms: dict[str, float]
+) -> Path:
+    """Keep the guard results and the predict latencies (ms, same run) of a bundle."""
+    path = record_path(cache_dir, digest)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    data = {
+        "hash": digest,
+        "machine": machine(),
+        "guard": {"seed": GUARD_SEED, "min_iou": MIN_IOU, "max_score_diff": MAX_SCORE_DIFF},
+        "backends": {
+            r.backend: {**asdict(r), "predict_ms": predict_ms.get(r.backend)} for r in results
+        },
+        "torch_predict_ms": predict_ms.get("torch"),
+    }
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(data, indent=2) + "\n")
+    os.replace(tmp, path)
+    return path
+
+
+def choose(cache_dir: Path, digest: str) -> tuple[str, str]:
+    """The default backend for a bundle on this machine and the reason, from its record."""
+    path = record_path(cache_dir, digest)
+    if not path.is_file():
+        return "torch", (
+            "no accuracy-guard record for this model on this machine yet "
+            "(python -m adasam bench --bundle DIR writes one)"
+        )
+    data = json.loads(path.read_text())
+    if data.get("machine") != machine():
+        return "torch", "the accuracy-guard record was measured on another machine"
+    torch_ms = data.get("torch_predict_ms")
+    passing = [
+        (float(r["predict_ms"]), name)
+        for name, r in data["backends"].items()
+        if r["passed"] and r.get("predict_ms") is not None
+    ]
+    if not passing or torch_ms is None:
+        return "torch", "no exported backend passed the accuracy guard"
+    ms, name = min(passing)
+    if ms >= torch_ms:
+        return "torch", f"no backend that passed the guard beat PyTorch ({torch_ms:.0f} ms)"
+    r = data["backends"][name]
+    return name, (
+        f"fastest backend passing the accuracy guard: predict {ms:.0f} ms vs PyTorch "
+        f"{torch_ms:.0f} ms; mean IoU {r['mean_iou']:.3f}, max score diff "
+        f"{r['max_score_diff']:.3f} on {r['images']} held-out slices"
+    )

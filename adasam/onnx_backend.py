@@ -1,0 +1,202 @@
+"""Exported backends: the bundle's graphs (:mod:`adasam.export`) on ONNX Runtime or OpenVINO.
+
+Backend names are ``<runtime>-<precision>``:
+
+- ``onnxruntime-fp32``, ``onnxruntime-int8`` (ONNX Runtime's CPU provider; int8 is the static
+  QDQ quantisation calibrated on phantom slices);
+- ``openvino-fp32``, ``openvino-bf16`` (OpenVINO's CPU plugin with the bf16 inference
+  precision hint: AMX/AVX-512-BF16 where the CPU has it), ``openvino-int8`` (OpenVINO running
+  the same QDQ int8 graph). OpenVINO is optional: without the package these names say so.
+
+Outputs are converted back to float32 torch tensors / numpy arrays so the predictor cannot tell
+a backend from another, except by :attr:`name`.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from adasam.bundle import ModelBundle
+from adasam.export import (
+    CLASSIFIER_INPUT,
+    ENCODER_INPUT,
+    export_dir,
+    export_fp32,
+    quantize_int8,
+)
+
+EXPORTED = (
+    "onnxruntime-fp32",
+    "onnxruntime-int8",
+    "openvino-fp32",
+    "openvino-bf16",
+    "openvino-int8",
+)
+CALIBRATION_SEED = 11
+"""Phantom seed of the int8 calibration slices (not the accuracy guard's held-out seed)."""
+CALIBRATION_PER_KIND = 4
+
+
+def openvino_available() -> bool:
+    return importlib.util.find_spec("openvino") is not None
+
+
+def available(name: str) -> tuple[bool, str]:
+    """Whether backend ``name`` can run here, and why not."""
+    if name not in EXPORTED:
+        return False, f"unknown backend {name!r}"
+    if name.startswith("openvino") and not openvino_available():
+        return False, "the openvino package is not installed (optional: pip install openvino)"
+    if name == "openvino-bf16" and "BF16" not in _openvino_caps():
+        return False, "this CPU has no bf16 support in OpenVINO"
+    return True, ""
+
+
+def _openvino_caps() -> list[str]:
+    import openvino as ov
+
+    return list(ov.Core().get_property("CPU", "OPTIMIZATION_CAPABILITIES"))
+
+
+class _OrtRunner:
+    def __init__(self, path: Path, threads: int) -> None:
+        import onnxruntime as ort
+
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = threads
+        options.inter_op_num_threads = 1
+        self._session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+        self._input = self._session.get_inputs()[0].name
+
+    def __call__(self, x: np.ndarray) -> list[np.ndarray]:
+        return list(self._session.run(None, {self._input: x}))
+
+
+class _OvRunner:
+    def __init__(self, path: Path, threads: int, precision: str) -> None:
+        import openvino as ov
+
+        config: dict[str, Any] = {
+            "INFERENCE_NUM_THREADS": threads,
+            "PERFORMANCE_HINT": "LATENCY",
+            "INFERENCE_PRECISION_HINT": "bf16" if precision == "bf16" else "f32",
+        }
+        self._compiled = ov.Core().compile_model(str(path), "CPU", config)
+        self._request = self._compiled.create_infer_request()
+        self._n = len(self._compiled.outputs)
+
+    def __call__(self, x: np.ndarray) -> list[np.ndarray]:
+        self._request.infer({0: x})
+        return [np.array(self._request.get_output_tensor(i).data) for i in range(self._n)]
+
+
+class OnnxBackend:
+    """Encoder (and image classifier) graphs on ONNX Runtime or OpenVINO.
+
+    Args:
+        paths: ``{"encoder": path, "classifier": path}`` (``classifier`` optional: bundles whose
+            classifier reads the embedding run that head in PyTorch).
+        name: one of :data:`EXPORTED`.
+        device: where returned embeddings go (the decoder's device).
+        threads: intra-op threads (default: PyTorch's current thread count).
+    """
+
+    def __init__(
+        self,
+        paths: dict[str, Path],
+        name: str,
+        device: str | torch.device = "cpu",
+        threads: int | None = None,
+    ) -> None:
+        ok, why = available(name)
+        if not ok:
+            raise ValueError(f"backend {name} cannot run here: {why}")
+        self.name = name
+        self.device = torch.device(device)
+        runtime, precision = name.split("-")
+        n = threads or torch.get_num_threads()
+
+        def runner(path: Path) -> _OrtRunner | _OvRunner:
+            return (
+                _OrtRunner(path, n) if runtime == "onnxruntime" else _OvRunner(path, n, precision)
+            )
+
+        self._encoder = runner(paths["encoder"])
+        self._classifier = runner(paths["classifier"]) if "classifier" in paths else None
+
+    def encode(self, x: torch.Tensor) -> torch.Tensor:
+        (emb,) = self._encoder(np.ascontiguousarray(x.detach().cpu().numpy(), np.float32))
+        return torch.from_numpy(np.asarray(emb, np.float32)).to(self.device)
+
+    def classify(self, x: torch.Tensor) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        if self._classifier is None:
+            raise RuntimeError(f"{self.name}: this bundle's classifier reads the embedding")
+        logits, cam, pooled = self._classifier(
+            np.ascontiguousarray(x.detach().cpu().numpy(), np.float32)
+        )
+        return tuple(np.asarray(a[0], np.float32) for a in (logits, cam, pooled))  # type: ignore[return-value]
+
+
+def calibration_inputs(bundle: ModelBundle) -> dict[str, list[np.ndarray]]:
+    """Encoder and classifier inputs of phantom slices (seed :data:`CALIBRATION_SEED`), taken
+    from the predictor's own preprocessing by recording what it hands the backend."""
+    from adasam.backends import TorchBackend
+    from adasam.guard import phantom_images
+    from adasam.predictor import Predictor
+
+    seen: dict[str, list[np.ndarray]] = {"encoder": [], "classifier": []}
+    torch_backend = TorchBackend(bundle)
+
+    class Recorder:
+        name = "torch-recording"
+
+        def encode(self, x: torch.Tensor) -> torch.Tensor:
+            seen["encoder"].append(x.detach().cpu().numpy().astype(np.float32))
+            return torch_backend.encode(x)
+
+        def classify(self, x: torch.Tensor) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+            seen["classifier"].append(x.detach().cpu().numpy().astype(np.float32))
+            return torch_backend.classify(x)
+
+    predictor = Predictor(bundle, cache_size=1, backend=Recorder())
+    for image in phantom_images(CALIBRATION_SEED, CALIBRATION_PER_KIND):
+        predictor.predict(image)
+    return seen
+
+
+def export_paths(bundle: ModelBundle, name: str, cache_dir: Path) -> dict[str, Path]:
+    """The graphs backend ``name`` runs (exported and quantised on first use, then cached)."""
+    paths = export_fp32(bundle, cache_dir)
+    if not name.endswith("int8"):
+        return paths
+    out = paths["encoder"].parent
+    int8 = {k: out / f"{k}.int8.onnx" for k in paths}
+    if not all(p.is_file() for p in int8.values()):
+        calib = calibration_inputs(bundle)
+        inputs = {"encoder": ENCODER_INPUT, "classifier": CLASSIFIER_INPUT}
+        for key, target in int8.items():
+            if not target.is_file():
+                quantize_int8(paths[key], inputs[key], calib[key], target)
+    return int8
+
+
+def build_exported(
+    bundle: ModelBundle,
+    name: str,
+    cache_dir: Path,
+    device: str | torch.device = "cpu",
+    threads: int | None = None,
+) -> OnnxBackend:
+    """Backend ``name`` for ``bundle``, graphs under ``cache_dir`` (:mod:`adasam.export`)."""
+    ok, why = available(name)
+    if not ok:
+        raise ValueError(f"backend {name} cannot run here: {why}")
+    return OnnxBackend(export_paths(bundle, name, cache_dir), name, device, threads)
+
+
+__all__ = ["EXPORTED", "OnnxBackend", "available", "build_exported", "export_dir"]
