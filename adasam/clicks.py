@@ -35,7 +35,7 @@ WORSE_MARGIN = 0.02
 """A click "made IoU worse" when IoU dropped by more than this."""
 
 
-def _padded_distance(region: np.ndarray) -> np.ndarray:
+def padded_distance(region: np.ndarray) -> np.ndarray:
     """Exact Euclidean distance of every pixel of ``region`` to the nearest pixel outside it,
     the image border counting as outside; float32 ``(H, W)``, 0 outside the region."""
     padded = np.pad(region.astype(np.uint8), 1, mode="constant", constant_values=0)
@@ -66,8 +66,8 @@ def next_click(pred: np.ndarray, gt: np.ndarray, *, exclude: Sequence[Click] = (
         error pixel already clicked).
     """
     p, g = _check_pair(pred, gt)
-    fn_dt = _padded_distance(g & ~p)
-    fp_dt = _padded_distance(p & ~g)
+    fn_dt = padded_distance(g & ~p)
+    fp_dt = padded_distance(p & ~g)
     for c in exclude:
         r, col = round(c.y), round(c.x)
         if 0 <= r < p.shape[0] and 0 <= col < p.shape[1]:
