@@ -123,12 +123,40 @@ def initial_bundle(cfg: TrainConfig, structures: tuple[str, ...]) -> ModelBundle
         weights_dtype=cfg.weights_dtype,
     )
     bundle = create_bundle(bcfg, seed=cfg.seed)
+    if cfg.init_classifier:
+        _load_classifier(bundle, Path(cfg.init_classifier))
     if cfg.sam_base:
         from safetensors.torch import load_file
 
         load_base_weights(bundle.sam, load_file(cfg.sam_base), f"SAM base {cfg.sam_base}")
     _unfreeze_decoder(bundle)
     return bundle
+
+
+def _load_classifier(bundle: ModelBundle, source: Path) -> None:
+    """Strictly load another bundle's classifier weights (same classifier and structures)."""
+    from safetensors.torch import load_file
+
+    from adasam.bundle import CLASSIFIER_FILE, read_config
+    from adasam.sam import load_strict
+
+    other = read_config(source)
+    mine = bundle.config.classifier
+    theirs = other.classifier
+    same = (mine.backbone, mine.image_size, mine.output_stride) == (
+        theirs.backbone,
+        theirs.image_size,
+        theirs.output_stride,
+    )
+    if not same or other.structures != bundle.config.structures:
+        raise ConfigError(
+            f"--init-classifier {source}: its classifier ({theirs.backbone}, "
+            f"{theirs.image_size} px, stride {theirs.output_stride}, {other.structures}) does not "
+            f"match this run's ({mine.backbone}, {mine.image_size} px, stride "
+            f"{mine.output_stride}, {bundle.config.structures})"
+        )
+    state = {k: v.float() for k, v in load_file(str(source / CLASSIFIER_FILE)).items()}
+    load_strict(bundle.classifier, state, f"{source / CLASSIFIER_FILE}")
 
 
 def _unfreeze_decoder(bundle: ModelBundle) -> None:
@@ -251,6 +279,41 @@ def labeled_loss(
         emb = net.encode(x) if embedding is None else embedding
         losses["click"] = click_loss(net, emb, masks, plan.pairs, cfg, rng)
     return losses
+
+
+def warm_up_classifier(
+    net: AdaSamNet,
+    data: SliceSet,
+    split: Split,
+    embeddings: torch.Tensor,
+    cfg: TrainConfig,
+    progress: bool,
+) -> None:
+    """``cfg.classifier_warmup`` steps of the classifier alone on cached embeddings: the
+    classification loss on every training slice (image-level labels) and, where masks are
+    known, the CAM-alignment term (weight ``max(cfg.w_cam, 1)``)."""
+    classifier = net.bundle.classifier
+    opt = torch.optim.AdamW(
+        classifier.parameters(), lr=cfg.classifier_lr, weight_decay=cfg.weight_decay
+    )
+    pool = np.asarray([*split.labeled, *split.unlabeled], dtype=np.int64)
+    labeled = np.isin(pool, np.asarray(split.labeled, dtype=np.int64))
+    rng = np.random.default_rng([cfg.seed, 7])
+    batch = max(4, 2 * cfg.batch_size)
+    classifier.train()
+    for _ in tqdm(range(cfg.classifier_warmup), desc="classifier warm-up", disable=not progress):
+        pick = rng.integers(0, len(pool), batch)
+        sel = pool[pick]
+        x, masks, present = _batch_tensors(data, sel, embeddings.device)
+        logits, cam = net.classify(x, embeddings[sel])
+        loss = classification_loss(logits, present, cfg.cls_loss)
+        pairs = np.argwhere(labeled[pick][:, None] & masks.flatten(2).any(-1).cpu().numpy())
+        if len(pairs):
+            b, t = torch.as_tensor(pairs[:, 0]), torch.as_tensor(pairs[:, 1])
+            loss = loss + max(cfg.w_cam, 1.0) * prob_dice_loss(cam[b, t], masks[b, t])
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
 
 
 def click_loss(
@@ -423,6 +486,8 @@ def train(
     )
     steps_per_epoch = cfg.steps_per_epoch or max(1, math.ceil(n_lab / cfg.batch_size))
     total = cfg.max_steps or cfg.epochs * steps_per_epoch
+    if embeddings is not None and cfg.classifier_warmup and not resume:
+        warm_up_classifier(net, data, split, embeddings, cfg, progress)
     opt, sched = _optimizer(bundle, cfg, total)
     use_amp = cfg.amp and device.type == "cuda"
     scaler = torch.amp.GradScaler("cuda", enabled=use_amp)

@@ -117,6 +117,12 @@ class TrainConfig:
     )
     classifier_size: int = _f(256, "classifier input side in pixels")
     output_stride: int = _f(32, "classifier output stride", choices=(16, 32))
+    classifier_warmup: int = _f(
+        0,
+        "steps that train the classifier alone (classification + CAM alignment) on the cached "
+        "embeddings before the joint training; cheap (no decoder), so the CAM prompts are "
+        "useful from the first joint step",
+    )
     click_rounds: int = _f(
         0,
         "interactive training: corrective-click rounds per item after its first prompt (box, "
@@ -128,6 +134,11 @@ class TrainConfig:
         None,
         "what the training slices are, shown to users beside every answer (default: from the "
         "dataset; phantoms say 'synthetic ... phantoms only')",
+    )
+    init_classifier: str | None = _f(
+        None,
+        "start the classifier from this bundle's trained classifier (same backbone, input "
+        "size, output stride and structures), e.g. to move a bundle to another SAM base",
     )
     init_bundle: str | None = _f(None, "start from this bundle (fine-tuning)")
     weights_dtype: Literal["float32", "float16"] = _f("float32", "dtype of the saved weights")

@@ -113,3 +113,37 @@ def test_feedback_reaches_the_embedding_head(thigh_dir: Path, tmp_path: Path) ->
         grads = [p.grad for p in bundle.classifier.body.parameters()]
         total = sum(float(g.abs().sum()) for g in grads if g is not None)
         assert (total > 0) == feedback, (feedback, total)
+
+
+def test_classifier_warmup_and_init_classifier(thigh_dir: Path, tmp_path: Path) -> None:
+    """--classifier-warmup trains the head alone on the stored embeddings (its weights
+    move, SAM's do not); --init-classifier starts from another bundle's classifier, and a
+    mismatching one is a clear error."""
+    import dataclasses
+
+    from adasam.errors import ConfigError
+    from adasam.training.data import make_split
+    from adasam.training.loop import cached_embeddings, initial_bundle, warm_up_classifier
+
+    cache = tmp_path / "emb"
+    cfg = _cfg(thigh_dir, tmp_path / "a", cache, classifier_warmup=3)
+    data = load_dataset(thigh_dir, 64)
+    split = make_split(data.subjects, data.has_mask, cfg.labeled, cfg.seed, cfg.val_fraction, 0.0)
+    bundle = initial_bundle(cfg, data.structures)
+    emb, _ = cached_embeddings(bundle, data, cfg, progress=False)
+    before_cls = [p.detach().clone() for p in bundle.classifier.parameters()]
+    before_sam = [p.detach().clone() for p in bundle.sam.mask_decoder.parameters()]
+    warm_up_classifier(AdaSamNet(bundle, 64), data, split, emb, cfg, progress=False)
+    assert any(not torch.equal(a, b) for a, b in zip(before_cls, bundle.classifier.parameters()))
+    assert all(torch.equal(a, b) for a, b in zip(before_sam, bundle.sam.mask_decoder.parameters()))
+
+    train(_cfg(thigh_dir, tmp_path / "src", cache), progress=False)
+    again = initial_bundle(
+        dataclasses.replace(cfg, init_classifier=str(tmp_path / "src")), data.structures
+    )
+    for a, b in zip(load_bundle(tmp_path / "src").classifier.state_dict().values(),
+                    again.classifier.state_dict().values()):  # fmt: skip
+        assert torch.allclose(a.float(), b.float())
+    other = dataclasses.replace(cfg, backbone="resnet10", init_classifier=str(tmp_path / "src"))
+    with pytest.raises(ConfigError, match="does not match"):
+        initial_bundle(other, data.structures)
