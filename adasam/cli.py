@@ -19,6 +19,7 @@ from adasam.commands import (
     phantoms,
     predict,
     pretrain_sam,
+    propagate_bench,
     segex,
     train,
 )
@@ -37,6 +38,7 @@ COMMANDS: list[ModuleType] = [
     compare,
     bench,
     segex,
+    propagate_bench,
 ]
 
 
