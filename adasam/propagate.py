@@ -62,7 +62,8 @@ class PropagationConfig:
         metadata={"help": "also give SAM the previous slice's low-res logits as mask prompt"},
     )
     min_score: float = field(
-        default=0.5, metadata={"help": "stop when SAM's predicted IoU is below this, in [0, 1)"}
+        default=0.5,
+        metadata={"help": "stop when SAM's predicted IoU is below this, in [0, 1); 0: never"},
     )
     min_area: int = field(
         default=10, metadata={"help": "stop when the mask has fewer pixels (it vanished), ≥ 1"}
@@ -282,7 +283,7 @@ class _Run:
         area = int(cand.mask.sum())
         if area < self.cfg.min_area:
             return "vanished"
-        if cand.score < self.cfg.min_score:
+        if self.cfg.min_score > 0 and cand.score < self.cfg.min_score:
             return "low_score"
         if area > self.cfg.max_growth * max(1, int(prev.sum())):
             return "grew"

@@ -20,7 +20,7 @@ import gradio as gr
 
 from adasam.imaging import WINDOW_CHOICES
 from adasam.settings import ASSETS_DIR
-from studio import auxol_view
+from studio import auxol_view, volume_view
 from studio.api_handlers import ApiHandlers
 from studio.case_handlers import CaseHandlers
 from studio.editor import ADD_HEX, BRUSH_OPACITY, REMOVE_HEX
@@ -279,6 +279,8 @@ def build_ui(services: Services) -> gr.Blocks:
                         for name in ("predict", "choose", "refine", "undo", "reset", "submit")
                     }
 
+            with gr.Tab("Volume", id="volume"):
+                volume_view.build(services, model=model, annotator=annotator)
             with gr.Tab("Statistics", id="stats") as stats_tab:
                 stats_btn = gr.Button("Refresh", size="sm", elem_id="stats-refresh")
                 stats_md = gr.Markdown(elem_id="stats-md")
