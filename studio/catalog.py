@@ -41,6 +41,7 @@ class ModelChoice:
         trained: False for a placeholder bundle with random weights.
         window: the display window the model was trained with (None: the file's own).
         model_version_id: storage id when the choice is a registered model version.
+        trained_on: what the model saw in training (the bundle's ``domain.description``).
     """
 
     key: str
@@ -51,6 +52,7 @@ class ModelChoice:
     trained: bool
     window: str | None
     model_version_id: int | None = None
+    trained_on: str = ""
 
     @property
     def label(self) -> str:
@@ -62,8 +64,9 @@ class ModelChoice:
     def describe(self) -> str:
         """A Markdown line for the page: what the model segments and whether it is trained."""
         structures = ", ".join(self.structures)
+        seen = f" Trained on {self.trained_on}." if self.trained_on else ""
         if self.trained:
-            return f"**Model** {self.label}: segments {structures}."
+            return f"**Model** {self.label}: segments {structures}.{seen}"
         return (
             f"**Model** {self.label}: segments {structures}. **Warning: this model is untrained** "
             "(random weights, a placeholder until the demo model is trained): its heatmaps and "
@@ -82,6 +85,7 @@ def _choice(key: str, path: Path, model_version_id: int | None = None) -> ModelC
         trained=config.trained,
         window=config.window,
         model_version_id=model_version_id,
+        trained_on="" if config.domain is None else config.domain.description,
     )
 
 
@@ -125,6 +129,7 @@ class ModelCatalog:
         self._store = store
         self._lock = threading.Lock()
         self._predictors: dict[str, tuple[Path, tuple[int, int], Predictor]] = {}
+        self._zero_shot: Predictor | None = None
 
     def choices(self) -> list[ModelChoice]:
         """Every model that can be loaded now (re-read from disk and storage on each call)."""
@@ -173,6 +178,17 @@ class ModelCatalog:
                 return c
         names = ", ".join(c.label for c in choices)
         raise StudioError(f"Choose a model from the list ({names}).")
+
+    def zero_shot(self) -> Predictor:
+        """Plain LiteMedSAM (no adaptation), shared, loaded on first use: the model for boxes
+        and clicks drawn on an image outside the chosen model's domain."""
+        with self._lock:
+            if self._zero_shot is None:
+                from adasam.manual import zero_shot_predictor
+
+                log.info("loading zero-shot LiteMedSAM for drawn prompts")
+                self._zero_shot = zero_shot_predictor(self._device, self._cache_size)
+            return self._zero_shot
 
     def predictor(self, choice: ModelChoice) -> Predictor:
         """The shared predictor of ``choice``, loaded on first use and reloaded when the

@@ -80,6 +80,22 @@ def run_pipeline(
         active=active,
         editor_version=None,
         receipts=(),
+        domain=prediction.domain,
+    )
+
+
+def out_of_domain_note(state: CaseState, trained_on: str) -> str | None:
+    """What to tell the user when the slice is unlike the model's training slices (None when
+    it is not, or the model has no domain check)."""
+    d = state.domain
+    if d is None or d.in_domain:
+        return None
+    seen = f" (it was trained on {trained_on})" if trained_on else ""
+    return (
+        f"This image is unlike the model's training slices{seen}: domain score {d.score:.1f} "
+        f"> {d.threshold:.1f}. Its heatmap is shown as it is, but no automatic prompt was "
+        "made. Draw a box (click mode “Box: two corners”) or click on the structure: plain "
+        "LiteMedSAM answers drawn prompts on such images."
     )
 
 

@@ -47,6 +47,10 @@ class SegmentHandlers:
         self.services = services
 
     def _predictor(self, state: CaseState) -> Predictor:
+        """The model for clicks and boxes: the case's model, or plain LiteMedSAM when the
+        slice is outside that model's domain."""
+        if state.domain is not None and not state.domain.in_domain:
+            return self.services.catalog.zero_shot()
         choice = self.services.catalog.choice(state.model_key)
         return self.services.catalog.predictor(choice)
 
@@ -92,7 +96,11 @@ class SegmentHandlers:
         self, state: CaseState | None, model_key: str | None, structures: Sequence[str] | None
     ) -> tuple[Any, ...]:
         """Classifier → GradCAM → prompts → SAM's three candidates, for each structure."""
-        return pipeline_screen(self.run_state(state, model_key, structures))
+        new = self.run_state(state, model_key, structures)
+        note = pipeline.out_of_domain_note(new, self.services.catalog.choice(model_key).trained_on)
+        if note:
+            gr.Warning(note, duration=None)
+        return pipeline_screen(new)
 
     @user_errors
     def rerun(

@@ -16,7 +16,7 @@ from typing import Literal
 import numpy as np
 
 from adasam.imaging import Slice
-from adasam.predictor import Candidate, Click
+from adasam.predictor import Candidate, Click, DomainVerdict
 from adasam.prompts import Prompts
 
 SourceKind = Literal["upload", "example", "worklist"]
@@ -165,6 +165,7 @@ class CaseState:
         active: the structure shown and edited.
         editor_version: ``(structure, stamp)`` of the work whose mask the brush editor shows.
         receipts: what was already submitted, per structure.
+        domain: the model's out-of-domain verdict on this slice (None: no domain model).
     """
 
     token: str
@@ -181,6 +182,7 @@ class CaseState:
     active: str | None = None
     editor_version: tuple[str, str] | None = None
     receipts: tuple[Receipt, ...] = ()
+    domain: DomainVerdict | None = None
 
     @staticmethod
     def new(slice_: Slice, source: CaseSource, now: float) -> CaseState:

@@ -219,5 +219,6 @@ def result_json(state: CaseState | None) -> dict[str, Any]:
         "model": {"name": state.model_name, "version": state.model_version},
         "active": state.active,
         "structures": structures,
+        "domain": None if state.domain is None else state.domain.to_dict(),
         "timings_ms": {k: round(v, 1) for k, v in state.timings_ms},
     }
