@@ -131,7 +131,8 @@ class StageTimer:
 
 class EmbeddingSource(Protocol):
     """Precomputed embeddings of a frozen encoder (:class:`adasam.embedding_store.EmbeddingStore`):
-    ``get(image)`` gives float32 ``(C, e, e)`` or None."""
+    ``get(image)`` gives float32 ``(C, e, e)`` or None; a store that also has ``put(image,
+    embedding)`` receives the embeddings the predictor had to compute."""
 
     def get(self, image: np.ndarray) -> np.ndarray | None: ...
 
@@ -255,6 +256,9 @@ class Predictor:
                 with torch.inference_mode():
                     x = self.frame(image.shape[:2]).image_to_input(image, self.device)
                     emb = self.backend.encode(sam.preprocess(x))
+                put = getattr(self.embedding_store, "put", None)
+                if put is not None:  # a writable store (training data, evaluation): keep it
+                    put(image, emb[0].float().cpu().numpy())
             self._cache[key] = emb
             self._evict()
             return emb, False

@@ -147,3 +147,16 @@ def test_classifier_warmup_and_init_classifier(thigh_dir: Path, tmp_path: Path) 
     other = dataclasses.replace(cfg, backbone="resnet10", init_classifier=str(tmp_path / "src"))
     with pytest.raises(ConfigError, match="does not match"):
         initial_bundle(other, data.structures)
+
+
+def test_predictor_writes_what_it_computed_to_a_writable_store(
+    thigh_dir: Path, tmp_path: Path
+) -> None:
+    cache = tmp_path / "emb"
+    bundle, _ = train(_cfg(thigh_dir, tmp_path / "a", cache, max_steps=1), progress=False)
+    other = EmbeddingStore(tmp_path / "other", encoder_identity(bundle.config, bundle.sam))
+    image = np.ascontiguousarray(load_dataset(thigh_dir, 64).images[0])
+    assert other.get(image) is None
+    emb, cached = Predictor(bundle, embedding_store=other).embedding(image)
+    assert not cached
+    np.testing.assert_allclose(other.get(image), emb[0].numpy(), atol=1e-6)
