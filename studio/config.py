@@ -21,6 +21,8 @@ The ML settings (data directory, device, bundle, database, pixel limit) are
   worklist when the database holds no slice yet.
 - ``ADASAM_AUXOL`` (default ``1``): the online specialist (AuxOL) learns from each submission
   and the page shows its fused mask beside SAM's; ``0`` switches it off.
+- ``ADASAM_REFINE_GUARD`` (default ``1``): keep the previous mask when a refinement click
+  collapses it (see :mod:`adasam.refine_guard`); ``0`` shows SAM's raw answer to every click.
 """
 
 from __future__ import annotations
@@ -88,6 +90,7 @@ class StudioSettings:
     model_concurrency: int = 1
     seed_worklist: bool = True
     auxol: bool = True
+    refine_guard: bool = True
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> StudioSettings:
@@ -126,4 +129,5 @@ class StudioSettings:
             model_concurrency=positive_int(env, "ADASAM_MODEL_CONCURRENCY", 1),
             seed_worklist=_flag(env, "ADASAM_SEED_WORKLIST", True),
             auxol=_flag(env, "ADASAM_AUXOL", True),
+            refine_guard=_flag(env, "ADASAM_REFINE_GUARD", True),
         )

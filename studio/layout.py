@@ -331,6 +331,12 @@ def build_ui(services: Services) -> gr.Blocks:
         click_out = [state, correct_img, correct_md, gallery, prompts_img, result_json, submit_btn]
         run_inputs = [state, model, structures]
 
+        rating_form = [score, verdict, rubric, comment]
+
+        def clear_rating(event: Any) -> None:
+            """A new pipeline result or another structure: an empty rating form."""
+            event.success(review.clear_rating, None, rating_form, **private)
+
         def chain_run(event: Any) -> None:
             ran = event.success(
                 segment.run,
@@ -341,6 +347,7 @@ def build_ui(services: Services) -> gr.Blocks:
                 **model_queue,
             )
             auxol_view.attach(services, [ran], state, auxol_out)
+            clear_rating(ran)
 
         # -- the API first, so its listeners get the plain names (stable, plain inputs, compact
         # outputs); the page's own listeners are private.
@@ -413,8 +420,11 @@ def build_ui(services: Services) -> gr.Blocks:
             **private,
             **model_queue,
         )
-        structure_radio.input(
-            segment.select_structure, [state, structure_radio], pipeline_out, **private
+        clear_rating(ran)
+        clear_rating(
+            structure_radio.input(
+                segment.select_structure, [state, structure_radio], pipeline_out, **private
+            )
         )
         chosen = gallery.select(segment.choose_candidate_ui, [state], pipeline_out, **on_mask)
         correct_img.select(
@@ -429,11 +439,11 @@ def build_ui(services: Services) -> gr.Blocks:
         undo_btn.click(segment.undo, [state], pipeline_out, **on_mask)
         reset_btn.click(segment.reset, [state], pipeline_out, **on_mask)
         brush_tab.select(review.open_editor, [state], [state, editor, brush_md], **private)
-        apply_brush.click(
+        apply_brush.click(  # the editor is no output: it stays usable, strokes and all
             review.apply_brush,
             [state, editor],
-            [state, correct_img, correct_md, result_json, editor, brush_md],
-            **private,
+            [state, correct_img, correct_md, result_json, brush_md],
+            **on_mask,
         )
         submitted = submit_btn.click(
             review.submit,

@@ -14,6 +14,7 @@ from typing import Literal
 import numpy as np
 
 from adasam.predictor import Click, Predictor
+from adasam.refine_guard import CheckedRefinement, GuardConfig, refine_checked
 from studio.catalog import ModelChoice
 from studio.errors import StudioError
 from studio.state import CaseState, StructureWork
@@ -129,8 +130,13 @@ def click(
     x: float,
     y: float,
     mode: ClickMode,
+    guard: GuardConfig | None = None,
 ) -> StructureWork:
     """One user click at ``(x, y)`` (slice pixels).
+
+    With ``guard``, a refinement that collapses the mask (see :mod:`adasam.refine_guard`) is
+    refused: the work comes back unchanged but for ``rejected`` (the click, SAM's mask, the
+    message); clicking the same spot again applies it.
 
     - ``add``/``remove`` with a candidate: SAM's decoder refines the current mask with every
       click so far, the previous low-resolution logits and the box (the image embedding is
@@ -186,10 +192,31 @@ def click(
             brushed=None,
         )
     clicks = (*work.clicks, new)
-    refined = predictor.refine(
-        image, (*work.prompt_clicks, *clicks), previous_logits=current.logits, box=work.box
-    )
+    everything = (*work.prompt_clicks, *clicks)
+    if guard is not None and work.rejected is not None and _same_spot(work.rejected[0], new):
+        refined = work.rejected[1]  # the refused spot clicked again: the user insists
+    elif guard is not None:
+        checked = refine_checked(predictor, image, everything, current, box=work.box, cfg=guard)
+        if not checked.accepted:  # the mask stays as it was (no undo step); the handler says so
+            return replace(work, rejected=(new, checked.refined, refusal_message(checked)))
+        refined = checked.refined
+    else:
+        refined = predictor.refine(image, everything, previous_logits=current.logits, box=work.box)
     return work.then(clicks=clicks, refined=(*work.refined, refined), corner=None, brushed=None)
+
+
+def _same_spot(a: Click, b: Click) -> bool:
+    return (round(a.x), round(a.y), a.positive) == (round(b.x), round(b.y), b.positive)
+
+
+def refusal_message(checked: CheckedRefinement) -> str:
+    """What the page says when the guard kept the previous mask."""
+    why = "; ".join(checked.verdict.reasons)
+    return (
+        f"Kept the previous mask: SAM's answer to that click looked wrong ({why}). Click the same "
+        "spot again to apply it anyway, try another spot, choose another of SAM's candidates, or "
+        "use the brush."
+    )
 
 
 def undo(work: StructureWork) -> StructureWork:

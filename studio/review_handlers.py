@@ -20,6 +20,7 @@ from studio.services import Services
 from studio.state import CaseState, Receipt
 from studio.stats_view import stats_figure, stats_markdown
 from studio.submission import submit
+from studio.submit_check import needs_confirmation
 from studio.views import correction_status, correction_view, result_json
 
 BRUSH_HINT = (
@@ -67,7 +68,11 @@ class ReviewHandlers:
     def apply_brush(
         self, state: CaseState | None, editor: dict[str, Any] | None
     ) -> tuple[Any, ...]:
-        """Apply the strokes to the mask and reload the editor with the new mask."""
+        """Apply the strokes to the mask; the editor is left as it is, so it stays usable at
+        once and keeps the strokes (its old mask with the strokes on top looks exactly like the
+        new mask, and applying the same strokes again to the new mask changes nothing).
+        Reloading the editor from this event left it on Gradio's processing overlay and lost
+        the strokes drawn meanwhile."""
         work = None if state is None else state.work
         if state is None or work is None or work.mask is None:
             raise StudioError("Run the pipeline and choose a candidate first.")
@@ -79,14 +84,12 @@ class ReviewHandlers:
         new_work = pipeline.apply_brush(work, apply_strokes(work.mask, editor))
         new = replace(state.with_work(new_work), editor_version=(new_work.name, new_work.stamp))
         display = np.asarray(state.slice.display)
-        assert new_work.mask is not None
         return (
             new,
             correction_view(new_work, display),
             correction_status(new_work),
             result_json(new),
-            editor_value(display, new_work.mask),
-            "Brush edits applied.",
+            "Brush edits applied. Keep painting, apply again, or submit.",
         )
 
     # -- submission ---------------------------------------------------------------------------
@@ -143,7 +146,15 @@ class ReviewHandlers:
         request: gr.Request,
         profile: gr.OAuthProfile | None,
     ) -> tuple[Any, ...]:
-        """The submit button: store, confirm, offer the downloads and the next case."""
+        """The submit button: store, confirm, offer the downloads and the next case. A final
+        mask far from the chosen candidate is stored only when submitted a second time."""
+        if state is not None and state.work is not None and state.receipt(state.work.name) is None:
+            parse_rating(score, verdict, rubric, comment)  # a missing score first
+            warned = needs_confirmation(state, final_mask(state, editor))
+            if warned is not None:
+                gr.Warning(warned[1])
+                screen = pipeline_screen(warned[0], confirmation=warned[1])
+                return (*screen[:-1], gr.skip(), gr.skip())
         new, receipt, files = self.submit_state(
             state,
             typed_name=typed_name,
@@ -170,6 +181,12 @@ class ReviewHandlers:
         mask = final_mask(state, editor)
         files: list[Path] = self.services.exports.write(state.slice, state.work.name, mask)
         return [str(f) for f in files]
+
+    @staticmethod
+    def clear_rating() -> tuple[Any, ...]:
+        """An empty rating form (score, verdict, criteria, comment): another structure or case
+        is on screen, and one structure's rating must never be stored with another's mask."""
+        return None, None, [], ""
 
     @user_errors
     def statistics(self) -> tuple[str, Any]:

@@ -12,6 +12,7 @@ import gradio as gr
 import numpy as np
 
 from adasam.predictor import Predictor
+from adasam.refine_guard import GuardConfig
 from studio import pipeline
 from studio.errors import StudioError, user_errors
 from studio.screens import PIPELINE_SLOTS, click_screen, pipeline_screen
@@ -149,7 +150,10 @@ class SegmentHandlers:
             raise StudioError("Choose a click mode: add, remove or box.")
         had_brush = work.brushed is not None
         image = np.asarray(state.slice.display)
-        new = pipeline.click(work, self._predictor(state), image, x, y, click_mode)  # type: ignore[arg-type]
+        guard = GuardConfig() if self.services.studio.refine_guard else None
+        new = pipeline.click(work, self._predictor(state), image, x, y, click_mode, guard)  # type: ignore[arg-type]
+        if new.rejected is not None and new.rejected is not work.rejected:
+            gr.Warning(new.rejected[2])
         if had_brush and new.brushed is None and new.current is not work.current:
             gr.Info(
                 "The click re-ran SAM, so the brush edits were replaced (undo brings them back)."

@@ -61,6 +61,8 @@ class StructureWork:
         refined: SAM's refined mask after each refinement click.
         corner: the first corner of a box being drawn.
         brushed: the mask after brush/eraser edits (replaces the refined mask).
+        rejected: the last refinement click the guard refused (the click, SAM's mask for it,
+            the message shown): the mask stayed as it was; the same click again applies it.
         previous: the state before the last edit (None at the start).
         stamp: unique per edit state (the brush editor uses it to know which mask it shows).
     """
@@ -80,6 +82,7 @@ class StructureWork:
     refined: tuple[Candidate, ...] = ()
     corner: tuple[float, float] | None = None
     brushed: np.ndarray | None = None
+    rejected: tuple[Click, Candidate, str] | None = field(default=None, repr=False)
     previous: StructureWork | None = field(default=None, repr=False)
     stamp: str = field(default_factory=lambda: uuid.uuid4().hex)
 
@@ -118,6 +121,7 @@ class StructureWork:
 
     def then(self, **changes: object) -> StructureWork:
         """This work after one more edit (the current one becomes ``previous``)."""
+        changes.setdefault("rejected", None)
         return replace(self, previous=self, stamp=uuid.uuid4().hex, **changes)  # type: ignore[arg-type]
 
     def start(self) -> StructureWork:
@@ -166,6 +170,8 @@ class CaseState:
         editor_version: ``(structure, stamp)`` of the work whose mask the brush editor shows.
         receipts: what was already submitted, per structure.
         domain: the model's out-of-domain verdict on this slice (None: no domain model).
+        submit_confirm: the final mask the user was warned about at submission (a digest);
+            submitting that same mask again stores it.
     """
 
     token: str
@@ -183,6 +189,7 @@ class CaseState:
     editor_version: tuple[str, str] | None = None
     receipts: tuple[Receipt, ...] = ()
     domain: DomainVerdict | None = None
+    submit_confirm: str | None = None
 
     @staticmethod
     def new(slice_: Slice, source: CaseSource, now: float) -> CaseState:

@@ -209,6 +209,7 @@ def result_json(state: CaseState | None) -> dict[str, Any]:
                 "chosen": w.chosen if w.candidates else None,
                 "clicks": [[c.x, c.y, int(c.positive)] for c in w.all_clicks],
                 "mask_area_px": None if mask is None else int(np.count_nonzero(mask)),
+                "refused_click": None if w.rejected is None else w.rejected[2],
                 "submitted": state.receipt(w.name) is not None,
             }
         )

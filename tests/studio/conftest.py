@@ -62,10 +62,12 @@ def make_settings(data_dir: Path, bundle_dir: Path, **changes: object) -> Settin
 
 @pytest.fixture
 def services(tmp_path: Path, studio_bundle_dir: Path) -> Iterator[Services]:
-    """Services on an empty database (no worklist seeding)."""
+    """Services on an empty database (no worklist seeding). The refinement guard is off: the
+    tiny bundle is untrained, its refinements are noise the guard would rightly refuse, and
+    these tests are about the bookkeeping (tests/studio/test_refine_trust.py tests the guard)."""
     built = build_services(
         make_settings(tmp_path / "data", studio_bundle_dir),
-        StudioSettings(identity="name", seed_worklist=False),
+        StudioSettings(identity="name", seed_worklist=False, refine_guard=False),
     )
     yield built
     built.close()

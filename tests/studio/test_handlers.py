@@ -181,6 +181,27 @@ def test_brush_strokes_count_at_submission_even_if_not_applied(studio: Studio) -
     assert len(screen[PIPELINE_SLOTS.index("downloads")]) == 3
 
 
+def test_submitting_a_wrecked_mask_warns_first_and_stores_on_the_second_press(
+    studio: Studio, services: Services
+) -> None:
+    from studio.editor import REMOVE_RGB
+
+    state = _ran(studio)
+    state, value, _ = studio.review.open_editor(state)
+    layer = np.zeros((128, 128, 4), np.uint8)
+    # paint the whole slice: red (final empty) over a mask, blue (final full) over none
+    wipe = state.work.original.mask.any()
+    layer[...] = (*(REMOVE_RGB if wipe else ADD_RGB), 255)
+    editor = {"background": value["background"], "layers": [layer], "composite": None}
+    args = ("dr.b", "2 · Poor: redrawing is faster than correcting", "Reject", [], "", editor, {})
+    first = studio.review.submit(state, *args, gr.Request(), None)
+    assert "differs sharply" in first[PIPELINE_SLOTS.index("confirmation")]
+    assert stats(services.store).corrections == 0, "nothing stored on the first press"
+    second = studio.review.submit(first[0], *args, gr.Request(), None)
+    assert "Saved" in second[PIPELINE_SLOTS.index("confirmation")]
+    assert stats(services.store).corrections == 1
+
+
 def test_apply_brush_needs_the_editor_to_show_the_current_mask(studio: Studio) -> None:
     state = _ran(studio)
     with pytest.raises(gr.Error, match="older mask"):
