@@ -25,10 +25,13 @@ from adasam.commands import (
 )
 from adasam.errors import AdaSamError
 from adasam.settings import Settings
+from learning import finetune_command, models_command
 
 EXIT_USAGE = 2
 
-# The one registration list: add a command module here (order = order in --help).
+# The one registration list: add a command module here (order = order in --help). The learning
+# loop's commands live in the ``learning`` package (they need storage, which the ML core does
+# not import); their modules import nothing heavy at load time.
 COMMANDS: list[ModuleType] = [
     predict,
     phantoms,
@@ -39,6 +42,8 @@ COMMANDS: list[ModuleType] = [
     bench,
     segex,
     propagate_bench,
+    finetune_command,
+    models_command,
 ]
 
 

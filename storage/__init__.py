@@ -87,7 +87,7 @@ from storage.studies import (
     study_case_ids,
     study_ratings,
 )
-from storage.training import final_masks, training_examples_since
+from storage.training import correction_verdicts, final_masks, training_examples_since
 from storage.volumes import (
     VolumeCaseRecord,
     VolumeSliceRecord,
@@ -137,6 +137,7 @@ __all__ = [
     "bundle_path",
     "candidate_context",
     "corrected_candidates",
+    "correction_verdicts",
     "create_study",
     "ensure_annotator",
     "final_masks",

@@ -8,7 +8,7 @@ from sqlalchemy import func, select
 
 from storage import masks
 from storage.errors import NotFoundError
-from storage.models import Annotator, Correction, ModelVersion, Prediction, Slice
+from storage.models import Annotator, Correction, ModelVersion, Prediction, Rating, Slice
 from storage.records import FinalMask, TrainingExample, slice_record
 from storage.slices import load_pixels
 from storage.store import Store
@@ -85,3 +85,27 @@ def training_examples_since(store: Store, model_version_id: int | None) -> list[
             )
         )
     return examples
+
+
+def correction_verdicts(store: Store, correction_ids: Collection[int]) -> dict[int, str]:
+    """The SegEx verdict of each correction: its newest human rating of the final mask, else of
+    the candidate it started from (the studio rates the candidate). Unrated ones are absent."""
+    ids = list(correction_ids)
+    if not ids:
+        return {}
+    with store.read() as session:
+        rows = session.execute(
+            select(Correction.id, Rating.verdict, Rating.correction_id)
+            .join(
+                Rating,
+                (Rating.correction_id == Correction.id)
+                | (Rating.candidate_id == Correction.candidate_id),
+            )
+            .where(Correction.id.in_(ids), Rating.observer_kind == "human")
+            .order_by(Rating.id)
+        ).all()
+    on_candidate: dict[int, str] = {}
+    on_final: dict[int, str] = {}
+    for correction_id, verdict, rated_correction in rows:
+        (on_final if rated_correction is not None else on_candidate)[correction_id] = verdict
+    return {**on_candidate, **on_final}
