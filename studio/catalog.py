@@ -4,23 +4,30 @@ Choices are the shipped demo bundles that exist, the bundle named by ``ADASAM_BU
 model version that the fine-tuning job activated in storage, if any. A predictor holds no
 per-user state (see :mod:`adasam.predictor`), so every session shares one per model. A
 bundle whose ``config.json`` changed on disk (a new training run saved over it) is reloaded
-on its next use, and a newly activated model version appears when the page is (re)loaded: no
-restart is needed.
+on its next use, and a newly activated model version is served without a restart.
+
+Hot reload without a database query per click: the active version is looked up at most once
+every ``poll_seconds`` (and at once after :meth:`ModelCatalog.bump`, which an in-process
+activation calls); ``generation`` counts the changes. A case keeps the model version it was
+predicted with (:meth:`ModelCatalog.version_choice`), so a click session that started before an
+activation finishes on its own version, and predictors are kept per bundle folder.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
+import time
+from collections import OrderedDict
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from adasam.backends import Backend
 from adasam.bundle import CONFIG_FILE, ModelBundle, read_config
 from adasam.errors import BundleError
 from adasam.predictor import Predictor
-from storage import Store, active_model_version, bundle_path
+from storage import Store, active_model_version, bundle_path, get_model_version
 from storage.errors import StorageError
 from studio.errors import StudioError
 
@@ -107,6 +114,8 @@ class ModelCatalog:
             (:func:`adasam.backends.backend_factory`; default PyTorch).
         cache_bytes: bound on each predictor's cached embeddings in bytes.
         store: where to look for the active fine-tuned model version (optional).
+        poll_seconds: how long a lookup of the active version is trusted.
+        max_predictors: loaded models kept (least recently used dropped first).
     """
 
     def __init__(
@@ -119,6 +128,8 @@ class ModelCatalog:
         store: Store | None = None,
         backend: Callable[[ModelBundle], Backend] | None = None,
         cache_bytes: int | None = None,
+        poll_seconds: float = 3.0,
+        max_predictors: int = 4,
     ) -> None:
         self._bundles = dict(bundles)
         self._default_key = default_key
@@ -127,26 +138,74 @@ class ModelCatalog:
         self._backend = backend
         self._cache_bytes = cache_bytes
         self._store = store
+        self._poll_seconds = poll_seconds
+        self._max_predictors = max(1, max_predictors)
         self._lock = threading.Lock()
-        self._predictors: dict[str, tuple[Path, tuple[int, int], Predictor]] = {}
+        self._predictors: OrderedDict[Path, tuple[tuple[int, int], Predictor]] = OrderedDict()
+        self._active: tuple[float, ModelChoice | None] | None = None
+        self._versions: dict[int, ModelChoice] = {}
         self._zero_shot: Predictor | None = None
+        self.generation = 0
+
+    def bump(self) -> None:
+        """Forget the cached active version (call after activating one in this process)."""
+        with self._lock:
+            self._active = None
+
+    def _active_choice(self) -> ModelChoice | None:
+        """The active stored version, looked up at most every ``poll_seconds``."""
+        if self._store is None:
+            return None
+        now = time.monotonic()
+        with self._lock:
+            if self._active is not None and now - self._active[0] < self._poll_seconds:
+                return self._active[1]
+            previous = None if self._active is None else self._active[1]
+        choice = None
+        try:
+            active = active_model_version(self._store)
+            if active is not None:
+                choice = self.version_choice(active.id)
+                choice = replace(choice, key=ACTIVE_VERSION_KEY)
+        except (StorageError, BundleError, OSError) as exc:
+            log.warning("the active model version cannot be used: %s", exc)
+        with self._lock:
+            old_id = None if previous is None else previous.model_version_id
+            if (None if choice is None else choice.model_version_id) != old_id:
+                self.generation += 1
+            self._active = (now, choice)
+        return choice
+
+    def version_choice(self, version_id: int) -> ModelChoice:
+        """The stored model version ``version_id`` (its bundle materialised once)."""
+        with self._lock:
+            found = self._versions.get(version_id)
+        if found is not None:
+            return found
+        if self._store is None:
+            raise StudioError("This studio has no model versions (no storage).")
+        try:
+            record = get_model_version(self._store, version_id)
+            path = bundle_path(self._store, version_id)
+            found = _choice(f"version-{record.id}", path, record.id)
+        except (StorageError, BundleError, OSError) as exc:
+            raise StudioError(f"Model version {version_id} cannot be loaded: {exc}") from None
+        with self._lock:
+            self._versions[version_id] = found
+        return found
 
     def choices(self) -> list[ModelChoice]:
-        """Every model that can be loaded now (re-read from disk and storage on each call)."""
+        """Every model that can be loaded now (bundles re-read from disk; the active version
+        from storage at most every ``poll_seconds``)."""
         found: list[ModelChoice] = []
         for key, path in self._bundles.items():
             try:
                 found.append(_choice(key, Path(path)))
             except BundleError as exc:
                 log.info("model %s not available: %s", key, exc)
-        if self._store is not None:
-            try:
-                active = active_model_version(self._store)
-                if active is not None:
-                    path = bundle_path(self._store, active.id)
-                    found.insert(0, _choice(ACTIVE_VERSION_KEY, path, active.id))
-            except (StorageError, BundleError, OSError) as exc:
-                log.warning("the active model version cannot be used: %s", exc)
+        active = self._active_choice()
+        if active is not None:
+            found.insert(0, active)
         return found
 
     def default(self, choices: list[ModelChoice] | None = None) -> ModelChoice | None:
@@ -195,9 +254,10 @@ class ModelCatalog:
         bundle on disk changed since."""
         stamp = _config_stamp(choice.path)
         with self._lock:
-            cached = self._predictors.get(choice.key)
-            if cached is not None and cached[0] == choice.path and cached[1] == stamp:
-                return cached[2]
+            cached = self._predictors.get(choice.path)
+            if cached is not None and cached[0] == stamp:
+                self._predictors.move_to_end(choice.path)
+                return cached[1]
             log.info("loading model %s from %s", choice.key, choice.path)
             predictor = Predictor.from_dir(
                 choice.path,
@@ -206,5 +266,7 @@ class ModelCatalog:
                 backend=self._backend,
                 cache_bytes=self._cache_bytes,
             )
-            self._predictors[choice.key] = (choice.path, stamp, predictor)
+            self._predictors[choice.path] = (stamp, predictor)
+            while len(self._predictors) > self._max_predictors:
+                self._predictors.popitem(last=False)
             return predictor

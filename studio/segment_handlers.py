@@ -48,12 +48,15 @@ class SegmentHandlers:
         self.services = services
 
     def _predictor(self, state: CaseState) -> Predictor:
-        """The model for clicks and boxes: the case's model, or plain LiteMedSAM when the
-        slice is outside that model's domain."""
+        """The model for clicks and boxes: the model the case was predicted with (a stored
+        version stays that version even after another one was activated, so the click session
+        finishes on it), or plain LiteMedSAM when the slice is outside that model's domain."""
         if state.domain is not None and not state.domain.in_domain:
             return self.services.catalog.zero_shot()
-        choice = self.services.catalog.choice(state.model_key)
-        return self.services.catalog.predictor(choice)
+        catalog = self.services.catalog
+        if state.model_version_id is not None:
+            return catalog.predictor(catalog.version_choice(state.model_version_id))
+        return catalog.predictor(catalog.choice(state.model_key))
 
     # -- models -------------------------------------------------------------------------------
     @user_errors

@@ -143,7 +143,10 @@ def timings_markdown(state: CaseState | None) -> str:
         return ""
     stages = [f"{STAGE_LABELS.get(k, k)} {v:.0f} ms" for k, v in state.timings_ms if k != "load"]
     total = sum(v for k, v in state.timings_ms if k != "load")
-    return f"Time per stage: {' · '.join(stages)} · total {total:.0f} ms"
+    model = (
+        f"Answered by **{state.model_name} v{state.model_version}**. " if state.model_name else ""
+    )
+    return f"{model}Time per stage: {' · '.join(stages)} · total {total:.0f} ms"
 
 
 def structures_markdown(state: CaseState | None) -> str:
