@@ -216,26 +216,22 @@ def test_sigkill_leaves_no_half_registered_version_and_the_lock_expires(tmp_path
     s.close()
 
 
-def test_models_command_lists_and_rolls_back(store, loop_bundle_dir, capsys):
+def test_models_command_lists_and_rolls_back(store, loop_bundle_dir, capsys, monkeypatch):
     from adasam.cli import main
 
     _fill(store, 6)
     run_once(store, _options(loop_bundle_dir))
-    env = {"ADASAM_DATA_DIR": str(store.data_dir), "DATABASE_URL": store.url}
-    os.environ.update(env)
-    try:
-        assert main(["models", "list"]) == 0
-        listed = capsys.readouterr().out
-        assert "parent" in listed and "gate:" in listed
-        root, cand = list_model_versions(store)
-        assert main(["models", "activate", str(cand.id)]) == 0
-        assert main(["models", "rollback"]) == 0
-        assert active_model_version(store).id == root.id
-        assert main(["models", "rollback"]) == 2  # the root has no parent
-        assert "no parent" in capsys.readouterr().err
-    finally:
-        for k in env:
-            os.environ.pop(k)
+    monkeypatch.setenv("ADASAM_DATA_DIR", str(store.data_dir))
+    monkeypatch.setenv("DATABASE_URL", f"sqlite:///{store.data_dir / 'db.sqlite3'}")
+    assert main(["models", "list"]) == 0
+    listed = capsys.readouterr().out
+    assert "parent" in listed and "gate:" in listed
+    root, cand = list_model_versions(store)
+    assert main(["models", "activate", str(cand.id)]) == 0
+    assert main(["models", "rollback"]) == 0
+    assert active_model_version(store).id == root.id
+    assert main(["models", "rollback"]) == 2  # the root has no parent
+    assert "no parent" in capsys.readouterr().err
 
 
 def test_job_metrics_are_json(store, loop_bundle_dir):
