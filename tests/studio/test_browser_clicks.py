@@ -177,6 +177,7 @@ def test_one_click_inside_a_good_mask_keeps_it(
 
 @pytest.mark.xfail(
     strict=True,
+    raises=AssertionError,  # only the IoU goal may fail: a studio that does not start errors
     reason="the shipped demo bundles are trained with box prompts only; train them with "
     "adasam.training.interactive, then remove this mark (strict: a pass fails until then)",
 )
