@@ -184,7 +184,7 @@ def models(args: argparse.Namespace) -> dict[str, tuple[ModelBundle, bool]]:
             classifier=ClassifierConfig(backbone="sam-embedding"),
         )
         out["LiteMedSAM (TinyViT, untrained head)"] = (create_bundle(cfg, seed=0), False)
-    for key in args.bundles or list(DEMO_BUNDLES):
+    for key in [] if args.bundles == ["none"] else args.bundles or list(DEMO_BUNDLES):
         path = Path(DEMO_BUNDLES.get(key, key))
         bundle = load_bundle(path)
         out[f"{bundle.config.name} ({bundle.config.sam.model_type} SAM)"] = (

@@ -18,7 +18,7 @@ def add_arguments(b: argparse.ArgumentParser) -> None:
         "--bundle",
         dest="bundles",
         action="append",
-        help="a bundle directory or demo name (repeatable; default: both demo bundles)",
+        help="bundle directory or demo name (repeatable; default: both demos; none: no bundle)",
     )
     b.add_argument(
         "--backend",
