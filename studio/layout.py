@@ -20,7 +20,7 @@ import gradio as gr
 
 from adasam.imaging import WINDOW_CHOICES
 from adasam.settings import ASSETS_DIR
-from studio import auxol_view, volume_view
+from studio import auxol_view, quality_view, volume_view
 from studio.api_handlers import ApiHandlers
 from studio.case_handlers import CaseHandlers
 from studio.editor import ADD_HEX, BRUSH_OPACITY, REMOVE_HEX
@@ -243,6 +243,7 @@ def build_ui(services: Services) -> gr.Blocks:
                             elem_id="submit",
                         )
                         confirm_md = gr.Markdown(elem_id="confirmation")
+                        llm_parts = quality_view.llm_components(services)
                         download_btn = gr.Button("Prepare downloads", size="sm", elem_id="download")
                         downloads = gr.File(
                             label="Downloads: mask PNG, mask NIfTI, overlay",
@@ -285,6 +286,8 @@ def build_ui(services: Services) -> gr.Blocks:
                 stats_btn = gr.Button("Refresh", size="sm", elem_id="stats-refresh")
                 stats_md = gr.Markdown(elem_id="stats-md")
                 stats_plot = gr.Plot(elem_id="stats-plot")
+
+            quality_view.tab(services, cases, annotator)
 
             with gr.Tab("Worklist", id="worklist"):
                 gr.Markdown(
@@ -454,6 +457,7 @@ def build_ui(services: Services) -> gr.Blocks:
             **private,
         )
         auxol_view.attach(services, [ran, chosen, submitted], state, auxol_out)
+        quality_view.attach_llm(services, cases, state, llm_parts)
         stats_tab.select(review.statistics, None, [stats_md, stats_plot], **private)
         batch_btn.click(cases.import_batch, [batch_files], [batch_md], **private)
         examples_btn.click(cases.import_examples, None, [batch_md], **private)

@@ -179,9 +179,11 @@ def submit(
             )
             progress.correction_id = correction.id
             progress.dice = correction.dice
+        rated_at = time.time() if now is None else now
         rated = record_rating(
             store,
             observer=HumanObserver(annotator),
+            seconds=min(max(0.0, rated_at - state.loaded_at), MAX_SECONDS),  # time on the case
             candidate_id=progress.candidate_ids[work.chosen],
             score=rating.score,
             verdict=rating.verdict,

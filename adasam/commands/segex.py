@@ -7,6 +7,8 @@
   ``llm`` rating, each failure with its reason.
 - ``segex study create --name N --admin A --raters a,b --per-case 2 [--structure X]
   [--cases 1,2,3] [--not-blinded] [--seed K]``, ``segex study list``.
+- ``segex role --name N --role admin``: register an annotator or change their role (an admin
+  creates studies and sees blinded studies' reports).
 """
 
 from __future__ import annotations
@@ -55,6 +57,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     create.add_argument("--not-blinded", action="store_true", help="raters see others' ratings")
     create.add_argument("--seed", type=int, help="seed of the per-rater orders (default: random)")
     study_sub.add_parser("list", help="list studies and their progress")
+
+    role = sub.add_parser("role", help="register an annotator or change their role")
+    role.add_argument("--name", required=True)
+    role.add_argument("--role", required=True, choices=("annotator", "reviewer", "admin"))
 
 
 def _fail(message: str) -> int:
@@ -152,6 +158,15 @@ def _study(store: Store, args: argparse.Namespace) -> int:
     return 0
 
 
+def _role(store: Store, args: argparse.Namespace) -> int:
+    import storage
+
+    storage.ensure_annotator(store, args.name, role=args.role)
+    person = storage.set_role(store, args.name, args.role)
+    print(f"{person.name}: role {person.role}")
+    return 0
+
+
 def run(args: argparse.Namespace, settings: Settings) -> int:
     """Run one ``segex`` sub-command; the exit status (2 and one line for user errors)."""
     import storage
@@ -161,6 +176,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         "report": lambda store: _report(store, args),
         "rate-llm": lambda store: _rate_llm(store, args, settings),
         "study": lambda store: _study(store, args),
+        "role": lambda store: _role(store, args),
     }
     try:
         with storage.open_store(settings.database_url, settings.data_dir) as store:

@@ -179,8 +179,9 @@ def test_study_create_and_list(
     with _store(tmp_path, monkeypatch) as store:
         for k in range(3):
             _case(store, k)
-        storage.ensure_annotator(store, "boss", role="admin")
         storage.ensure_annotator(store, "bob")
+    assert cli.main(["segex", "role", "--name", "boss", "--role", "admin"]) == 0
+    assert "boss: role admin" in capsys.readouterr().out
     argv = ["segex", "study", "create", "--name", "pilot", "--admin", "boss"]
     assert cli.main([*argv, "--raters", "alice,bob", "--per-case", "2", "--seed", "3"]) == 0
     assert "3 cases, 2 ratings each" in capsys.readouterr().out

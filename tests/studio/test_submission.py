@@ -66,6 +66,7 @@ def test_submission_stores_prediction_correction_and_rating(
     (rating,) = ratings_of(services.store, candidate_id=prediction.candidates[1].id)
     assert (rating.score, rating.verdict, rating.annotator) == (4, "minor_edits", "dr.a")
     assert rating.rubric["completeness"] is True and rating.comment == "fine"
+    assert rating.seconds == pytest.approx(42.0) and rating.edits is None  # time on the case
     assert receipt.dice == pytest.approx(correction.dice)
 
 
