@@ -25,7 +25,7 @@ from adasam.commands import (
 )
 from adasam.errors import AdaSamError
 from adasam.settings import Settings
-from learning import finetune_command, models_command
+from learning import finetune_command, models_command, simulate_command
 
 EXIT_USAGE = 2
 
@@ -44,6 +44,7 @@ COMMANDS: list[ModuleType] = [
     propagate_bench,
     finetune_command,
     models_command,
+    simulate_command,
 ]
 
 

@@ -1,0 +1,67 @@
+"""The simulated annotation session on a tiny bundle and four phantom slices."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from adasam.finetune import FinetuneConfig
+from adasam.gate import GateConfig
+from learning.job import JobOptions
+from learning.simulate import SimulationConfig, blocks, simulate, verdict_of
+from tests.learning.conftest import phantom_image
+
+
+def _data(root: Path, n: int) -> Path:
+    (root / "images").mkdir(parents=True)
+    (root / "masks").mkdir()
+    for k in range(n):
+        image, mask = phantom_image(100 + k, size=128)
+        Image.fromarray(image).save(root / "images" / f"s{k}.png")
+        Image.fromarray(mask.astype(np.uint8)).save(root / "masks" / f"s{k}.png")
+    (root / "dataset.json").write_text(json.dumps({"labels": {"liver": 1, "kidney": 2}}))
+    return root
+
+
+def test_verdicts_follow_the_proposal_dice():
+    assert [verdict_of(d)[1] for d in (0.99, 0.9, 0.6, 0.1)] == [
+        "accept", "minor_edits", "major_edits", "reject"
+    ]  # fmt: skip
+
+
+def test_simulate_writes_table_json_and_plot(tmp_path, loop_bundle_dir):
+    data = _data(tmp_path / "cases", 4)
+    opts = JobOptions(
+        base_bundle=loop_bundle_dir,
+        finetune=FinetuneConfig(steps=1, batch_size=1, replay_ratio=0.0, threads=1),
+        gate=GateConfig(heldout_share=0.5, min_cases=1, clicks=2),
+    )
+    cfg = SimulationConfig(cases=4, every=2, block=2, max_clicks=3, arms=("off", "both"))
+    results = simulate(loop_bundle_dir, data, cfg, opts, tmp_path / "out")
+    off, both = results
+    assert [r.arm for r in results] == ["off", "both"]
+    assert len(off.cases) == len(both.cases) == 4  # one liver per slice, no kidney
+    assert off.jobs == [] and len(both.jobs) == 1 and both.jobs[0]["after_case"] == 2
+    rows = blocks(off, 2, 4)
+    assert [r["cases"] for r in rows] == ["1-2", "3-4"]
+    assert all(0 <= r["noc90"] <= 3 and 0 <= r["dice"] <= 1 for r in rows)
+    out = tmp_path / "out"
+    assert (out / "simulate.png").stat().st_size > 1000
+    table = (out / "simulate.md").read_text()
+    assert "| both | 3-4 |" in table and "NoC@90" in table
+    saved = json.loads((out / "simulate.json").read_text())
+    assert set(saved["arms"]) == {"off", "both"}
+    assert not list(out.glob("simulate-*"))  # the private stores are removed
+
+
+def test_simulate_cli_refuses_a_missing_folder(tmp_path, capsys):
+    from adasam.cli import main
+
+    code = main(["simulate", "--bundle", str(tmp_path), "--data", str(tmp_path / "x"),
+                 "--out", str(tmp_path / "o")])  # fmt: skip
+    assert code == 2 and "existing folders" in capsys.readouterr().err
+    assert sys.modules.get("learning.simulate_command") is not None
