@@ -16,6 +16,7 @@ run, and the mark must go once click-trained bundles ship (a pass then fails the
 from __future__ import annotations
 
 import contextlib
+import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -109,6 +110,9 @@ def show_structure(page: Page, structure: str) -> None:
         )
 
 
+DOWNLOADS = Path(tempfile.gettempdir()) / "adasam-studio-downloads"  # studio.exports.ExportArea
+
+
 def current_mask(page: Page, studio: StudioProcess, structure: str) -> np.ndarray:
     """Press "Prepare downloads" and read the mask PNG it wrote."""
     start = time.time()
@@ -117,7 +121,8 @@ def current_mask(page: Page, studio: StudioProcess, structure: str) -> np.ndarra
     while time.monotonic() < deadline:
         found = [
             p
-            for p in studio.data_dir.rglob(f"*_{structure}_mask.png")
+            for root in (studio.data_dir, DOWNLOADS)
+            for p in root.rglob(f"*_{structure}_mask.png")
             if p.stat().st_mtime >= start
         ]
         if found:
