@@ -18,11 +18,19 @@ from pathlib import Path
 
 from adasam.errors import ConfigError
 from adasam.settings import Settings, resolve_device
-from storage.errors import StorageError
 
 NAME = "finetune"
 HELP = "fine-tune on stored corrections, gate, register (--once or --watch)"
-USER_ERRORS = (StorageError,)
+
+
+def __getattr__(name: str) -> object:
+    """``USER_ERRORS`` on demand, so ``python -m adasam`` loads no storage until a learning
+    command runs (PEP 562)."""
+    if name == "USER_ERRORS":
+        from storage.errors import StorageError
+
+        return (StorageError,)
+    raise AttributeError(name)
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:

@@ -8,11 +8,19 @@ from __future__ import annotations
 import argparse
 
 from adasam.settings import Settings
-from storage.errors import StorageError
 
 NAME = "models"
 HELP = "model versions: list (lineage, gate verdict), activate ID, rollback"
-USER_ERRORS = (StorageError,)
+
+
+def __getattr__(name: str) -> object:
+    """``USER_ERRORS`` on demand, so ``python -m adasam`` loads no storage until a learning
+    command runs (PEP 562)."""
+    if name == "USER_ERRORS":
+        from storage.errors import StorageError
+
+        return (StorageError,)
+    raise AttributeError(name)
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -44,6 +52,8 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     try:
         if args.action == "activate":
             if args.version is None:
+                from storage.errors import StorageError
+
                 raise StorageError("activate needs a version id: models activate ID")
             done = activate_model_version(store, args.version)
             print(f"activated {done.name} (id {done.id})")

@@ -13,11 +13,19 @@ from pathlib import Path
 
 from adasam.errors import ConfigError
 from adasam.settings import Settings, resolve_device
-from storage.errors import StorageError
 
 NAME = "simulate"
 HELP = "simulated annotation session: NoC@85/90 and Dice per block, loop off/AuxOL/FT/both"
-USER_ERRORS = (StorageError,)
+
+
+def __getattr__(name: str) -> object:
+    """``USER_ERRORS`` on demand, so ``python -m adasam`` loads no storage until a learning
+    command runs (PEP 562)."""
+    if name == "USER_ERRORS":
+        from storage.errors import StorageError
+
+        return (StorageError,)
+    raise AttributeError(name)
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:

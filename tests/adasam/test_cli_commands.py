@@ -157,4 +157,7 @@ def test_settings_have_no_dead_fields() -> None:
         "llm_model",
         "llm_token",
         "llm_timeout_s",
+        "backend",  # the encoder/classifier backend (adasam.backends)
+        "cache_dir",  # exported ONNX graphs
+        "embed_cache_mb",  # the embedding cache's byte bound
     }
