@@ -92,6 +92,7 @@ def test_two_blinded_raters_and_the_admins_report(studio: StudioProcess) -> None
         _rate_all(bea, POOR, "Major edits")
         mine = bea.inner_text("#q-mine")
         assert mine.count("major_edits") == CASES and "minor_edits" not in mine
+        bea.get_by_text("Study report").click()  # open the accordion
         bea.click("#q-report")  # a rater of a blinded study gets no report
         bea.get_by_text("blinded: its report is for admins only").first.wait_for()
         boss = _page(browser, studio, "boss")
