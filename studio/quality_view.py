@@ -84,6 +84,7 @@ def tab(services: Services, cases: CaseHandlers, annotator: Any) -> None:
         [c["session"], *form, annotator],
         [*shown, *listing],
         trigger_mode="once",
+        api_name="quality_submit",  # the public /submit is the Annotate tab's
         **PRIVATE,
     )
     c["revise_btn"].click(
