@@ -40,7 +40,7 @@ def count_queries() -> Iterator[list[str]]:
 def versioned(tmp_path: Path, studio_bundle_dir: Path) -> Iterator[tuple[Services, int, int]]:
     services = build_services(
         make_settings(tmp_path / "data", studio_bundle_dir),
-        StudioSettings(identity="name", seed_worklist=False, auxol=False),
+        StudioSettings(identity="name", seed_worklist=False, auxol=False, refine_guard=False),
     )
     ids = []
     for version in ("A", "B"):
