@@ -1,0 +1,128 @@
+"""Browser: a DICOM series with PHI in its headers, propagated from the middle slice, one slice
+corrected, saved, exported as DICOM-SEG and NIfTI; the downloads read back with highdicom and
+nibabel match the stored masks."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import highdicom as hd
+import nibabel as nib
+import numpy as np
+import pydicom
+import pytest
+
+from storage import label_volume, list_volume_cases, open_store
+from tests.studio import browser_support
+from tests.studio.browser_support import (
+    CHROMIUM,
+    CHROMIUM_ARGS,
+    SCREENSHOTS,
+    StudioProcess,
+    require_chromium,
+    run_studio,
+)
+from tests.studio.test_volume_handlers import write_series
+
+pytestmark = [pytest.mark.browser, pytest.mark.slow]
+playwright_api = pytest.importorskip("playwright.sync_api")
+WAIT_MS = 120_000
+
+
+@pytest.fixture(scope="module")
+def studio(
+    tmp_path_factory: pytest.TempPathFactory, studio_bundle_dir: Path
+) -> Iterator[StudioProcess]:
+    require_chromium()
+    # the studio imports torch and gradio: on a loaded 2-core machine that can take minutes
+    browser_support.START_TIMEOUT_S = max(browser_support.START_TIMEOUT_S, 600.0)
+    with run_studio(tmp_path_factory.mktemp("browser-volume"), studio_bundle_dir) as running:
+        yield running
+
+
+def _wait_status(page, text: str) -> None:
+    try:
+        page.wait_for_function(
+            "(t) => document.querySelector('#vol-status')?.innerText.includes(t)", arg=text
+        )
+    except playwright_api.TimeoutError:
+        SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(SCREENSHOTS / "failure_volume.png"), full_page=True)
+        raise
+
+
+@pytest.mark.timeout(1800)  # ~1 min alone; a loaded 2-core machine needs far longer
+def test_series_propagate_correct_save_export(studio: StudioProcess, tmp_path: Path) -> None:
+    series = write_series(tmp_path / "series")
+    with playwright_api.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        context = browser.new_context(
+            viewport={"width": 1400, "height": 1500}, accept_downloads=True
+        )
+        page = context.new_page()
+        page.set_default_timeout(WAIT_MS)
+        page.goto(studio.url)
+        page.fill("#annotator input", "dr.volume")
+        page.get_by_role("tab", name="Volume").click()
+        page.set_input_files("#vol-upload input[type=file]", [str(s) for s in series])
+        _wait_status(page, "Slice 3 of 5: none")
+        page.click("#vol-segment")
+        _wait_status(page, "Slice 3 of 5: propagated")
+        page.click("#vol-accept")
+        _wait_status(page, "Slice 3 of 5: accepted")
+        page.get_by_text("Propagation settings").click()
+        page.fill("#vol-min-score input[type=number]", "0")
+        page.press("#vol-min-score input[type=number]", "Enter")
+        page.fill("#vol-max-growth input", "1000000")
+        page.press("#vol-max-growth input", "Enter")
+        page.click("#vol-propagate")
+        _wait_status(page, "5 propagated, 1 accepted")
+        page.fill("#vol-slice input[type=number]", "1")
+        page.press("#vol-slice input[type=number]", "Enter")
+        _wait_status(page, "Slice 1 of 5: propagated")
+        image = page.locator("#vol-axial img").bounding_box()
+        page.mouse.click(image["x"] + image["width"] * 0.3, image["y"] + image["height"] * 0.6)
+        _wait_status(page, "Slice 1 of 5: corrected")
+        SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(SCREENSHOTS / "volume_propagated.png"), full_page=True)
+        page.click("#vol-save")
+        _wait_status(page, "Saved")
+        page.click("#vol-export")
+        links = page.locator("#vol-download a")
+        links.nth(1).wait_for()
+        downloaded = {}
+        for i in range(2):
+            with page.expect_download() as info:
+                links.nth(i).click()
+            name = info.value.suggested_filename
+            info.value.save_as(tmp_path / name)
+            downloaded[name] = tmp_path / name
+        browser.close()
+
+    with open_store(studio.database_url, studio.data_dir) as store:
+        (case,) = list_volume_cases(store)
+        masks, status = label_volume(store, case.id)
+    assert status == [
+        "propagated",
+        "corrected",
+        "propagated",
+        "accepted",
+        "propagated",
+        "propagated",
+    ]
+    nifti = next(p for n, p in downloaded.items() if n.endswith(".nii.gz"))
+    seg_path = next(p for n, p in downloaded.items() if n.endswith(".dcm"))
+    labels = np.asarray(nib.load(nifti).dataobj).transpose(2, 1, 0).astype(bool)
+    np.testing.assert_array_equal(labels, masks)
+    seg = hd.seg.segread(seg_path)
+    sources = [pydicom.dcmread(s) for s in series]
+    for k, src in enumerate(sources):  # the writer's order is the slice order
+        px = seg.get_pixels_by_source_instance(
+            source_sop_instance_uids=[src.SOPInstanceUID], segment_numbers=[1]
+        )[0, ..., 0]
+        np.testing.assert_array_equal(px.astype(bool), masks[k])
+    for f in [*studio.data_dir.rglob("*"), nifti, seg_path]:
+        if f.is_file():
+            raw = f.read_bytes()
+            assert b"Doe" not in raw and b"884421" not in raw and b"St Example" not in raw
