@@ -102,6 +102,7 @@ def build(services: Services, *, model: Any, annotator: Any) -> dict[str, Any]:
                 interactive=False,
                 format="png",
                 elem_id="vol-axial",
+                height=512,
             )
             with gr.Row():
                 coronal = gr.Image(
@@ -109,12 +110,14 @@ def build(services: Services, *, model: Any, annotator: Any) -> dict[str, Any]:
                     interactive=False,
                     format="png",
                     elem_id="vol-coronal",
+                    height=256,
                 )
                 sagittal = gr.Image(
                     label="Columns through the middle",
                     interactive=False,
                     format="png",
                     elem_id="vol-sagittal",
+                    height=256,
                 )
     screen = [state, axial, coronal, sagittal, status]
 
