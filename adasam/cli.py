@@ -15,6 +15,7 @@ from types import ModuleType
 from adasam.commands import (
     bench,
     compare,
+    domain_fit,
     evaluate,
     phantoms,
     predict,
@@ -39,6 +40,7 @@ COMMANDS: list[ModuleType] = [
     evaluate,
     pretrain_sam,
     compare,
+    domain_fit,
     bench,
     segex,
     propagate_bench,

@@ -301,6 +301,9 @@ class ClassifierConfig:
         )
 
 
+DOMAIN_FEATURES = ("classifier", "sam-embedding")
+
+
 @dataclass(frozen=True)
 class DomainSettings:
     """What the bundle was trained on, and its out-of-domain check (see :mod:`adasam.domain`).
@@ -308,8 +311,11 @@ class DomainSettings:
     ``description``: shown to users beside every answer (e.g. "synthetic thigh-MRI phantoms
     only"); ``modality``/``units``: of the training slices; ``intensity_mean``/``intensity_std``:
     of the model-input grey values (0..255) over the training slices; ``threshold``: the largest
-    in-domain Mahalanobis distance of the classifier's pooled features (``domain.safetensors``
-    holds the Gaussian), calibrated on ``n_val`` validation slices after fitting on ``n_fit``.
+    in-domain Mahalanobis distance (``domain.safetensors`` holds the Gaussian), calibrated on
+    ``n_val`` validation slices after fitting on ``n_fit``; ``features``: what the Gaussian
+    models: ``"sam-embedding"`` the SAM image embedding averaged over the image (channel means,
+    the default for new bundles: it separates other kinds of image far better) or
+    ``"classifier"`` the classifier's pooled features (what its linear head reads; older bundles).
     """
 
     description: str
@@ -320,9 +326,14 @@ class DomainSettings:
     n_val: int
     intensity_mean: float
     intensity_std: float
+    features: Literal["classifier", "sam-embedding"] = "classifier"
 
     def __post_init__(self) -> None:
         _check(bool(self.description), "domain.description must say what the model saw")
+        _check(
+            self.features in DOMAIN_FEATURES,
+            f"domain.features must be one of {DOMAIN_FEATURES}, got {self.features!r}",
+        )
         _check(self.threshold > 0, f"domain.threshold must be positive, got {self.threshold}")
         _check(self.n_fit >= 2 and self.n_val >= 1, "domain needs n_fit ≥ 2 and n_val ≥ 1")
 
@@ -407,6 +418,9 @@ def _coerce(tp: Any, value: Any, path: str) -> Any:
         args = typing.get_args(tp)
         if value is None and type(None) in args:
             return None
+        others = [a for a in args if a is not type(None)]
+        if len(others) == 1:  # Optional[X]: X's own error names the offending key
+            return _coerce(others[0], value, path)
         for arg in args:
             if arg is type(None):
                 continue

@@ -1,11 +1,20 @@
-"""Out-of-domain detection: a Gaussian density of the classifier's pooled features.
+"""Out-of-domain detection: a Gaussian density of a slice's features.
 
 A bundle's classifier has only seen its training slices (for the demo bundles, synthetic
 phantoms). On anything else its "found, p = 0.99" means nothing. :class:`DomainModel` fits a
-Gaussian to the pooled features (the vector the classifier's linear head reads) of the training
-slices and scores a new slice by its Mahalanobis distance; the threshold is calibrated on held
-out validation slices (a high quantile of their distances, times a margin). Stored in a bundle as
-``domain.safetensors`` (mean, precision) with the settings in ``config.json``.
+Gaussian to a feature vector of the training slices and scores a new slice by its Mahalanobis
+distance; the threshold is calibrated on held out validation slices (a high quantile of their
+distances, times a margin). Stored in a bundle as ``domain.safetensors`` (mean, precision) with
+the settings in ``config.json`` (``DomainSettings.features`` says which vector):
+
+- ``"sam-embedding"`` (new bundles): :func:`embedding_features`, the channel means of the SAM
+  image embedding over the image's own (unpadded) area. The foundation encoder describes what
+  an image looks like far more broadly than a classifier trained on one kind: measured on the
+  demo bundles' training slices, the other phantom kind lies at ≥ 2× the threshold and
+  pydicom's real CT/MR slices at ≥ 5×.
+- ``"classifier"`` (older bundles): the classifier's pooled features, what its linear head
+  reads. A classifier trained on one kind can map another kind near its own (the thigh bundle
+  took a liver phantom for a thigh slice), which is why it is no longer the default.
 """
 
 from __future__ import annotations
@@ -13,6 +22,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+import torch
 
 
 @dataclass(frozen=True)
@@ -64,3 +74,19 @@ def fit_domain(
     val = model.scores(val_features)
     threshold = float(np.quantile(val, quantile) * margin)
     return DomainModel(mean, precision, threshold)
+
+
+def embedding_features(embedding: torch.Tensor, valid: np.ndarray | None = None) -> np.ndarray:
+    """Channel means ``(B, C)`` float32 of SAM image embeddings ``(B, C, h, w)`` over the
+    image's own area: ``valid`` ``(h, w)`` bool marks the embedding cells the image covers
+    (:meth:`adasam.frame.ModelFrame.embedding_valid`; None: all), so zero padding of a
+    non-square slice does not shift the statistics."""
+    emb = embedding.detach().float()
+    if emb.ndim != 4:
+        raise ValueError(f"embedding must be (B, C, h, w), got {tuple(emb.shape)}")
+    if valid is None:
+        return emb.mean(dim=(2, 3)).cpu().numpy()
+    mask = torch.from_numpy(np.asarray(valid, dtype=bool)).to(emb.device)
+    if mask.shape != emb.shape[-2:] or not bool(mask.any()):
+        raise ValueError(f"valid must be a non-empty {tuple(emb.shape[-2:])} mask")
+    return emb[:, :, mask].mean(dim=2).cpu().numpy()

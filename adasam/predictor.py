@@ -27,6 +27,7 @@ import torch
 from adasam.backends import Backend, TorchBackend
 from adasam.bundle import ModelBundle, load_bundle
 from adasam.classifier import takes_embedding, to_input
+from adasam.domain import embedding_features
 from adasam.frame import ModelFrame
 from adasam.gradcam import cam_to_heatmaps
 from adasam.prompts import Prompts, make_prompts
@@ -400,7 +401,10 @@ class Predictor:
         timer = StageTimer({"load": self.load_ms})
         with self._lock:
             probs, heat, pooled, emb, cached = self._classify(image, idx, frame, timer)
-            domain = self.domain_verdict(pooled)
+            if self._domain_reads_embedding() and emb is None:
+                with timer.stage("encode"):
+                    emb, cached = self.embedding(image)
+            domain = self.domain_verdict(pooled, emb, frame)
             trusted = prompt_out_of_domain or domain is None or domain.in_domain
             with timer.stage("prompts"):
                 prompts: list[Prompts | None] = [
@@ -469,13 +473,30 @@ class Predictor:
             heat = (maps / peak).clamp(0.0, 1.0).cpu().numpy().astype(np.float32)
         return probs, heat, pooled[0].float().cpu().numpy(), emb, cached
 
-    def domain_verdict(self, pooled: np.ndarray) -> DomainVerdict | None:
-        """The bundle's domain model on pooled classifier features; None when the bundle has
-        no domain model (older bundles)."""
+    def _domain_reads_embedding(self) -> bool:
+        settings = self.bundle.config.domain
+        return settings is not None and settings.features == "sam-embedding"
+
+    def domain_verdict(
+        self,
+        pooled: np.ndarray,
+        embedding: torch.Tensor | None = None,
+        frame: ModelFrame | None = None,
+    ) -> DomainVerdict | None:
+        """The bundle's domain model on the features it was fitted on (``config.domain.
+        features``): the classifier's pooled features ``(K,)``, or the channel means of the
+        image embedding ``(1, C, h, w)`` over ``frame``'s unpadded area. None when the bundle
+        has no domain model (older bundles)."""
         model = self.bundle.domain
         if model is None:
             return None
-        score = model.score(pooled)
+        if self._domain_reads_embedding():
+            if embedding is None or frame is None:
+                raise ValueError("this bundle's domain model reads the image embedding")
+            valid = frame.embedding_valid(embedding.shape[-1])
+            score = model.score(embedding_features(embedding, valid)[0])
+        else:
+            score = model.score(pooled)
         return DomainVerdict(score <= model.threshold, score, model.threshold)
 
     def segment(

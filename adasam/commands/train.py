@@ -29,7 +29,8 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     start = time.perf_counter()
     _, state = train(cfg, resume=args.resume, progress=not args.no_progress)
     print(
-        f"best validation Dice {state.best_dice:.4f} at epoch {state.best_epoch}; "
+        f"best validation score {state.best_dice:.4f} (Dice where present, no false "
+        f"positive where absent) at epoch {state.best_epoch}; "
         f"{state.step} steps in {time.perf_counter() - start:.0f} s; bundle: {args.out}"
     )
     return 0

@@ -33,7 +33,7 @@ from tqdm import tqdm
 
 from adasam.bundle import ModelBundle, create_bundle, load_bundle, save_bundle
 from adasam.config import BundleConfig, ClassifierConfig, DomainSettings, LoraSettings, SamConfig
-from adasam.domain import fit_domain
+from adasam.domain import embedding_features, fit_domain
 from adasam.embedding_store import EmbeddingStore, encoder_identity
 from adasam.errors import ConfigError
 from adasam.frame import ModelFrame
@@ -70,7 +70,7 @@ LOG_DIR = "training"
 class TrainState:
     epoch: int = 0
     step: int = 0
-    best_dice: float = -math.inf
+    best_dice: float = -math.inf  # the best epoch's val_score (see validate)
     best_epoch: int = -1
     history: list[dict[str, Any]] = field(default_factory=list)
     seconds: float = 0.0
@@ -412,13 +412,22 @@ def validate(
     device: str,
     store: EmbeddingStore | None = None,
 ) -> dict[str, float]:
-    """Mean CAM-prompted Dice per structure on the validation slices (production path)."""
+    """CAM-prompted scores on the validation slices (production path): ``val_dice_<name>``
+    the mean Dice over slices showing the structure (a miss scores 0); ``val_score_<name>``
+    the mean over *all* slices, a slice without the structure scoring 1 when nothing is
+    predicted and 0 for a false positive, so that a model that finds the structure everywhere
+    is not chosen; ``val_score`` (their mean) picks the best epoch."""
     bundle.classifier.eval()
     bundle.sam.eval()
     predictor = Predictor(bundle, device, cache_size=1, embedding_store=store)
     reports = evaluate_predictor(predictor, data, idx, oracle=False)
     out = {f"val_dice_{r.name}": r.dice[0] for r in reports}
     out["val_dice"] = float(np.nanmean([r.dice[0] for r in reports]))
+    for r in reports:
+        absent_ok = 0.0 if r.n_absent == 0 else r.n_absent * (1.0 - r.false_positive_rate)
+        present = 0.0 if r.n_present == 0 else r.n_present * r.dice[0]
+        out[f"val_score_{r.name}"] = (present + absent_ok) / max(1, r.n_present + r.n_absent)
+    out["val_score"] = float(np.mean([out[f"val_score_{r.name}"] for r in reports]))
     out.update({f"val_auroc_{r.name}": r.auroc for r in reports})
     return out
 
@@ -603,7 +612,7 @@ def train(
             record["seconds"] = round(state.seconds, 1)
             state.epoch += 1
             state.history.append(record)
-            score = record.get("val_dice", -record["loss"])
+            score = record.get("val_score", -record["loss"])
             if score > state.best_dice:
                 state.best_dice, state.best_epoch = score, epoch + 1
                 _save(bundle, cfg, data, split, state, out)
@@ -644,7 +653,7 @@ def train(
         _calibrate_saved(out, data, calib_idx, cfg.device, progress, store)
     if split.val and (out / "config.json").is_file():
         train_idx = [*split.labeled, *split.unlabeled]
-        _fit_domain_saved(out, data, train_idx, list(split.val), cfg, embeddings)
+        _fit_domain_saved(out, data, train_idx, list(split.val), cfg, embeddings, store)
     return bundle, state
 
 
@@ -696,6 +705,76 @@ def pooled_features(
     return np.stack(out)
 
 
+def embedding_domain_features(
+    bundle: ModelBundle,
+    data: SliceSet,
+    idx: Sequence[int],
+    embeddings: torch.Tensor | None,
+    store: EmbeddingStore | None = None,
+    progress: bool = False,
+) -> np.ndarray:
+    """:func:`adasam.domain.embedding_features` ``(len(idx), C)`` of the slices ``idx``, from
+    the training run's embeddings when it has them, else the store, else the encoder."""
+    out = []
+    device = next(bundle.sam.parameters()).device
+    with torch.inference_mode():
+        for i in tqdm(idx, desc="domain", unit="slice", disable=not progress):
+            image = data.images[i]
+            frame = ModelFrame.for_sam(image.shape[:2], bundle.config.sam)
+            if embeddings is not None:
+                emb = embeddings[i : i + 1].to(device)
+            else:
+                stored = None if store is None else store.get(image)
+                if stored is not None:
+                    emb = torch.from_numpy(stored)[None].to(device)
+                else:
+                    x = frame.image_to_input(image, device)
+                    emb = bundle.sam.image_encoder(bundle.sam.preprocess(x))
+            out.append(embedding_features(emb, frame.embedding_valid(emb.shape[-1]))[0])
+    return np.stack(out)
+
+
+def domain_features(
+    bundle: ModelBundle,
+    data: SliceSet,
+    idx: Sequence[int],
+    features: str,
+    embeddings: torch.Tensor | None = None,
+    store: EmbeddingStore | None = None,
+    progress: bool = False,
+) -> np.ndarray:
+    """The vectors ``(len(idx), K)`` the out-of-domain Gaussian of kind ``features`` models."""
+    if features == "sam-embedding":
+        return embedding_domain_features(bundle, data, idx, embeddings, store, progress)
+    return pooled_features(bundle, data, idx, embeddings)
+
+
+def fit_bundle_domain(
+    bundle: ModelBundle,
+    data: SliceSet,
+    train_idx: Sequence[int],
+    val_idx: Sequence[int],
+    settings: DomainSettings,
+    embeddings: torch.Tensor | None = None,
+    store: EmbeddingStore | None = None,
+    progress: bool = False,
+) -> ModelBundle:
+    """``bundle`` with an out-of-domain Gaussian of kind ``settings.features`` fitted on the
+    slices ``train_idx`` and its threshold calibrated on ``val_idx`` (``settings.threshold``,
+    ``n_fit`` and ``n_val`` are replaced by the fitted ones)."""
+    feats = [
+        domain_features(bundle, data, i, settings.features, embeddings, store, progress)
+        for i in (train_idx, val_idx)
+    ]
+    model = fit_domain(*feats)
+    settings = replace(
+        settings, threshold=model.threshold, n_fit=len(train_idx), n_val=len(val_idx)
+    )
+    return ModelBundle(
+        replace(bundle.config, domain=settings), bundle.classifier, bundle.sam, model
+    )
+
+
 def _fit_domain_saved(
     out: Path,
     data: SliceSet,
@@ -703,27 +782,26 @@ def _fit_domain_saved(
     val_idx: list[int],
     cfg: TrainConfig,
     embeddings: torch.Tensor | None,
+    store: EmbeddingStore | None = None,
 ) -> None:
-    """Fit the best bundle's out-of-domain Gaussian on the training slices' pooled features,
-    its threshold on the validation slices', and record what the bundle was trained on."""
+    """Fit the best bundle's out-of-domain Gaussian on the training slices, its threshold on
+    the validation slices, and record what the bundle was trained on."""
     best = load_bundle(out, cfg.device)
-    train_f = pooled_features(best, data, train_idx, embeddings)
-    val_f = pooled_features(best, data, val_idx, embeddings)
-    model = fit_domain(train_f, val_f)
     description, modality, units = trained_on(cfg)
     grey = data.images[np.asarray(train_idx)].astype(np.float64)
     settings = DomainSettings(
         description=description,
         modality=modality,
         units=units,
-        threshold=model.threshold,
+        threshold=1.0,  # replaced by the fitted one
         n_fit=len(train_idx),
         n_val=len(val_idx),
         intensity_mean=float(grey.mean()),
         intensity_std=float(grey.std()),
+        features=cfg.domain_features,
     )
-    config = replace(best.config, domain=settings)
-    save_bundle(ModelBundle(config, best.classifier, best.sam, model), out)
+    fitted = fit_bundle_domain(best, data, train_idx, val_idx, settings, embeddings, store)
+    save_bundle(fitted, out)
 
 
 def _calibrate_saved(
@@ -771,4 +849,6 @@ def _save(
         metrics=metrics,
         training=json.loads(json.dumps(training, default=str)),
     )
-    save_bundle(ModelBundle(config, bundle.classifier, bundle.sam), out)
+    # a bundle fine-tuned from one with a domain model keeps it (config and model together)
+    # until the end of the run refits it on this run's slices
+    save_bundle(ModelBundle(config, bundle.classifier, bundle.sam, bundle.domain), out)

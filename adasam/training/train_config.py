@@ -135,6 +135,11 @@ class TrainConfig:
         "what the training slices are, shown to users beside every answer (default: from the "
         "dataset; phantoms say 'synthetic ... phantoms only')",
     )
+    domain_features: Literal["sam-embedding", "classifier"] = _f(
+        "sam-embedding",
+        "what the out-of-domain Gaussian models: the SAM image embedding's channel means "
+        "(separates other kinds of image far better) or the classifier's pooled features",
+    )
     init_classifier: str | None = _f(
         None,
         "start the classifier from this bundle's trained classifier (same backbone, input "

@@ -27,6 +27,16 @@ def test_unknown_key_is_named() -> None:
         BundleConfig.from_dict(data)
 
 
+def test_unknown_key_inside_an_optional_section_is_named() -> None:
+    from adasam.config import DomainSettings
+
+    domain = DomainSettings("phantoms", "MR", "a.u.", 3.0, 10, 5, 40.0, 20.0)
+    data = tiny_config(domain=domain).to_dict()
+    data["domain"]["featurez"] = "sam-embedding"  # a typo, or a newer bundle format
+    with pytest.raises(ConfigError, match=r"config\.domain: unknown key\(s\) \['featurez'\]"):
+        BundleConfig.from_dict(data)
+
+
 def test_wrong_types_are_named() -> None:
     data = tiny_config().to_dict()
     data["sam"]["image_size"] = "big"

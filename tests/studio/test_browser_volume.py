@@ -72,8 +72,13 @@ def test_series_propagate_correct_save_export(studio: StudioProcess, tmp_path: P
         page.click("#vol-accept")
         _wait_status(page, "Slice 3 of 5: accepted")
         page.get_by_text("Propagation settings").click()
-        page.fill("#vol-min-score input[type=number]", "0")
-        page.press("#vol-min-score input[type=number]", "Enter")
+        # the untrained test model's scores are low: propagate whatever it finds. The range
+        # input is what the slider's value follows (its number box applies on blur only).
+        page.locator("#vol-min-score input[type=range]").fill("0")
+        page.locator("#vol-min-score input[type=number]").wait_for()
+        page.wait_for_function(
+            "() => document.querySelector('#vol-min-score input[type=number]').value === '0'"
+        )
         page.fill("#vol-max-growth input", "1000000")
         page.press("#vol-max-growth input", "Enter")
         page.click("#vol-propagate")

@@ -3,6 +3,7 @@ classifier and its gradient-feedback path; the domain model fitted at the end of
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -67,8 +68,20 @@ def test_frozen_encoder_embeddings_are_computed_once(
     _, state = train(_cfg(thigh_dir, tmp_path / "b", cache, lr=2e-3), progress=False)
     assert state.step == 2
     saved = load_bundle(tmp_path / "b")
+    record = saved.config.metrics
+    # the best epoch is chosen on val_score: Dice where present, no false positive where absent
+    assert 0.0 <= record["val_score"] <= 1.0 and "val_score_vastus_lateralis" in record
     assert saved.domain is not None and saved.config.domain is not None
     assert "synthetic thigh-mri phantoms only" in saved.config.domain.description
+    # the domain Gaussian of the default kind, fitted on the stored embeddings (no encoder call)
+    assert saved.config.domain.features == "sam-embedding"
+    assert saved.domain.mean.shape == (bundle.config.sam.prompt_embed_dim,)
+    # fine-tuning a bundle that has a domain model saves (it once failed at the first save)
+    _, state = train(
+        replace(_cfg(thigh_dir, tmp_path / "c", cache), init_bundle=str(tmp_path / "b")),
+        progress=False,
+    )
+    assert state.step == 2 and load_bundle(tmp_path / "c").config.domain is not None
 
 
 def test_stored_embedding_equals_a_fresh_one(thigh_dir: Path, tmp_path: Path) -> None:

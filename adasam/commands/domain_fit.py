@@ -1,0 +1,99 @@
+"""Refit a bundle's out-of-domain check on its own training slices.
+
+Bundles trained before the embedding-based check (``domain.features = "classifier"``) keep
+working; this command gives them the better one without retraining: it reads the bundle's
+training split (``training/split.json``), fits the Gaussian on the training slices' features and
+calibrates the threshold on the validation slices, then rewrites the bundle in place (or to
+``--out``). Only the domain model and ``config.domain`` change.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from dataclasses import replace
+from pathlib import Path
+
+from adasam.config import DOMAIN_FEATURES
+from adasam.errors import ConfigError
+from adasam.settings import Settings
+
+HELP = "refit a bundle's out-of-domain check on its training slices (no retraining)"
+NAME = "domain-fit"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--bundle", required=True, type=Path, help="bundle directory")
+    parser.add_argument("--data", required=True, type=Path, help="the bundle's training data")
+    parser.add_argument(
+        "--features",
+        choices=DOMAIN_FEATURES,
+        default="sam-embedding",
+        help="what the Gaussian models (default: the SAM image embedding's channel means)",
+    )
+    parser.add_argument(
+        "--split",
+        type=Path,
+        help="split JSON with 'labeled', 'unlabeled', 'val' indices "
+        "(default: BUNDLE/training/split.json)",
+    )
+    parser.add_argument(
+        "--embedding-cache", type=Path, help="embedding store to read (frozen encoders only)"
+    )
+    parser.add_argument("--out", type=Path, help="write the bundle here (default: in place)")
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+
+
+def _read_split(path: Path) -> tuple[list[int], list[int]]:
+    try:
+        split = json.loads(path.read_text())
+        train = [int(i) for i in (*split.get("labeled", []), *split.get("unlabeled", []))]
+        val = [int(i) for i in split["val"]]
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise ConfigError(f"cannot read the training split {path}: {exc}") from None
+    if len(train) < 2 or not val:
+        raise ConfigError(f"{path}: need ≥ 2 training and ≥ 1 validation slices")
+    return train, val
+
+
+def run(args: argparse.Namespace, settings: Settings) -> int:
+    from adasam.bundle import load_bundle, save_bundle
+    from adasam.embedding_store import EmbeddingStore, encoder_identity
+    from adasam.training.data import load_dataset
+    from adasam.training.loop import fit_bundle_domain
+
+    bundle = load_bundle(args.bundle, args.device)
+    if bundle.config.domain is None:
+        raise ConfigError(f"{args.bundle} has no domain section to refit; retrain it instead")
+    train_idx, val_idx = _read_split(args.split or args.bundle / "training" / "split.json")
+    size = int(bundle.config.training.get("size", 256))
+    data = load_dataset(args.data, size, None, bundle.config.window)
+    if max(*train_idx, *val_idx) >= len(data.images):
+        raise ConfigError(
+            f"the split names slice {max(*train_idx, *val_idx)} but {args.data} has "
+            f"{len(data.images)}: is this the bundle's training data?"
+        )
+    store = None
+    if args.embedding_cache is not None:
+        store = EmbeddingStore(args.embedding_cache, encoder_identity(bundle.config, bundle.sam))
+    old = bundle.config.domain
+    fitted = fit_bundle_domain(
+        bundle,
+        data,
+        train_idx,
+        val_idx,
+        replace(old, features=args.features),
+        store=store,
+        progress=not args.quiet,
+    )
+    out = args.out or args.bundle
+    save_bundle(fitted, out)
+    new = fitted.config.domain
+    assert new is not None
+    print(
+        f"domain check of {out}: {old.features} (threshold {old.threshold:.2f}) → "
+        f"{new.features} (threshold {new.threshold:.2f}), fitted on {new.n_fit} slices, "
+        f"calibrated on {new.n_val}"
+    )
+    return 0
