@@ -82,6 +82,22 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
+def batchnorm_frozen(cfg: TrainConfig) -> bool:
+    """Whether the classifier's BatchNorm statistics stay fixed (``cfg.freeze_bn``)."""
+    if cfg.freeze_bn == "auto":
+        return bool(cfg.init_bundle or cfg.init_classifier)
+    return cfg.freeze_bn == "on"
+
+
+def freeze_batchnorm(module: torch.nn.Module) -> int:
+    """Put every BatchNorm layer of ``module`` in eval mode (running statistics used and not
+    updated; weights and biases still train). Returns how many layers."""
+    layers = [m for m in module.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
+    for m in layers:
+        m.eval()
+    return len(layers)
+
+
 def initial_bundle(cfg: TrainConfig, structures: tuple[str, ...]) -> ModelBundle:
     """A fresh bundle for the run (or the one to fine-tune, ``init_bundle``)."""
     if cfg.init_bundle:
@@ -493,6 +509,7 @@ def train(
         if cfg.small_oversample
         else np.zeros(n_lab, bool)
     )
+    bn_frozen = batchnorm_frozen(cfg)
     steps_per_epoch = cfg.steps_per_epoch or max(1, math.ceil(n_lab / cfg.batch_size))
     total = cfg.max_steps or cfg.epochs * steps_per_epoch
     if embeddings is not None and cfg.classifier_warmup and not resume:
@@ -546,6 +563,8 @@ def train(
             lab = epoch_order(split.labeled, small, cfg.small_oversample, rng)
             unl = np.asarray(split.unlabeled)
             bundle.classifier.train()
+            if bn_frozen:
+                freeze_batchnorm(bundle.classifier)
             bundle.sam.train()
             sums: dict[str, float] = {}
             n_steps = 0

@@ -117,6 +117,13 @@ class TrainConfig:
     )
     classifier_size: int = _f(256, "classifier input side in pixels")
     output_stride: int = _f(32, "classifier output stride", choices=(16, 32))
+    freeze_bn: Literal["auto", "on", "off"] = _f(
+        "auto",
+        "keep the classifier's BatchNorm statistics fixed while training (its affine weights "
+        "still learn): with batches of 2 the running statistics swing from step to step and "
+        "the evaluated classifier with them. auto: on when starting from a trained classifier "
+        "(--init-bundle / --init-classifier), off for a fresh one",
+    )
     classifier_warmup: int = _f(
         0,
         "steps that train the classifier alone (classification + CAM alignment) on the cached "

@@ -173,3 +173,25 @@ def test_predictor_writes_what_it_computed_to_a_writable_store(
     emb, cached = Predictor(bundle, embedding_store=other).embedding(image)
     assert not cached
     np.testing.assert_allclose(other.get(image), emb[0].numpy(), atol=1e-6)
+
+
+def test_batchnorm_statistics_stay_fixed_when_frozen() -> None:
+    from adasam.classifier import StructureClassifier
+    from adasam.config import ClassifierConfig
+    from adasam.training.loop import batchnorm_frozen, freeze_batchnorm
+
+    net = StructureClassifier(ClassifierConfig(backbone="resnet10", image_size=64), 2)
+    net.train()
+    assert freeze_batchnorm(net) > 0
+    before = {k: v.clone() for k, v in net.state_dict().items() if "running" in k}
+    net(torch.randn(2, 3, 64, 64) * 5 + 3).sum().backward()
+    after = {k: v for k, v in net.state_dict().items() if "running" in k}
+    assert all(torch.equal(before[k], after[k]) for k in before)
+    assert net.training  # the rest of the network still trains
+    assert any(p.grad is not None for n, p in net.named_parameters() if "bn" in n)
+    cfg = _cfg(Path("d"), Path("o"), Path("c"))
+    assert not batchnorm_frozen(cfg)  # a fresh classifier learns its statistics
+    assert batchnorm_frozen(replace(cfg, init_bundle="b"))
+    assert batchnorm_frozen(replace(cfg, init_classifier="b"))
+    assert not batchnorm_frozen(replace(cfg, init_bundle="b", freeze_bn="off"))
+    assert batchnorm_frozen(replace(cfg, freeze_bn="on"))
