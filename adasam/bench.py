@@ -184,13 +184,15 @@ def models(args: argparse.Namespace) -> dict[str, tuple[ModelBundle, bool]]:
             classifier=ClassifierConfig(backbone="sam-embedding"),
         )
         out["LiteMedSAM (TinyViT, untrained head)"] = (create_bundle(cfg, seed=0), False)
+    args.shipped = set()  # labels of the shipped demo bundles (for --ship)
+    demo_dirs = {p.resolve() for p in DEMO_BUNDLES.values()}
     for key in [] if args.bundles == ["none"] else args.bundles or list(DEMO_BUNDLES):
         path = Path(DEMO_BUNDLES.get(key, key))
         bundle = load_bundle(path)
-        out[f"{bundle.config.name} ({bundle.config.sam.model_type} SAM)"] = (
-            bundle,
-            bundle.config.trained,
-        )
+        label = f"{bundle.config.name} ({bundle.config.sam.model_type} SAM)"
+        out[label] = (bundle, bundle.config.trained)
+        if path.resolve() in demo_dirs:
+            args.shipped.add(label)
     if args.vit_b:
         cfg = BundleConfig(name="vit-b", structures=("a", "b"), sam=SamConfig.public("vit_b"))
         out["ViT-B (untrained, random weights)"] = (
@@ -200,7 +202,11 @@ def models(args: argparse.Namespace) -> dict[str, tuple[ModelBundle, bool]]:
     return out
 
 
-def backends_for(bundle: ModelBundle, wanted: list[str], cache_dir: Path) -> dict[str, Backend]:
+def backends_for(
+    bundle: ModelBundle, wanted: list[str], cache_dir: Path, notes: list[str]
+) -> dict[str, Backend]:
+    """PyTorch and every wanted backend that can run here; why the others did not go to
+    ``notes`` (a backend that fails to build is reported, not left out silently)."""
     from adasam.onnx_backend import available
 
     out: dict[str, Backend] = {"torch": TorchBackend(bundle)}
@@ -209,11 +215,18 @@ def backends_for(bundle: ModelBundle, wanted: list[str], cache_dir: Path) -> dic
             continue
         ok, why = available(name)
         if not ok:
+            notes.append(f"{name} skipped: {why}")
             print(f"  {name}: skipped ({why})", flush=True)
             continue
         start = time.perf_counter()
-        out[name], _ = make_backend(name, bundle, cache_dir=cache_dir)
-        print(f"  {name}: ready in {time.perf_counter() - start:.1f} s", flush=True)
+        try:
+            out[name], _ = make_backend(name, bundle, cache_dir=cache_dir)
+        except Exception as exc:  # reported in the table's notes; the other backends go on
+            notes.append(f"{name} failed to build: {type(exc).__name__}: {exc}")
+            print(f"  {name}: FAILED to build ({exc})", flush=True)
+            continue
+        took = time.perf_counter() - start
+        print(f"  {name}: ready in {took:.1f} s (export/compile, cached)", flush=True)
     return out
 
 
@@ -222,12 +235,12 @@ def bench_model(
 ) -> tuple[list[Row], Stat]:
     """Every backend of one model, the reference forward pass and the accuracy guard."""
     from adasam.export import bundle_hash
-    from adasam.guard import compare, guard_images, write_record
+    from adasam.guard import guard_images, write_record
 
     print(f"benchmarking {label} …", flush=True)
-    structures = list(bundle.config.structures[:2])
     presence = None if trained else PRESENCE_UNTRAINED
-    backends = backends_for(bundle, args.backends, args.cache_dir)
+    failures: list[str] = []
+    backends = backends_for(bundle, args.backends, args.cache_dir, failures)
     reference = Predictor(bundle, cache_size=16)
     images = guard_images(args.guard_per_kind) if len(backends) > 1 else []
     rows: list[Row] = []
@@ -235,27 +248,60 @@ def bench_model(
     results = []
     for name, backend in backends.items():
         p = reference if name == "torch" else Predictor(bundle, cache_size=16, backend=backend)
-        stages, total, click, fixed, notes = bench_predictor(
-            p, image, structures, args.runs, presence
-        )
-        if presence is not None:
-            notes.append("untrained classifier: presence threshold 1e-6 so both are decoded")
-        row = Row(label, name, stages, total, click, fixed)
-        row.notes = notes
-        predict_ms[name] = total.median
-        if name != "torch":
-            result = compare(reference, p, images)
-            results.append(result)
-            row.guard = {
-                k: getattr(result, k)
-                for k in ("mean_iou", "min_iou", "max_score_diff", "presence_agreement", "passed")
-            }
+        try:
+            row, result = _bench_backend(label, name, p, reference, image, images, presence, args)
+        except Exception as exc:
+            if name == "torch":
+                raise  # the reference itself failed: nothing to compare with
+            failures.append(f"{name} failed: {type(exc).__name__}: {exc}")
+            print(f"  {name}: FAILED ({exc})", flush=True)
+            continue
         rows.append(row)
-        print(f"  {name}: predict {total.text()} ms, click {click.text()} ms", flush=True)
+        predict_ms[name] = row.total.median
+        if result is not None:
+            results.append(result)
+        print(f"  {name}: predict {row.total.text()} ms, click {row.click.text()} ms", flush=True)
+    if rows:
+        rows[0].notes += failures
     ref = reference_forward(label, bundle, image, args.runs)
     if results:
-        write_record(args.cache_dir, bundle_hash(bundle), results, predict_ms)
+        digest = bundle_hash(bundle)
+        threads = torch.get_num_threads()
+        write_record(args.cache_dir, digest, results, predict_ms, threads)
+        if getattr(args, "ship", False) and label in args.shipped:
+            path = write_record(args.shipped_dir, digest, results, predict_ms, threads)
+            print(f"  shipped guard record: {path}", flush=True)
     return rows, ref
+
+
+def _bench_backend(
+    label: str,
+    name: str,
+    p: Predictor,
+    reference: Predictor,
+    image: np.ndarray,
+    images: list[np.ndarray],
+    presence: float | None,
+    args: argparse.Namespace,
+) -> tuple[Row, object]:
+    """One model × backend: stages, click, and (exported backends) the accuracy guard."""
+    from adasam.guard import compare
+
+    stages, total, click, fixed, notes = bench_predictor(
+        p, image, list(reference.structures[:2]), args.runs, presence
+    )
+    if presence is not None:
+        notes.append("untrained classifier: presence threshold 1e-6 so both are decoded")
+    row = Row(label, name, stages, total, click, fixed)
+    row.notes = notes
+    if name == "torch":
+        return row, None
+    result = compare(reference, p, images)
+    row.guard = {
+        k: getattr(result, k)
+        for k in ("mean_iou", "min_iou", "max_score_diff", "presence_agreement", "passed")
+    }
+    return row, result
 
 
 def _cell(stat: Stat | None) -> str:
@@ -346,6 +392,8 @@ def main(args: argparse.Namespace) -> int:
     if args.threads:
         torch.set_num_threads(args.threads)
     torch.manual_seed(0)
+    start = time.perf_counter()
+    load_start = _load()
     args.backends = args.backends or list(BACKENDS)
     image = bench_slice(args.size)
     rows: list[Row] = []
@@ -353,12 +401,28 @@ def main(args: argparse.Namespace) -> int:
     for label, (bundle, trained) in models(args).items():
         got, refs[label] = bench_model(label, bundle, trained, image, args)
         rows += got
+        print(format_table(got, {label: refs[label]}, args.size, args.runs), flush=True)
     print(format_table(rows, refs, args.size, args.runs))
+    print(
+        f"load average (1 min) at start {load_start}, at the end {_load()}; "
+        f"wall time so far {time.perf_counter() - start:.0f} s",
+        flush=True,
+    )
     if args.memory:
         for backend in ("torch", "auto"):
-            mem = peak_memory(backend, args.cache_dir, args.cache_bytes)
+            try:
+                mem = peak_memory(backend, args.cache_dir, args.cache_bytes)
+            except RuntimeError as exc:
+                print(f"peak resident memory, backend {backend}: {exc}", flush=True)
+                return 1
             print(
                 f"peak resident memory, both demo bundles + 16-slice caches, backend {backend}: "
-                f"{mem['peak_mb']:.0f} MiB {mem['models']}"
+                f"{mem['peak_mb']:.0f} MiB {mem['models']}",
+                flush=True,
             )
+    print(f"bench wall time {time.perf_counter() - start:.0f} s")
     return 0
+
+
+def _load() -> str:
+    return f"{os.getloadavg()[0]:.1f}" if hasattr(os, "getloadavg") else "n/a"

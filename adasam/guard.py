@@ -9,6 +9,10 @@ matched score is within :data:`MAX_SCORE_DIFF`, and it finds exactly the same st
 
 Results are kept per bundle hash and machine in ``CACHE/guard/<hash>.json`` with the measured
 latencies; :func:`choose` picks the fastest passing backend from them (``ADASAM_BACKEND=auto``).
+Records of the shipped demo bundles measured on the project's reference machine are shipped in
+``assets/guard/`` (:data:`SHIPPED_DIR`, written by ``python -m adasam bench --ship``); a record
+of this machine in the cache directory comes first, and a record of another machine (CPU model,
+cores) or of other weights or library versions (the hash covers both) is never used.
 """
 
 from __future__ import annotations
@@ -33,6 +37,8 @@ MIN_IOU = 0.97
 MAX_SCORE_DIFF = 0.02
 DICOM_EXAMPLES = ("CT_small.dcm", "MR_small.dcm")
 PHANTOM_WINDOWS = {"thigh-mri": "auto", "liver-ct": "ct-abdomen"}
+SHIPPED_DIR = ASSETS_DIR / "guard"
+"""Accuracy-guard records shipped with the demo bundles (see the module doc)."""
 
 
 def phantom_images(seed: int, per_kind: int, size: int = 256) -> Iterator[np.ndarray]:
@@ -162,14 +168,21 @@ def record_path(cache_dir: Path, digest: str) -> Path:
 
 
 def write_record(
-    cache_dir: Path, digest: str, results: Sequence[GuardResult], predict_ms: dict[str, float]
+    cache_dir: Path,
+    digest: str,
+    results: Sequence[GuardResult],
+    predict_ms: dict[str, float],
+    threads: int | None = None,
 ) -> Path:
-    """Keep the guard results and the predict latencies (ms, same run) of a bundle."""
+    """Keep the guard results and the predict latencies (ms, same run, ``threads`` intra-op
+    threads) of a bundle."""
     path = record_path(cache_dir, digest)
     path.parent.mkdir(parents=True, exist_ok=True)
     data = {
         "hash": digest,
         "machine": machine(),
+        "threads": threads,
+        "measured": time.strftime("%Y-%m-%d", time.gmtime()),
         "guard": {"seed": GUARD_SEED, "min_iou": MIN_IOU, "max_score_diff": MAX_SCORE_DIFF},
         "backends": {
             r.backend: {**asdict(r), "predict_ms": predict_ms.get(r.backend)} for r in results
@@ -182,17 +195,40 @@ def write_record(
     return path
 
 
-def choose(cache_dir: Path, digest: str) -> tuple[str, str]:
-    """The default backend for a bundle on this machine and the reason, from its record."""
-    path = record_path(cache_dir, digest)
-    if not path.is_file():
-        return "torch", (
-            "no accuracy-guard record for this model on this machine yet "
-            "(python -m adasam bench --bundle DIR writes one)"
+def find_record(
+    cache_dir: Path, digest: str, shipped_dir: Path | None = SHIPPED_DIR
+) -> tuple[dict | None, str]:
+    """This machine's guard record of a bundle (the cache's first, then the shipped one) and
+    where it came from; ``(None, why)`` when there is none."""
+    here = machine()
+    other = False
+    places = [(cache_dir, "measured here")]
+    if shipped_dir is not None:
+        places.append((shipped_dir, "shipped record"))
+    for directory, origin in places:
+        path = record_path(directory, digest)
+        if not path.is_file():
+            continue
+        data = json.loads(path.read_text())
+        if data.get("hash") == digest and data.get("machine") == here:
+            return data, f"{origin}, {data.get('measured', 'undated')}"
+        other = True
+    if other:
+        return None, (
+            "the accuracy-guard record of this model was measured on another machine "
+            "(python -m adasam bench --bundle DIR measures this one)"
         )
-    data = json.loads(path.read_text())
-    if data.get("machine") != machine():
-        return "torch", "the accuracy-guard record was measured on another machine"
+    return None, (
+        "no accuracy-guard record for this model on this machine yet "
+        "(python -m adasam bench --bundle DIR writes one)"
+    )
+
+
+def choose(cache_dir: Path, digest: str, shipped_dir: Path | None = SHIPPED_DIR) -> tuple[str, str]:
+    """The default backend for a bundle on this machine and the reason, from its record."""
+    data, origin = find_record(cache_dir, digest, shipped_dir)
+    if data is None:
+        return "torch", origin
     torch_ms = data.get("torch_predict_ms")
     passing = [
         (float(r["predict_ms"]), name)
@@ -200,13 +236,15 @@ def choose(cache_dir: Path, digest: str) -> tuple[str, str]:
         if r["passed"] and r.get("predict_ms") is not None
     ]
     if not passing or torch_ms is None:
-        return "torch", "no exported backend passed the accuracy guard"
+        return "torch", f"no exported backend passed the accuracy guard ({origin})"
     ms, name = min(passing)
     if ms >= torch_ms:
-        return "torch", f"no backend that passed the guard beat PyTorch ({torch_ms:.0f} ms)"
+        return "torch", (
+            f"no backend that passed the guard beat PyTorch ({torch_ms:.0f} ms; {origin})"
+        )
     r = data["backends"][name]
     return name, (
         f"fastest backend passing the accuracy guard: predict {ms:.0f} ms vs PyTorch "
         f"{torch_ms:.0f} ms; mean IoU {r['mean_iou']:.3f}, max score diff "
-        f"{r['max_score_diff']:.3f} on {r['images']} held-out slices"
+        f"{r['max_score_diff']:.3f} on {r['images']} held-out slices ({origin})"
     )

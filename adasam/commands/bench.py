@@ -32,13 +32,21 @@ def add_arguments(b: argparse.ArgumentParser) -> None:
         "--guard-per-kind", type=int, default=3, help="held-out phantoms per kind in the guard"
     )
     b.add_argument("--memory", action="store_true", help="peak memory with both demo bundles")
+    b.add_argument(
+        "--ship",
+        action="store_true",
+        help="also write the demo bundles' accuracy-guard records to assets/guard/ (shipped, "
+        "read by ADASAM_BACKEND=auto on a machine like this one)",
+    )
 
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
     from adasam import bench
+    from adasam.guard import SHIPPED_DIR
 
     if args.runs < 1 or args.guard_per_kind < 1 or args.size < 32:
         raise ValueError("--runs and --guard-per-kind must be ≥ 1 and --size ≥ 32")
     args.cache_dir = settings.cache_dir or settings.data_dir / "cache"
     args.cache_bytes = settings.embed_cache_bytes
+    args.shipped_dir = SHIPPED_DIR
     return bench.main(args)
