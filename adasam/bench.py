@@ -267,9 +267,10 @@ def bench_model(
     if results:
         digest = bundle_hash(bundle)
         threads = torch.get_num_threads()
-        write_record(args.cache_dir, digest, results, predict_ms, threads)
+        model = f"{bundle.config.name} v{bundle.version}"
+        write_record(args.cache_dir, digest, results, predict_ms, threads, model)
         if getattr(args, "ship", False) and label in args.shipped:
-            path = write_record(args.shipped_dir, digest, results, predict_ms, threads)
+            path = write_record(args.shipped_dir, digest, results, predict_ms, threads, model)
             print(f"  shipped guard record: {path}", flush=True)
     return rows, ref
 

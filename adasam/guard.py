@@ -173,13 +173,15 @@ def write_record(
     results: Sequence[GuardResult],
     predict_ms: dict[str, float],
     threads: int | None = None,
+    model: str = "",
 ) -> Path:
     """Keep the guard results and the predict latencies (ms, same run, ``threads`` intra-op
-    threads) of a bundle."""
+    threads) of a bundle (``model``: its name and version, for people reading the record)."""
     path = record_path(cache_dir, digest)
     path.parent.mkdir(parents=True, exist_ok=True)
     data = {
         "hash": digest,
+        "model": model,
         "machine": machine(),
         "threads": threads,
         "measured": time.strftime("%Y-%m-%d", time.gmtime()),
@@ -248,3 +250,28 @@ def choose(cache_dir: Path, digest: str, shipped_dir: Path | None = SHIPPED_DIR)
         f"{torch_ms:.0f} ms; mean IoU {r['mean_iou']:.3f}, max score diff "
         f"{r['max_score_diff']:.3f} on {r['images']} held-out slices ({origin})"
     )
+
+
+def summary(cache_dir: Path, shipped_dir: Path | None = SHIPPED_DIR) -> list[str]:
+    """One line per accuracy-guard record of this machine (the cache's, then the shipped
+    ones): the model, the backend ``auto`` would take and why. Read at start-up, before any
+    model is loaded; the hash is checked when a model loads (a retrained model gets PyTorch
+    until it is benched)."""
+    lines: list[str] = []
+    seen: set[str] = set()
+    for directory in (cache_dir, shipped_dir):
+        if directory is None or not (Path(directory) / "guard").is_dir():
+            continue
+        for path in sorted((Path(directory) / "guard").glob("*.json")):
+            try:
+                data = json.loads(path.read_text())
+                digest = str(data["hash"])
+            except (OSError, ValueError, KeyError, TypeError):
+                lines.append(f"unreadable accuracy-guard record {path.name}: ignored")
+                continue
+            if digest in seen or data.get("machine") != machine():
+                continue
+            seen.add(digest)
+            name, reason = choose(cache_dir, digest, shipped_dir)
+            lines.append(f"{data.get('model') or digest[:12]}: {name} ({reason})")
+    return lines
