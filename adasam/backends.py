@@ -19,6 +19,7 @@ by name.
 from __future__ import annotations
 
 import contextlib
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Literal, Protocol
@@ -146,6 +147,28 @@ def make_backend(
     return build_exported(bundle, name, cache_dir, device, threads), reason
 
 
+def startup_report(name: str, cache_dir: Path, device: str = "cpu") -> list[str]:
+    """Lines for the start-up log: the backend setting and, for ``auto`` on the CPU, what
+    each model with an accuracy-guard record of this machine will get and why (read from the
+    records; nothing is loaded). The choice is made again, hash checked, when a model loads."""
+    head = f"encoder backend: ADASAM_BACKEND={name}"
+    if name != "auto":
+        return [f"{head} (set explicitly; every model uses it)"]
+    if torch.device(device).type != "cpu":
+        return [f"{head}: PyTorch on {device} (the exported graphs are CPU graphs)"]
+    from adasam.guard import summary
+
+    lines = summary(cache_dir)
+    if not lines:
+        return [
+            f"{head}: no accuracy-guard record for this machine, so PyTorch for every model "
+            "(python -m adasam bench --bundle DIR measures one)"
+        ]
+    return [f"{head}: the fastest backend that passed the accuracy guard here, per model:"] + [
+        f"  {line}" for line in lines
+    ]
+
+
 def backend_factory(
     name: str, cache_dir: Path, device: str, report: Callable[[str], None] = print
 ) -> Callable[[ModelBundle], Backend]:
@@ -153,8 +176,14 @@ def backend_factory(
     the choice and its reason (printed at start-up / model load)."""
 
     def build(bundle: ModelBundle) -> Backend:
+        start = time.perf_counter()
         backend, reason = make_backend(name, bundle, cache_dir=cache_dir, device=device)
-        report(f"model {bundle.config.name} v{bundle.version}: backend {backend.name} ({reason})")
+        took = time.perf_counter() - start
+        ready = f"; built in {took:.0f} s (graphs exported once, then cached)" if took > 10 else ""
+        report(
+            f"model {bundle.config.name} v{bundle.version}: backend {backend.name} "
+            f"({reason}){ready}"
+        )
         return backend
 
     return build

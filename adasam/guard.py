@@ -10,7 +10,7 @@ matched score is within :data:`MAX_SCORE_DIFF`, and it finds exactly the same st
 Results are kept per bundle hash and machine in ``CACHE/guard/<hash>.json`` with the measured
 latencies; :func:`choose` picks the fastest passing backend from them (``ADASAM_BACKEND=auto``).
 Records of the shipped demo bundles measured on the project's reference machine are shipped in
-``assets/guard/`` (:data:`SHIPPED_DIR`, written by ``python -m adasam bench --ship``); a record
+``assets/guard/`` (:data:`SHIPPED_ROOT`, written by ``python -m adasam bench --ship``); a record
 of this machine in the cache directory comes first, and a record of another machine (CPU model,
 cores) or of other weights or library versions (the hash covers both) is never used.
 """
@@ -37,8 +37,8 @@ MIN_IOU = 0.97
 MAX_SCORE_DIFF = 0.02
 DICOM_EXAMPLES = ("CT_small.dcm", "MR_small.dcm")
 PHANTOM_WINDOWS = {"thigh-mri": "auto", "liver-ct": "ct-abdomen"}
-SHIPPED_DIR = ASSETS_DIR / "guard"
-"""Accuracy-guard records shipped with the demo bundles (see the module doc)."""
+SHIPPED_ROOT = ASSETS_DIR
+"""Where the shipped accuracy-guard records are: ``SHIPPED_ROOT/guard/<hash>.json``."""
 
 
 def phantom_images(seed: int, per_kind: int, size: int = 256) -> Iterator[np.ndarray]:
@@ -198,7 +198,7 @@ def write_record(
 
 
 def find_record(
-    cache_dir: Path, digest: str, shipped_dir: Path | None = SHIPPED_DIR
+    cache_dir: Path, digest: str, shipped_dir: Path | None = SHIPPED_ROOT
 ) -> tuple[dict | None, str]:
     """This machine's guard record of a bundle (the cache's first, then the shipped one) and
     where it came from; ``(None, why)`` when there is none."""
@@ -226,7 +226,9 @@ def find_record(
     )
 
 
-def choose(cache_dir: Path, digest: str, shipped_dir: Path | None = SHIPPED_DIR) -> tuple[str, str]:
+def choose(
+    cache_dir: Path, digest: str, shipped_dir: Path | None = SHIPPED_ROOT
+) -> tuple[str, str]:
     """The default backend for a bundle on this machine and the reason, from its record."""
     data, origin = find_record(cache_dir, digest, shipped_dir)
     if data is None:
@@ -252,7 +254,7 @@ def choose(cache_dir: Path, digest: str, shipped_dir: Path | None = SHIPPED_DIR)
     )
 
 
-def summary(cache_dir: Path, shipped_dir: Path | None = SHIPPED_DIR) -> list[str]:
+def summary(cache_dir: Path, shipped_dir: Path | None = SHIPPED_ROOT) -> list[str]:
     """One line per accuracy-guard record of this machine (the cache's, then the shipped
     ones): the model, the backend ``auto`` would take and why. Read at start-up, before any
     model is loaded; the hash is checked when a model loads (a retrained model gets PyTorch

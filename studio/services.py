@@ -11,7 +11,7 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from adasam.backends import backend_factory
+from adasam.backends import backend_factory, startup_report
 from adasam.settings import ASSETS_DIR, DEMO_BUNDLES, Settings, resolve_device
 from storage import Store, open_store, stats
 from studio.auxol_view import OnlineSpecialists
@@ -83,7 +83,8 @@ def build_services(
     bundles, default_key = bundle_dirs(settings)
     device = resolve_device(settings.device)
     cache_dir = settings.cache_dir or settings.data_dir / "cache"
-    log.info("encoder backend: ADASAM_BACKEND=%s (chosen per model on load)", settings.backend)
+    for line in startup_report(settings.backend, cache_dir, device):
+        log.info("%s", line)
     catalog = ModelCatalog(
         bundles,
         default_key=default_key,

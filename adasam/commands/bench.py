@@ -42,11 +42,11 @@ def add_arguments(b: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
     from adasam import bench
-    from adasam.guard import SHIPPED_DIR
+    from adasam.guard import SHIPPED_ROOT
 
     if args.runs < 1 or args.guard_per_kind < 1 or args.size < 32:
         raise ValueError("--runs and --guard-per-kind must be ≥ 1 and --size ≥ 32")
     args.cache_dir = settings.cache_dir or settings.data_dir / "cache"
     args.cache_bytes = settings.embed_cache_bytes
-    args.shipped_dir = SHIPPED_DIR
+    args.shipped_dir = SHIPPED_ROOT
     return bench.main(args)

@@ -1,0 +1,82 @@
+"""ADASAM_BACKEND=auto from accuracy-guard records written by hand (no bench runs here): the
+fastest passing backend of this machine, the cache's record before the shipped one, PyTorch
+without a usable record; the start-up report."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from adasam import guard
+from adasam.backends import TorchBackend, make_backend, startup_report
+from adasam.bundle import create_bundle
+from tests.conftest import tiny_config
+
+DIGEST = "ab" * 32
+
+
+def _result(name: str, passed: bool, mean_iou: float = 0.99) -> guard.GuardResult:
+    return guard.GuardResult(name, 8, 40, mean_iou, 0.9, 0.01, 1.0, passed)
+
+
+def _write(directory: Path, predict_ms: dict[str, float], failing: tuple[str, ...] = ()) -> Path:
+    results = [_result(n, n not in failing) for n in predict_ms if n != "torch"]
+    return guard.write_record(directory, DIGEST, results, predict_ms, 2, "demo v0")
+
+
+def test_auto_takes_the_fastest_passing_backend_of_a_shipped_record(tmp_path) -> None:
+    cache, shipped = tmp_path / "cache", tmp_path / "shipped"
+    ms = {
+        "torch": 1900.0,
+        "onnxruntime-fp32": 900.0,
+        "openvino-int8": 300.0,
+        "openvino-bf16": 450.0,
+    }
+    _write(shipped, ms, failing=("openvino-int8",))  # the fastest failed the guard
+    name, reason = guard.choose(cache, DIGEST, shipped)
+    assert name == "openvino-bf16"
+    assert "450 ms vs PyTorch 1900 ms" in reason and "shipped record" in reason
+
+
+def test_this_machines_cache_record_comes_before_the_shipped_one(tmp_path) -> None:
+    cache, shipped = tmp_path / "cache", tmp_path / "shipped"
+    _write(shipped, {"torch": 1900.0, "openvino-bf16": 450.0})
+    _write(cache, {"torch": 1900.0, "onnxruntime-fp32": 800.0})
+    name, reason = guard.choose(cache, DIGEST, shipped)
+    assert name == "onnxruntime-fp32" and "measured here" in reason
+
+
+def test_no_usable_record_means_pytorch_with_the_reason(tmp_path) -> None:
+    cache, shipped = tmp_path / "cache", tmp_path / "shipped"
+    assert guard.choose(cache, DIGEST, shipped) == (
+        "torch",
+        guard.find_record(cache, DIGEST, shipped)[1],
+    )
+    assert "no accuracy-guard record" in guard.choose(cache, DIGEST, shipped)[1]
+    path = _write(shipped, {"torch": 1900.0, "openvino-bf16": 450.0})
+    data = json.loads(path.read_text())
+    data["machine"] = {"cpu": "some other CPU", "cores": 64}
+    path.write_text(json.dumps(data))
+    name, reason = guard.choose(cache, DIGEST, shipped)
+    assert name == "torch" and "another machine" in reason
+    _write(shipped, {"torch": 500.0, "openvino-bf16": 600.0})  # passes, but slower
+    name, reason = guard.choose(cache, DIGEST, shipped)
+    assert name == "torch" and "beat PyTorch" in reason
+    _write(shipped, {"torch": 1900.0, "openvino-bf16": 450.0}, failing=("openvino-bf16",))
+    assert guard.choose(cache, DIGEST, shipped)[0] == "torch"
+
+
+def test_make_backend_auto_without_a_record_is_pytorch(tmp_path) -> None:
+    bundle = create_bundle(tiny_config(), seed=0)  # its hash has no record anywhere
+    backend, reason = make_backend("auto", bundle, cache_dir=tmp_path)
+    assert isinstance(backend, TorchBackend) and "no accuracy-guard record" in reason
+
+
+def test_startup_report_names_each_recorded_model_and_its_backend(tmp_path) -> None:
+    assert "set explicitly" in startup_report("torch", tmp_path)[0]
+    assert "PyTorch on cuda" in startup_report("auto", tmp_path, "cuda")[0]
+    _write(tmp_path, {"torch": 1900.0, "openvino-bf16": 450.0})
+    lines = guard.summary(tmp_path, tmp_path / "none")
+    assert len(lines) == 1 and lines[0].startswith("demo v0: openvino-bf16 (fastest")
+    report = startup_report("auto", tmp_path)
+    assert "per model" in report[0] and any("demo v0: openvino-bf16" in x for x in report)
