@@ -70,6 +70,7 @@ class Row:
     fixed_box_decode: Stat | None = None
     guard: dict[str, object] | None = None
     notes: list[str] = field(default_factory=list)
+    structures: int = 2
 
 
 def timed(fn: Callable[[], object], runs: int) -> Stat:
@@ -83,11 +84,17 @@ def timed(fn: Callable[[], object], runs: int) -> Stat:
 
 
 def bench_slice(size: int = 512, kind: str = "thigh-mri", seed: int = 0) -> np.ndarray:
-    """A ``size``² phantom display slice (uint8 RGB) with several structures."""
+    """A ``size``² phantom display slice (uint8 RGB) of ``kind`` with several structures."""
     from adasam.guard import phantom_images
 
-    del kind  # phantom_images walks every kind; the first image is a thigh slice
-    return next(iter(phantom_images(seed, 1, size)))
+    return next(iter(phantom_images(seed, 1, size, kinds=(kind,))))
+
+
+def slice_kind(bundle: ModelBundle) -> str:
+    """The phantom kind a bundle was made for (by its name), thigh MRI otherwise."""
+    from adasam.guard import PHANTOM_WINDOWS
+
+    return next((k for k in PHANTOM_WINDOWS if k in bundle.config.name), "thigh-mri")
 
 
 def fixed_boxes(hw: tuple[int, int], n: int) -> np.ndarray:
@@ -288,12 +295,11 @@ def _bench_backend(
     """One model × backend: stages, click, and (exported backends) the accuracy guard."""
     from adasam.guard import compare
 
-    stages, total, click, fixed, notes = bench_predictor(
-        p, image, list(reference.structures[:2]), args.runs, presence
-    )
+    structures = list(reference.structures[:2])
+    stages, total, click, fixed, notes = bench_predictor(p, image, structures, args.runs, presence)
     if presence is not None:
         notes.append("untrained classifier: presence threshold 1e-6 so both are decoded")
-    row = Row(label, name, stages, total, click, fixed)
+    row = Row(label, name, stages, total, click, fixed, structures=len(structures))
     row.notes = notes
     if name == "torch":
         return row, None
@@ -315,8 +321,8 @@ def format_table(rows: list[Row], refs: dict[str, Stat], size: int, runs: int) -
         f"slice {size}×{size}, two structures; CPU, {cores} cores, {torch.get_num_threads()} "
         f"threads; median (min–max) of {runs} runs, ms",
         "",
-        "| model | backend | classify | cam | prompts | encode | decode | **predict (new slice)** "
-        "| ×eager | ×reference | click | guard (mean IoU / max Δscore) |",
+        "| model, structures | backend | classify | cam | prompts | encode | decode "
+        "| **predict (new slice)** | ×eager | ×reference | click | guard (mean IoU / max Δscore) |",
         "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     eager = {r.model: r.total.median for r in rows if r.backend == "torch"}
@@ -330,7 +336,8 @@ def format_table(rows: list[Row], refs: dict[str, Stat], size: int, runs: int) -
             verdict = "pass" if r.guard["passed"] else "FAIL"
             guard = f"{r.guard['mean_iou']:.3f} / {r.guard['max_score_diff']:.3f} {verdict}"
         lines.append(
-            f"| {r.model} | {r.backend} | {_cell(st['classify'])} | {_cell(st['cam'])} "
+            f"| {r.model}, {r.structures} | {r.backend} | {_cell(st['classify'])} "
+            f"| {_cell(st['cam'])} "
             f"| {_cell(st['prompts'])} | {_cell(st['encode'])} | {decode} | **{r.total.text()}** "
             f"| {eager[r.model] / r.total.median:.2f} "
             f"| {refs[r.model].median / r.total.median:.2f} "
@@ -396,10 +403,10 @@ def main(args: argparse.Namespace) -> int:
     start = time.perf_counter()
     load_start = _load()
     args.backends = args.backends or list(BACKENDS)
-    image = bench_slice(args.size)
     rows: list[Row] = []
     refs: dict[str, Stat] = {}
     for label, (bundle, trained) in models(args).items():
+        image = bench_slice(args.size, slice_kind(bundle))
         got, refs[label] = bench_model(label, bundle, trained, image, args)
         rows += got
         print(format_table(got, {label: refs[label]}, args.size, args.runs), flush=True)

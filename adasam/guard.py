@@ -41,13 +41,16 @@ SHIPPED_ROOT = ASSETS_DIR
 """Where the shipped accuracy-guard records are: ``SHIPPED_ROOT/guard/<hash>.json``."""
 
 
-def phantom_images(seed: int, per_kind: int, size: int = 256) -> Iterator[np.ndarray]:
-    """uint8 ``(size, size, 3)`` display images of phantom slices of every kind, windowed by
-    the studio's own loader (:func:`adasam.imaging.load_slice`)."""
+def phantom_images(
+    seed: int, per_kind: int, size: int = 256, kinds: Sequence[str] = tuple(PHANTOM_WINDOWS)
+) -> Iterator[np.ndarray]:
+    """uint8 ``(size, size, 3)`` display images of phantom slices of each of ``kinds`` (default
+    every kind), windowed by the studio's own loader (:func:`adasam.imaging.load_slice`)."""
     from adasam.imaging import load_slice
     from adasam.phantoms import generate
 
-    for kind, window in PHANTOM_WINDOWS.items():
+    for kind in kinds:
+        window = PHANTOM_WINDOWS[kind]
         for case in generate(kind, per_kind, seed, size):
             buf = io.BytesIO()
             np.save(buf, case.image.astype(np.float32))

@@ -38,7 +38,7 @@ def test_found_structures_are_decoded_in_the_predict() -> None:
 def test_bench_main_prints_every_backend_with_ratios(monkeypatch, capsys, tmp_path) -> None:
     bundle = create_bundle(tiny_config(), seed=0)
     monkeypatch.setattr(bench, "models", lambda args: {"tiny": (bundle, False)})
-    monkeypatch.setattr(bench, "bench_slice", lambda size: _image())
+    monkeypatch.setattr(bench, "bench_slice", lambda size, kind: _image())
     monkeypatch.setattr("adasam.guard.guard_images", lambda n: [_image()])
     args = argparse.Namespace(
         runs=1,
@@ -52,6 +52,6 @@ def test_bench_main_prints_every_backend_with_ratios(monkeypatch, capsys, tmp_pa
     )
     assert bench.main(args) == 0
     out = capsys.readouterr().out
-    assert "| tiny | torch |" in out and "| tiny | onnxruntime-fp32 |" in out
+    assert "| tiny, 2 | torch |" in out and "| tiny, 2 | onnxruntime-fp32 |" in out
     assert "pass" in out and "SamPredictor" in out and "×eager" in out
     assert list((tmp_path / "guard").glob("*.json"))  # the record auto reads
