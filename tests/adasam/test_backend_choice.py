@@ -1,6 +1,6 @@
 """ADASAM_BACKEND=auto from accuracy-guard records written by hand (no bench runs here): the
 fastest passing backend of this machine, the cache's record before the shipped one, PyTorch
-without a usable record; the start-up report."""
+without a usable record; the start-up report; the shipped records are well formed."""
 
 from __future__ import annotations
 
@@ -8,8 +8,9 @@ import json
 from pathlib import Path
 
 from adasam import guard
-from adasam.backends import TorchBackend, make_backend, startup_report
-from adasam.bundle import create_bundle
+from adasam.backends import BACKENDS, TorchBackend, make_backend, startup_report
+from adasam.bundle import create_bundle, read_config
+from adasam.settings import DEMO_BUNDLES
 from tests.conftest import tiny_config
 
 DIGEST = "ab" * 32
@@ -80,3 +81,16 @@ def test_startup_report_names_each_recorded_model_and_its_backend(tmp_path) -> N
     assert len(lines) == 1 and lines[0].startswith("demo v0: openvino-bf16 (fastest")
     report = startup_report("auto", tmp_path)
     assert "per model" in report[0] and any("demo v0: openvino-bf16" in x for x in report)
+
+
+def test_shipped_guard_records_are_well_formed_and_name_a_shipped_bundle() -> None:
+    names = {f"{read_config(p).name} v{read_config(p).version}" for p in DEMO_BUNDLES.values()}
+    records = sorted((guard.SHIPPED_ROOT / "guard").glob("*.json"))
+    assert records  # python -m adasam bench --ship writes them
+    for path in records:
+        data = json.loads(path.read_text())
+        assert path.name == f"{data['hash'][:20]}.json"
+        assert data["model"] in names and data["torch_predict_ms"] > 0
+        assert set(data["machine"]) == {"cpu", "cores"} and data["threads"] >= 1
+        for name, r in data["backends"].items():
+            assert name in BACKENDS and isinstance(r["passed"], bool) and r["predict_ms"] > 0

@@ -55,3 +55,8 @@ def test_bench_main_prints_every_backend_with_ratios(monkeypatch, capsys, tmp_pa
     assert "| tiny, 2 | torch |" in out and "| tiny, 2 | onnxruntime-fp32 |" in out
     assert "pass" in out and "SamPredictor" in out and "×eager" in out
     assert list((tmp_path / "guard").glob("*.json"))  # the record auto reads
+
+
+def test_sub_millisecond_stages_are_not_printed_as_zero() -> None:
+    assert bench.Stat(0.2, 0.1, 0.6).text() == "<1 (<1–1)"
+    assert bench.Stat(12.4, 11.6, 30.0).text() == "12 (12–30)"
