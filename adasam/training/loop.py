@@ -834,7 +834,8 @@ def _calibrate_saved(
     """Pick the best bundle's presence and CAM thresholds on the validation slices."""
     best = load_bundle(out, device)
     result = calibrate(best, data, idx, device, embedding_store=store)
-    save_bundle(ModelBundle(apply_calibration(best.config, result), best.classifier, best.sam), out)
+    calibrated = apply_calibration(best.config, result)
+    save_bundle(ModelBundle(calibrated, best.classifier, best.sam, best.domain), out)
     if progress:
         print(
             f"calibrated on {result.n_slices} validation slices: presence threshold "
