@@ -314,8 +314,8 @@ class DomainSettings:
     in-domain Mahalanobis distance (``domain.safetensors`` holds the Gaussian), calibrated on
     ``n_val`` validation slices after fitting on ``n_fit``; ``features``: what the Gaussian
     models: ``"sam-embedding"`` the SAM image embedding averaged over the image (channel means,
-    the default for new bundles: it separates other kinds of image far better) or
-    ``"classifier"`` the classifier's pooled features (what its linear head reads; older bundles).
+    it separates other kinds of image far better but is sensitive to the slice's resolution) or
+    ``"classifier"`` the classifier's pooled features (what its linear head reads; the default).
     """
 
     description: str

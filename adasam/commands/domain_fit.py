@@ -1,10 +1,10 @@
 """Refit a bundle's out-of-domain check on its own training slices.
 
-Bundles trained before the embedding-based check (``domain.features = "classifier"``) keep
-working; this command gives them the better one without retraining: it reads the bundle's
-training split (``training/split.json``), fits the Gaussian on the training slices' features and
-calibrates the threshold on the validation slices, then rewrites the bundle in place (or to
-``--out``). Only the domain model and ``config.domain`` change.
+Reads the bundle's training split (``training/split.json``), fits the Gaussian on the training
+slices' features of the chosen kind (``--features``: the classifier's pooled features, the
+default, or the SAM embedding's channel means; see :mod:`adasam.domain` for what each is good
+and bad at) and calibrates the threshold on the validation slices, then rewrites the bundle in
+place (or to ``--out``). Only the domain model and ``config.domain`` change, so no retraining.
 """
 
 from __future__ import annotations
@@ -28,8 +28,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--features",
         choices=DOMAIN_FEATURES,
-        default="sam-embedding",
-        help="what the Gaussian models (default: the SAM image embedding's channel means)",
+        default="classifier",
+        help="what the Gaussian models (default: the classifier's pooled features)",
     )
     parser.add_argument(
         "--split",

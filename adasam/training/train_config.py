@@ -142,10 +142,11 @@ class TrainConfig:
         "what the training slices are, shown to users beside every answer (default: from the "
         "dataset; phantoms say 'synthetic ... phantoms only')",
     )
-    domain_features: Literal["sam-embedding", "classifier"] = _f(
-        "sam-embedding",
-        "what the out-of-domain Gaussian models: the SAM image embedding's channel means "
-        "(separates other kinds of image far better) or the classifier's pooled features",
+    domain_features: Literal["classifier", "sam-embedding"] = _f(
+        "classifier",
+        "what the out-of-domain Gaussian models: the classifier's pooled features (robust to "
+        "the slice's resolution) or the SAM image embedding's channel means (separates other "
+        "kinds of image far better, but rejects the same anatomy at another resolution)",
     )
     init_classifier: str | None = _f(
         None,

