@@ -32,6 +32,7 @@ RUN pip install -r requirements.txt authlib==1.9.9 itsdangerous==2.2.0
 COPY --chown=user:user app.py ./
 COPY --chown=user:user adasam ./adasam
 COPY --chown=user:user storage ./storage
+COPY --chown=user:user learning ./learning
 COPY --chown=user:user studio ./studio
 COPY --chown=user:user assets ./assets
 USER user

@@ -19,6 +19,10 @@ Everything else receives these values as arguments. Variables:
   ``hf:<provider>`` for Hugging Face inference providers, and the model name.
 - ``ADASAM_LLM_TOKEN`` (else ``HF_TOKEN``): its API token. ``ADASAM_LLM_TIMEOUT``: seconds to
   wait for one answer (default 60).
+- ``ADASAM_MODEL_REPO``: where fine-tuned model versions are published and pulled from
+  (:mod:`storage.model_hub`): a Hugging Face Hub model repository id ``owner/name``, or a folder
+  (absolute path or ``file:`` prefix) standing in for it. Unset: none. ``HF_TOKEN``: the Hub
+  token for it (write access for the job, read for a private repository).
 """
 
 from __future__ import annotations
@@ -84,6 +88,8 @@ class Settings:
     embed_cache_mb: int = 256
     backend: str = "auto"
     cache_dir: Path | None = None
+    model_repo: str = ""
+    hub_token: str = field(default="", repr=False)
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> Settings:
@@ -104,6 +110,8 @@ class Settings:
             embed_cache_mb=positive_int(env, "ADASAM_EMBED_CACHE_MB", 256),
             backend=env.get("ADASAM_BACKEND") or "auto",
             cache_dir=Path(env.get("ADASAM_CACHE_DIR") or data_dir / "cache").expanduser(),
+            model_repo=model_repo(env.get("ADASAM_MODEL_REPO", "")),
+            hub_token=env.get("HF_TOKEN", "").strip(),
         )
 
     @property
@@ -130,6 +138,19 @@ class Settings:
             token=self.llm_token,
             timeout_s=self.llm_timeout_s,
         )
+
+
+def model_repo(raw: str) -> str:
+    """``ADASAM_MODEL_REPO`` checked: empty, a folder (``/``, ``./``, ``../``, ``~`` or
+    ``file:``) or a Hub repository id ``owner/name``."""
+    value = raw.strip()
+    folder = value.startswith(("/", "./", "../", "~", "file:"))
+    if value and not folder and (value.count("/") != 1 or " " in value):
+        raise ConfigError(
+            f"ADASAM_MODEL_REPO={value!r}: give a Hub model repository id owner/name or a "
+            "folder path (absolute, or with a file: prefix)"
+        )
+    return value
 
 
 def resolve_device(name: str) -> str:

@@ -4,7 +4,12 @@
 starts a job when ``--every-corrections`` new corrections exist, or every ``--every-minutes``
 when at least one does. One job at a time, across processes and machines sharing the database:
 a second job refuses and names the holder; a holder that died is taken over once its
-heartbeat is older than ``--stale-minutes``.
+heartbeat is older than ``--stale-minutes``. SIGTERM (a Space or container stopping) and
+Ctrl-C stop ``--watch`` cleanly: a job in progress is marked failed and registers nothing.
+
+``--push-to`` (default ``ADASAM_MODEL_REPO``) publishes the versions to a Hugging Face Hub
+model repository, or a folder standing in for it, after every job; a studio elsewhere pulls
+the newly activated one (:mod:`storage.model_hub`, :mod:`studio.model_pull`).
 """
 
 from __future__ import annotations
@@ -75,6 +80,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "--bundle", help="root bundle when no version is active (default: ADASAM_BUNDLE)"
     )
     p.add_argument("--seed", type=int, default=0, help="replay sample and batches")
+    p.add_argument(
+        "--push-to",
+        help="publish versions to this Hub model repo (owner/name) or folder after each job "
+        "(default: ADASAM_MODEL_REPO; 'none': do not)",
+    )
     p.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
@@ -124,11 +134,44 @@ def _setup_log(settings: Settings) -> None:
     logger.setLevel(logging.INFO)
 
 
+def publisher(args: argparse.Namespace, settings: Settings):  # type: ignore[no-untyped-def]
+    """A function publishing the store's versions, or None when no repository is set."""
+    from adasam.settings import model_repo
+
+    target = settings.model_repo if args.push_to is None else args.push_to
+    if not target or target.strip().lower() == "none":
+        return None
+    from storage.model_hub import model_remote, publish
+
+    remote = model_remote(model_repo(target), token=settings.hub_token or None)
+
+    def push(store) -> None:  # type: ignore[no-untyped-def]
+        report = publish(store, remote)
+        pushed = ", ".join(report.pushed) or "no new version"
+        print(f"published to {report.remote}: {pushed}; active {report.active}", flush=True)
+
+    return push
+
+
+def _stop_on_sigterm() -> None:
+    """SIGTERM ends the process like Ctrl-C (KeyboardInterrupt), so a stopping container
+    ends a job cleanly (marked failed, nothing registered) instead of mid-write."""
+    import signal
+    import threading
+
+    def stop(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
+
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, stop)
+
+
 def run(args: argparse.Namespace, settings: Settings) -> int:
     from learning.job import run_once
     from storage import open_store
 
     opts = options(args, settings)
+    push = publisher(args, settings)
     _setup_log(settings)
     store = open_store(settings.database_url, settings.data_dir)
     try:
@@ -136,22 +179,27 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
             outcome = run_once(store, opts)
             print(f"job {outcome.job_id}: {outcome.message}", flush=True)
             logging.getLogger("adasam.finetune").info("job %s: %s", outcome.job_id, outcome.message)
+            if push is not None:
+                push(store)
             return 0
-        return watch(store, opts, args)
+        _stop_on_sigterm()
+        return watch(store, opts, args, push)
     finally:
         store.close()
 
 
-def watch(store, opts, args: argparse.Namespace) -> int:  # type: ignore[no-untyped-def]
-    """Run jobs when due until interrupted (Ctrl-C ends it cleanly)."""
+def watch(store, opts, args: argparse.Namespace, push=None) -> int:  # type: ignore[no-untyped-def]
+    """Run jobs when due until interrupted (Ctrl-C or SIGTERM ends it cleanly); ``push``
+    publishes after each job (retried at the next look when the repository was unreachable)."""
     from dataclasses import replace
 
     from learning.cases import pending_count
     from learning.job import run_once
-    from storage import JobLockedError, active_model_version
+    from storage import BackupError, JobLockedError, active_model_version
 
     log = logging.getLogger("adasam.finetune")
     last = time.monotonic()
+    unpublished = push is not None
     print(
         f"watching for corrections (every {args.every_corrections} corrections"
         + (f" or {args.every_minutes} min" if args.every_minutes else "")
@@ -171,9 +219,17 @@ def watch(store, opts, args: argparse.Namespace) -> int:  # type: ignore[no-unty
                     outcome = run_once(store, replace(opts, min_corrections=1))
                     print(f"job {outcome.job_id}: {outcome.message}", flush=True)
                     log.info("job %s: %s", outcome.job_id, outcome.message)
+                    unpublished = push is not None
                 except JobLockedError as exc:
                     print(f"waiting: {exc}", file=sys.stderr, flush=True)
                 last = time.monotonic()
+            if unpublished:
+                try:
+                    push(store)
+                    unpublished = False
+                except BackupError as exc:
+                    print(f"not published yet: {exc}", file=sys.stderr, flush=True)
+                    log.warning("not published yet: %s", exc)
             time.sleep(args.poll_seconds)
     except KeyboardInterrupt:
         print("stopped", flush=True)

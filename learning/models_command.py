@@ -26,6 +26,11 @@ def __getattr__(name: str) -> object:
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("action", choices=("list", "activate", "rollback"), help="what to do")
     p.add_argument("version", nargs="?", type=int, help="version id (activate)")
+    p.add_argument(
+        "--push-to",
+        help="after activate/rollback, publish to this Hub model repo or folder (default: "
+        "ADASAM_MODEL_REPO; 'none': do not), so studios pulling from it follow",
+    )
 
 
 def describe(version) -> str:  # type: ignore[no-untyped-def]
@@ -46,8 +51,10 @@ def describe(version) -> str:  # type: ignore[no-untyped-def]
 
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
+    from learning.finetune_command import publisher
     from storage import activate_model_version, list_model_versions, open_store, rollback
 
+    push = publisher(args, settings) if args.action != "list" else None
     store = open_store(settings.database_url, settings.data_dir)
     try:
         if args.action == "activate":
@@ -60,6 +67,8 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         elif args.action == "rollback":
             done = rollback(store)
             print(f"rolled back: {done.name} (id {done.id}) is active again")
+        if push is not None:
+            push(store)
         else:
             versions = list_model_versions(store)
             if not versions:

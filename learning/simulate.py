@@ -40,6 +40,7 @@ class SimulationConfig:
     arms: tuple[str, ...] = ARMS
     threads: int = 0
     quiet: bool = False
+    max_minutes: float | None = None
 
     def __post_init__(self) -> None:
         bad = [a for a in self.arms if a not in ARMS]
@@ -47,6 +48,8 @@ class SimulationConfig:
             raise ValueError(f"unknown arm(s) {bad}; choose from {', '.join(ARMS)}")
         if min(self.cases, self.every, self.block, self.max_clicks) < 1:
             raise ValueError("cases, every, block and max_clicks must be ≥ 1")
+        if self.max_minutes is not None and not self.max_minutes > 0:
+            raise ValueError(f"max_minutes must be > 0, got {self.max_minutes}")
 
 
 def verdict_of(dice: float) -> tuple[int, str]:
@@ -131,8 +134,99 @@ def _proposal(predictor: Any, aux: Any, image: np.ndarray, structure: str) -> An
     return start, start.mask, logits, box
 
 
-def run_arm(
-    arm: str,
+class ArmRunner:
+    """One arm's state across the session (its own store under ``work``, its predictor and
+    specialist): :meth:`case` does one case, :meth:`after` runs the fine-tuning job when due.
+    Arms advance case by case together, so a time budget stops them all at the same case."""
+
+    def __init__(
+        self,
+        arm: str,
+        bundle: Path,
+        structures: Sequence[str],
+        cfg: SimulationConfig,
+        job_options: Any,
+        work: Path,
+    ) -> None:
+        from adasam.auxol import AuxOL
+        from adasam.predictor import Predictor
+        from learning.job import ensure_parent
+        from storage import bundle_path, open_store
+
+        self.result = ArmResult(arm)
+        self.structures = list(structures)
+        self.cfg = cfg
+        self.opts = job_options
+        data = work / arm
+        shutil.rmtree(data, ignore_errors=True)
+        self.store = open_store(f"sqlite:///{data / 'db.sqlite3'}", data)
+        active, _ = ensure_parent(self.store, bundle)
+        device = job_options.finetune.device
+        self.predictor = Predictor.from_dir(bundle_path(self.store, active.id), device)
+        self.aux = AuxOL() if arm in ("auxol", "both") else None
+
+    def case(self, i: int, image: np.ndarray, gts: np.ndarray) -> None:
+        """Case ``i``: every structure its ground truth shows (``gts`` bool ``(T, H, W)``)."""
+        from adasam.clicks import noc, run_click_protocol
+        from adasam.training.metrics import dice as dice_of
+
+        start_time = time.perf_counter()
+        cfg = self.cfg
+        for t, structure in enumerate(self.structures):
+            gt = gts[t]
+            if not gt.any():
+                continue
+            start, proposal, logits, box = _proposal(self.predictor, self.aux, image, structure)
+            d = dice_of(proposal, gt)
+            trace = run_click_protocol(
+                self.predictor, image, gt, start=start, max_clicks=cfg.max_clicks, stop_iou=0.9
+            )
+            self.result.cases.append(
+                CaseResult(
+                    i,
+                    structure,
+                    d,
+                    noc(trace.ious, 0.85, cfg.max_clicks),
+                    noc(trace.ious, 0.9, cfg.max_clicks),
+                    self.predictor.bundle.config.version,
+                )
+            )
+            _submit(self.store, image, structure, proposal, gt, d)
+            if self.aux is not None and logits is not None:
+                self.aux.update(image, box, logits, gt)
+        self.result.seconds += time.perf_counter() - start_time
+
+    def after(self, i: int, n: int) -> None:
+        """After case ``i`` of ``n``: the fine-tuning job every ``cfg.every`` cases (these
+        arms), the new predictor when the gate activated its version."""
+        from adasam.predictor import Predictor
+        from learning.job import run_once
+        from storage import bundle_path
+
+        arm = self.result.arm
+        if arm not in ("finetune", "both") or (i + 1) % self.cfg.every or i + 1 >= n:
+            return
+        start_time = time.perf_counter()
+        outcome = run_once(self.store, self.opts)
+        activated = bool(outcome.verdict and outcome.verdict.activate)
+        self.result.jobs.append(
+            {"after_case": i + 1, "message": outcome.message, "activated": activated,
+             "gate": outcome.metrics.get("gate"),
+             "seconds": round(time.perf_counter() - start_time, 1)}
+        )  # fmt: skip
+        if activated:
+            self.predictor = Predictor.from_dir(
+                bundle_path(self.store, outcome.version.id), self.opts.finetune.device
+            )
+            if self.aux is not None:
+                self.aux = self.aux.inherit()
+        self.result.seconds += time.perf_counter() - start_time
+
+    def close(self) -> None:
+        self.store.close()
+
+
+def run_arms(
     bundle: Path,
     images: np.ndarray,
     gts: np.ndarray,
@@ -140,64 +234,34 @@ def run_arm(
     cfg: SimulationConfig,
     job_options: Any,
     work: Path,
-) -> ArmResult:
-    """One arm over all cases (a fresh store under ``work``)."""
-    from adasam.auxol import AuxOL
-    from adasam.clicks import noc, run_click_protocol
-    from adasam.predictor import Predictor
-    from adasam.training.metrics import dice as dice_of
-    from learning.job import ensure_parent, run_once
-    from storage import bundle_path, open_store
-
-    start_time = time.perf_counter()
-    data = work / arm
-    shutil.rmtree(data, ignore_errors=True)
-    store = open_store(f"sqlite:///{data / 'db.sqlite3'}", data)
-    out = ArmResult(arm)
+) -> tuple[list[ArmResult], int]:
+    """Every arm over the cases, case by case; (results, cases done). With
+    ``cfg.max_minutes`` the session stops after the first case that ends past it (every arm
+    has then done the same cases)."""
+    runners = [ArmRunner(a, bundle, structures, cfg, job_options, work) for a in cfg.arms]
+    started = time.perf_counter()
+    done = 0
     try:
-        active, _ = ensure_parent(store, bundle)
-        predictor = Predictor.from_dir(bundle_path(store, active.id), job_options.finetune.device)
-        aux = AuxOL() if arm in ("auxol", "both") else None
         for i in range(len(images)):
-            image = images[i]
-            for t, structure in enumerate(structures):
-                gt = gts[i, t]
-                if not gt.any():
-                    continue
-                start, proposal, logits, box = _proposal(predictor, aux, image, structure)
-                d = dice_of(proposal, gt)
-                trace = run_click_protocol(
-                    predictor, image, gt, start=start, max_clicks=cfg.max_clicks, stop_iou=0.9
+            for r in runners:
+                r.case(i, images[i], gts[i])
+                r.after(i, len(images))
+            done = i + 1
+            if not cfg.quiet and (done % 10 == 0 or done == len(images)):
+                line = ", ".join(
+                    f"{r.result.arm} {np.mean([c.noc90 for c in r.result.cases] or [0]):.2f}"
+                    for r in runners
                 )
-                out.cases.append(
-                    CaseResult(
-                        i,
-                        structure,
-                        d,
-                        noc(trace.ious, 0.85, cfg.max_clicks),
-                        noc(trace.ious, 0.9, cfg.max_clicks),
-                        predictor.bundle.config.version,
-                    )
-                )
-                _submit(store, image, structure, proposal, gt, d)
-                if aux is not None and logits is not None:
-                    aux.update(image, box, logits, gt)
-            if arm in ("finetune", "both") and (i + 1) % cfg.every == 0 and i + 1 < len(images):
-                outcome = run_once(store, job_options)
-                out.jobs.append(
-                    {"after_case": i + 1, "message": outcome.message,
-                     "activated": bool(outcome.verdict and outcome.verdict.activate)}
-                )  # fmt: skip
-                if outcome.verdict is not None and outcome.verdict.activate:
-                    predictor = Predictor.from_dir(
-                        bundle_path(store, outcome.version.id), job_options.finetune.device
-                    )
-                    if aux is not None:
-                        aux = aux.inherit()
+                print(f"case {done}/{len(images)}: mean NoC@90 so far {line}", flush=True)
+            minutes = (time.perf_counter() - started) / 60
+            if cfg.max_minutes is not None and minutes > cfg.max_minutes and done < len(images):
+                if not cfg.quiet:
+                    print(f"stopped after {done} cases: --max-minutes {cfg.max_minutes}")
+                break
     finally:
-        store.close()
-    out.seconds = time.perf_counter() - start_time
-    return out
+        for r in runners:
+            r.close()
+    return [r.result for r in runners], done
 
 
 def blocks(result: ArmResult, block: int, n_cases: int) -> list[dict[str, float]]:
@@ -234,6 +298,65 @@ def markdown(results: Sequence[ArmResult], block: int, n_cases: int) -> str:
     return "\n".join(lines) + "\n"
 
 
+def goal(results: Sequence[ArmResult], block: int, n_cases: int) -> dict[str, Any]:
+    """Per arm: NoC@90 and first-proposal Dice of the first and the last block, the relative
+    NoC@90 change within the arm and against the loop-off arm on the same last block, and the
+    held-out deltas of every version the gate activated (candidate − active: Dice, NoC@90)."""
+    rows = {r.arm: blocks(r, block, n_cases) for r in results}
+    off_last = rows["off"][-1] if rows.get("off") else None
+    out: dict[str, Any] = {}
+    for r in results:
+        first, last = rows[r.arm][0], rows[r.arm][-1]
+        activated = [j for j in r.jobs if j["activated"]]
+        deltas = [
+            {"after_case": j["after_case"], "delta_dice": (j.get("gate") or {}).get("delta_dice"),
+             "delta_noc90": (j.get("gate") or {}).get("delta_noc90")}
+            for j in activated
+        ]  # fmt: skip
+        numerically_worse = [
+            d for d in deltas
+            if (d["delta_dice"] or 0) < 0 or (d["delta_noc90"] or 0) > 0
+        ]  # fmt: skip
+        out[r.arm] = {
+            "noc90_first": first["noc90"],
+            "noc90_last": last["noc90"],
+            "noc90_change": (last["noc90"] - first["noc90"]) / first["noc90"]
+            if first["noc90"]
+            else None,
+            "noc90_vs_off_last": (last["noc90"] - off_last["noc90"]) / off_last["noc90"]
+            if off_last and off_last["noc90"]
+            else None,
+            "dice_first": first["dice"],
+            "dice_last": last["dice"],
+            "jobs": len(r.jobs),
+            "activated": len(activated),
+            "activated_deltas": deltas,
+            "activated_numerically_worse": len(numerically_worse),
+        }
+    return out
+
+
+def goal_markdown(summary: dict[str, Any]) -> str:
+    """The goal's figures as a table (relative NoC@90 changes in %)."""
+
+    def pct(v: float | None) -> str:
+        return "–" if v is None else f"{100 * v:+.0f} %"
+
+    lines = [
+        "| arm | NoC@90 first → last block | change | last block vs off | "
+        "Dice first → last | jobs (activated) | activated & numerically worse on held-out |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for arm, g in summary.items():
+        lines.append(
+            f"| {arm} | {g['noc90_first']:.2f} → {g['noc90_last']:.2f} | "
+            f"{pct(g['noc90_change'])} | {pct(g['noc90_vs_off_last'])} | "
+            f"{g['dice_first']:.3f} → {g['dice_last']:.3f} | {g['jobs']} ({g['activated']}) | "
+            f"{g['activated_numerically_worse']} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
 def plot(results: Sequence[ArmResult], block: int, n_cases: int, path: Path) -> None:
     """PNG: NoC@90 and first-proposal Dice per block, one line per arm."""
     import matplotlib
@@ -263,7 +386,8 @@ def plot(results: Sequence[ArmResult], block: int, n_cases: int, path: Path) -> 
 def simulate(
     bundle: Path, data: Path, cfg: SimulationConfig, job_options: Any, out: Path
 ) -> list[ArmResult]:
-    """Run every arm on the first ``cfg.cases`` slices of ``data``; write table, JSON, plot."""
+    """Run every arm on the first ``cfg.cases`` slices of ``data`` (fewer when
+    ``cfg.max_minutes`` stops it); write table, JSON, plot."""
     import torch
 
     from adasam.bundle import read_config
@@ -281,15 +405,14 @@ def simulate(
     out.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix="simulate-", dir=out))
     opts = replace(job_options, progress=False)
-    results = []
+    if not cfg.quiet:
+        print(f"arms {', '.join(cfg.arms)}: {n} cases, case by case …", flush=True)
     try:
-        for arm in cfg.arms:
-            if not cfg.quiet:
-                print(f"arm {arm}: {n} cases …", flush=True)
-            results.append(run_arm(arm, bundle, images, gts, structures, cfg, opts, work))
+        results, n = run_arms(bundle, images, gts, structures, cfg, opts, work)
     finally:
         shutil.rmtree(work, ignore_errors=True)
-    table = markdown(results, cfg.block, n)
+    summary = goal(results, cfg.block, n)
+    table = markdown(results, cfg.block, n) + "\n" + goal_markdown(summary)
     (out / "simulate.md").write_text(table)
     (out / "simulate.json").write_text(
         json.dumps(
@@ -297,7 +420,10 @@ def simulate(
                 "bundle": str(bundle),
                 "data": str(data),
                 "cases": n,
+                "cases_asked": cfg.cases,
                 "config": {k: v for k, v in cfg.__dict__.items()},
+                "finetune": json.loads(json.dumps(job_options.finetune.__dict__, default=str)),
+                "goal": summary,
                 "arms": {
                     r.arm: {"blocks": blocks(r, cfg.block, n), "jobs": r.jobs,
                             "seconds": round(r.seconds, 1)}

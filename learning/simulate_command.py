@@ -43,13 +43,27 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-rating-weights", action="store_true", help="ablation")
     p.add_argument("--device", help="cpu, cuda or auto (default: ADASAM_DEVICE)")
     p.add_argument("--threads", type=int, default=0, help="CPU threads (0: PyTorch's default)")
+    p.add_argument("--gate-clicks", type=int, default=20, help="click protocol in the gate")
+    p.add_argument(
+        "--max-minutes",
+        type=float,
+        help="stop after the first case past T minutes (all arms advance case by case, so "
+        "they stop at the same case)",
+    )
+    p.add_argument(
+        "--attach",
+        action="store_true",
+        help="also copy simulate.png/.md/.json into BUNDLE/training/ (the studio's Models tab "
+        "shows the plot of the active version's bundle)",
+    )
     p.add_argument("--quiet", action="store_true", help="no progress lines")
 
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
     from adasam.finetune import FinetuneConfig
+    from adasam.gate import GateConfig
     from learning.job import JobOptions
-    from learning.simulate import SimulationConfig, markdown, simulate
+    from learning.simulate import SimulationConfig, simulate
 
     if not Path(args.bundle).is_dir() or not Path(args.data).is_dir():
         raise ConfigError("--bundle and --data must be existing folders")
@@ -61,6 +75,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
             arms=tuple(a.strip() for a in args.arms.split(",") if a.strip()),
             threads=args.threads,
             quiet=args.quiet,
+            max_minutes=args.max_minutes,
         )
     except ValueError as exc:
         raise ConfigError(str(exc)) from None
@@ -74,13 +89,21 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
             device=device,
             threads=args.threads,
         ),
+        gate=GateConfig(clicks=args.gate_clicks),
         heartbeat_seconds=30.0,
     )
     results = simulate(Path(args.bundle), Path(args.data), cfg, opts, Path(args.out))
-    n = min(cfg.cases, max((c.index for r in results for c in r.cases), default=-1) + 1)
-    print(markdown(results, cfg.block, n), end="")
+    print((Path(args.out) / "simulate.md").read_text(), end="")
     for r in results:
         for job in r.jobs:
             print(f"{r.arm}, after case {job['after_case']}: {job['message']}")
     print(f"wrote {args.out}/simulate.md, simulate.json, simulate.png")
+    if args.attach:
+        import shutil
+
+        training = Path(args.bundle) / "training"
+        training.mkdir(exist_ok=True)
+        for name in ("simulate.md", "simulate.json", "simulate.png"):
+            shutil.copyfile(Path(args.out) / name, training / name)
+        print(f"attached them to {training}")
     return 0

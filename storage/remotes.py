@@ -86,7 +86,8 @@ class LocalFolderRemote:
 
 
 class HubRemote:
-    """A Hugging Face Hub dataset repository (private by default when it is created).
+    """A Hugging Face Hub repository (private by default when it is created): a dataset for
+    backups, ``repo_type="model"`` for published model versions (:mod:`storage.model_hub`).
 
     Every push is one commit (new blobs, the database snapshot, the manifest, and the removal of
     the previous snapshot together). Any Hub or network
@@ -94,8 +95,6 @@ class HubRemote:
     be replaced (tests); by default they are ``huggingface_hub.HfApi`` and
     ``huggingface_hub.snapshot_download``.
     """
-
-    repo_type = "dataset"
 
     def __init__(
         self,
@@ -107,13 +106,17 @@ class HubRemote:
         endpoint: str | None = None,
         api: Any = None,
         download: Any = None,
+        repo_type: str = "dataset",
     ) -> None:
         if api is None or download is None:
             import huggingface_hub
 
             api = api or huggingface_hub.HfApi(endpoint=endpoint, token=token)
             download = download or huggingface_hub.snapshot_download
+        if repo_type not in ("dataset", "model"):
+            raise BackupError(f"repo_type must be dataset or model, got {repo_type!r}")
         self.repo_id = repo_id
+        self.repo_type = repo_type
         self.token = token
         self.revision = revision
         self.private = private
@@ -122,7 +125,7 @@ class HubRemote:
         self.download = download
 
     def describe(self) -> str:
-        return f"Hugging Face dataset {self.repo_id}"
+        return f"Hugging Face {self.repo_type} {self.repo_id}"
 
     def _fail(self, action: str, error: Exception) -> BackupError:
         return BackupError(

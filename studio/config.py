@@ -23,6 +23,8 @@ The ML settings (data directory, device, bundle, database, pixel limit) are
   and the page shows its fused mask beside SAM's; ``0`` switches it off.
 - ``ADASAM_REFINE_GUARD`` (default ``1``): keep the previous mask when a refinement click
   collapses it (see :mod:`adasam.refine_guard`); ``0`` shows SAM's raw answer to every click.
+- ``ADASAM_MODEL_PULL_SECONDS`` (default 60): with ``ADASAM_MODEL_REPO`` set, how often the
+  studio looks for a newly activated model version there (:mod:`studio.model_pull`).
 """
 
 from __future__ import annotations
@@ -91,6 +93,7 @@ class StudioSettings:
     seed_worklist: bool = True
     auxol: bool = True
     refine_guard: bool = True
+    model_pull_seconds: int = 60
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> StudioSettings:
@@ -130,4 +133,5 @@ class StudioSettings:
             seed_worklist=_flag(env, "ADASAM_SEED_WORKLIST", True),
             auxol=_flag(env, "ADASAM_AUXOL", True),
             refine_guard=_flag(env, "ADASAM_REFINE_GUARD", True),
+            model_pull_seconds=positive_int(env, "ADASAM_MODEL_PULL_SECONDS", 60),
         )

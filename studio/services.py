@@ -20,6 +20,7 @@ from studio.catalog import ModelCatalog
 from studio.config import StudioSettings
 from studio.examples import Example, load_examples
 from studio.exports import ExportArea
+from studio.model_pull import ModelPuller
 from studio.submission import SubmissionLedger
 
 log = logging.getLogger("studio")
@@ -40,9 +41,12 @@ class Services:
     ledger: SubmissionLedger
     exports: ExportArea
     specialists: OnlineSpecialists | None = None
+    puller: ModelPuller | None = None
 
     def close(self) -> None:
         """Finish pending online steps and release the database connections."""
+        if self.puller is not None:
+            self.puller.close()
         if self.specialists is not None:
             self.specialists.close()
         self.store.close()
@@ -104,5 +108,12 @@ def build_services(
         exports=ExportArea(Path(tempfile.gettempdir()) / "adasam-studio-downloads"),
         specialists=OnlineSpecialists(settings.data_dir / "auxol", enabled=studio.auxol),
     )
+    if settings.model_repo:
+        from storage.model_hub import model_remote
+
+        remote = model_remote(settings.model_repo, token=settings.hub_token or None)
+        services.puller = ModelPuller(
+            store, remote, catalog.bump, studio.model_pull_seconds
+        ).start()
     seed_worklist(services)
     return services

@@ -160,4 +160,6 @@ def test_settings_have_no_dead_fields() -> None:
         "backend",  # the encoder/classifier backend (adasam.backends)
         "cache_dir",  # exported ONNX graphs
         "embed_cache_mb",  # the embedding cache's byte bound
+        "model_repo",  # published model versions (storage.model_hub)
+        "hub_token",
     }

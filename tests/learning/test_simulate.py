@@ -65,3 +65,48 @@ def test_simulate_cli_refuses_a_missing_folder(tmp_path, capsys):
                  "--out", str(tmp_path / "o")])  # fmt: skip
     assert code == 2 and "existing folders" in capsys.readouterr().err
     assert sys.modules.get("learning.simulate_command") is not None
+
+
+def test_max_minutes_stops_every_arm_after_the_same_case(tmp_path, loop_bundle_dir, monkeypatch):
+    import learning.simulate as sim
+
+    data = _data(tmp_path / "cases", 4)
+    clock = [0.0]
+
+    def tick() -> float:  # every reading of the clock is a minute later
+        clock[0] += 60.0
+        return clock[0]
+
+    monkeypatch.setattr(sim.time, "perf_counter", tick)
+    opts = JobOptions(base_bundle=loop_bundle_dir, finetune=FinetuneConfig(threads=1))
+    cfg = SimulationConfig(cases=4, every=2, block=2, max_clicks=2, arms=("off", "auxol"),
+                           max_minutes=0.5)  # fmt: skip
+    results = simulate(loop_bundle_dir, data, cfg, opts, tmp_path / "out")
+    assert [sorted({c.index for c in r.cases}) for r in results] == [[0], [0]]
+    saved = json.loads((tmp_path / "out" / "simulate.json").read_text())
+    assert saved["cases"] == 1 and saved["cases_asked"] == 4
+
+
+def test_goal_figures_on_hand_made_results():
+    from learning.simulate import ArmResult, CaseResult, goal, goal_markdown
+
+    def arm(name: str, nocs: list[int], jobs: list[dict]) -> ArmResult:
+        cases = [CaseResult(i, "liver", 0.5 + 0.1 * i, n, n, "0") for i, n in enumerate(nocs)]
+        return ArmResult(name, cases, jobs)
+
+    gate_ok = {"delta_dice": 0.02, "delta_noc90": -1.0}
+    gate_within_noise = {"delta_dice": -0.004, "delta_noc90": 0.0}
+    jobs = [
+        {"after_case": 2, "activated": True, "gate": gate_ok},
+        {"after_case": 4, "activated": True, "gate": gate_within_noise},
+        {"after_case": 6, "activated": False, "gate": {"delta_dice": -0.3}},
+    ]
+    summary = goal([arm("off", [10, 10, 8, 8], []), arm("both", [10, 10, 6, 6], jobs)], 2, 4)
+    both = summary["both"]
+    assert both["noc90_first"] == 10 and both["noc90_last"] == 6
+    assert both["noc90_change"] == -0.4 and both["noc90_vs_off_last"] == -0.25
+    assert both["dice_first"] == 0.55 and both["dice_last"] == 0.75
+    assert both["jobs"] == 3 and both["activated"] == 2
+    assert both["activated_numerically_worse"] == 1  # the one let in within noise
+    table = goal_markdown(summary)
+    assert "| both | 10.00 → 6.00 | -40 % | -25 % |" in table

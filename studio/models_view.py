@@ -1,0 +1,51 @@
+"""The Models tab: model versions with lineage, gate scores and training time; activate and
+roll back (admins); the active version's simulated-session plot. Handlers are in
+:mod:`studio.models_handlers`; the page calls :func:`tab` inside its ``gr.Tabs``."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import gradio as gr
+
+from studio.case_handlers import CaseHandlers
+from studio.models_handlers import VERSION_HEADERS, ModelsHandlers
+from studio.services import Services
+
+PRIVATE: dict[str, Any] = {"api_visibility": "private"}
+
+
+def _components() -> dict[str, Any]:
+    c: dict[str, Any] = {}
+    c["summary"] = gr.Markdown(elem_id="models-summary")
+    c["refresh"] = gr.Button("Refresh", size="sm", elem_id="models-refresh")
+    c["table"] = gr.Dataframe(
+        headers=VERSION_HEADERS,
+        label="Model versions (newest first; held-out scores of the version, its parent's in "
+        "brackets)",
+        interactive=False,
+        wrap=True,
+        elem_id="models-table",
+    )
+    with gr.Row():
+        c["choice"] = gr.Dropdown(choices=[], label="Version", scale=3, elem_id="models-choice")
+        c["activate"] = gr.Button("Activate (admins)", elem_id="models-activate")
+        c["rollback"] = gr.Button("Roll back to the parent (admins)", elem_id="models-rollback")
+    c["plot"] = gr.Image(
+        label="Simulated annotation session of the active version (when run)",
+        interactive=False,
+        elem_id="models-plot",
+    )
+    return c
+
+
+def tab(services: Services, cases: CaseHandlers, annotator: Any) -> None:
+    """The Models tab and its wiring (call inside the page's ``gr.Tabs``)."""
+    handlers = ModelsHandlers(services, cases)
+    with gr.Tab("Models", id="models") as models_tab:
+        c = _components()
+    shown = [c["table"], c["choice"], c["summary"], c["plot"]]
+    models_tab.select(handlers.refresh, None, shown, **PRIVATE)
+    c["refresh"].click(handlers.refresh, None, shown, **PRIVATE)
+    c["activate"].click(handlers.activate, [c["choice"], annotator], shown, **PRIVATE)
+    c["rollback"].click(handlers.rollback, [annotator], shown, **PRIVATE)
