@@ -9,8 +9,10 @@ from the proposal's Dice: ≥ 0.95 accept, ≥ 0.85 minor edits, ≥ 0.5 major e
 Submissions go to a private store exactly as the studio writes them; every K cases the
 fine-tuning job runs in process (lock, held-out gate and all).
 
-Four arms over the same cases: loop off, AuxOL only, fine-tuning only, both. Reported per block
-of cases: first-proposal Dice, NoC@85, NoC@90 (means), and the versions the gate activated.
+Four arms over the same cases: loop off, AuxOL only, fine-tuning only, both; a fifth,
+``finetune-unweighted``, is fine-tuning without the SegEx rating weights (the ablation). Reported
+per block of cases: first-proposal Dice, NoC@85, NoC@90 (means), and the versions the gate
+activated.
 """
 
 from __future__ import annotations
@@ -26,7 +28,10 @@ from typing import Any
 
 import numpy as np
 
-ARMS = ("off", "auxol", "finetune", "both")
+ARMS = ("off", "auxol", "finetune", "both", "finetune-unweighted")
+TUNED = ("finetune", "both", "finetune-unweighted")
+"""Arms that run the fine-tuning job; ``finetune-unweighted`` is the SegEx ablation (every
+corrected case drawn once, whatever its rating)."""
 
 
 @dataclass(frozen=True)
@@ -37,7 +42,7 @@ class SimulationConfig:
     every: int = 40
     block: int = 40
     max_clicks: int = 20
-    arms: tuple[str, ...] = ARMS
+    arms: tuple[str, ...] = ARMS[:4]
     threads: int = 0
     quiet: bool = False
     max_minutes: float | None = None
@@ -157,6 +162,10 @@ class ArmRunner:
         self.structures = list(structures)
         self.cfg = cfg
         self.opts = job_options
+        if arm == "finetune-unweighted":
+            self.opts = replace(
+                job_options, finetune=replace(job_options.finetune, rating_weights=False)
+            )
         data = work / arm
         shutil.rmtree(data, ignore_errors=True)
         self.store = open_store(f"sqlite:///{data / 'db.sqlite3'}", data)
@@ -204,7 +213,7 @@ class ArmRunner:
         from storage import bundle_path
 
         arm = self.result.arm
-        if arm not in ("finetune", "both") or (i + 1) % self.cfg.every or i + 1 >= n:
+        if arm not in TUNED or (i + 1) % self.cfg.every or i + 1 >= n:
             return
         start_time = time.perf_counter()
         outcome = run_once(self.store, self.opts)

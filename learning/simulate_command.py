@@ -35,7 +35,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--every", type=int, default=40, help="fine-tune every K cases")
     p.add_argument("--block", type=int, help="cases per reported block (default: --every)")
     p.add_argument(
-        "--arms", default="off,auxol,finetune,both", help="comma-separated subset of the arms"
+        "--arms",
+        default="off,auxol,finetune,both",
+        help="comma-separated arms: off, auxol, finetune, both, finetune-unweighted (fine-tuning "
+        "without the SegEx rating weights: the ablation)",
     )
     p.add_argument("--out", required=True, help="folder for simulate.md/.json/.png")
     p.add_argument("--steps", type=int, default=60, help="optimizer steps per fine-tuning job")

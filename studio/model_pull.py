@@ -37,6 +37,7 @@ class ModelPuller:
         self._bump = bump
         self._applied: dict[str, Any] | None = None
         self._stop = threading.Event()
+        self.first_poll = threading.Event()  # set once the thread's first look is done
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
 
@@ -80,6 +81,7 @@ class ModelPuller:
     def _run(self) -> None:
         while True:
             self.poll_once()
+            self.first_poll.set()
             if self._stop.wait(self.seconds):
                 return
 

@@ -66,6 +66,7 @@ def test_the_studio_serves_a_version_the_job_published(job_store, pulling, tmp_p
     studio = Studio(pulling)
     puller = pulling.puller
     assert puller is not None and "folder" in puller.describe()
+    assert puller.first_poll.wait(30)  # the thread looked once at start (nothing there)
     before, _ = _run(studio)
     assert before.model_version_id is None  # nothing published yet: the configured bundle
     publish(job_store, pulling.puller.remote)
@@ -91,7 +92,8 @@ def test_the_studio_serves_a_version_the_job_published(job_store, pulling, tmp_p
     assert active_model_version(pulling.store).name == "tiny-B"
 
 
-def test_an_unreachable_repository_is_reported_not_raised(pulling, tmp_path) -> None:
+def test_a_broken_repository_is_reported_not_raised(pulling, tmp_path) -> None:
+    assert pulling.puller.first_poll.wait(30)
     (tmp_path / "hub").mkdir()
     (tmp_path / "hub" / "active.json").write_text('{"name": "tiny-Z"}\n')
     assert pulling.puller.poll_once() is None
