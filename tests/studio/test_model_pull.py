@@ -67,8 +67,7 @@ def test_the_studio_serves_a_version_the_job_published(job_store, pulling, tmp_p
     puller = pulling.puller
     assert puller is not None and "folder" in puller.describe()
     assert puller.first_poll.wait(30)  # the thread looked once at start (nothing there)
-    before, _ = _run(studio)
-    assert before.model_version_id is None  # nothing published yet: the configured bundle
+    assert pulling.catalog.default().key == "custom"  # nothing published yet: the bundle
     publish(job_store, pulling.puller.remote)
     report = puller.poll_once()
     assert report is not None and report.registered == ("tiny-A", "tiny-B")
@@ -99,4 +98,4 @@ def test_a_broken_repository_is_reported_not_raised(pulling, tmp_path) -> None:
     assert pulling.puller.poll_once() is None
     assert "tiny-Z" in (pulling.puller.error or "")
     assert "last error" in pulling.puller.describe()
-    assert _run(Studio(pulling))[0].model_version_id is None  # still serving what it has
+    assert pulling.catalog.default().key == "custom"  # still serving what it has
