@@ -20,7 +20,7 @@ import gradio as gr
 
 from adasam.imaging import WINDOW_CHOICES
 from adasam.settings import ASSETS_DIR
-from studio import auxol_view, quality_view, volume_view
+from studio import auxol_view, models_view, quality_view, volume_view
 from studio.api_handlers import ApiHandlers
 from studio.case_handlers import CaseHandlers
 from studio.editor import ADD_HEX, BRUSH_OPACITY, REMOVE_HEX
@@ -288,6 +288,7 @@ def build_ui(services: Services) -> gr.Blocks:
                 stats_plot = gr.Plot(elem_id="stats-plot")
 
             quality_view.tab(services, cases, annotator)
+            models_view.tab(services, cases, annotator)
 
             with gr.Tab("Worklist", id="worklist"):
                 gr.Markdown(

@@ -83,3 +83,13 @@ def test_rollback_goes_to_the_parent_and_the_plot_shows(tab, tmp_path: Path) -> 
     plot.parent.mkdir(exist_ok=True)
     Image.fromarray(np.zeros((8, 8, 3), np.uint8)).save(plot)
     assert handlers.refresh()[3] == str(plot)
+
+
+def test_the_page_has_the_models_tab(versioned) -> None:  # noqa: F811
+    from studio import build_ui
+
+    services, _, _ = versioned
+    demo = build_ui(services)
+    ids = {getattr(b, "elem_id", None) for b in demo.blocks.values()}
+    assert {"models-table", "models-choice", "models-activate", "models-rollback"} <= ids
+    assert any(isinstance(b, gr.Tab) and b.label == "Models" for b in demo.blocks.values())
