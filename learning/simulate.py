@@ -376,14 +376,15 @@ def plot(results: Sequence[ArmResult], block: int, n_cases: int, path: Path) -> 
     fig, (a, b) = plt.subplots(1, 2, figsize=(10, 3.8))
     for r in results:
         rows = blocks(r, block, n_cases)
-        x = [k + 1 for k in range(len(rows))]
+        x = list(range(len(rows)))
         a.plot(x, [row["noc90"] for row in rows], marker="o", label=r.arm)
         b.plot(x, [row["dice"] for row in rows], marker="o", label=r.arm)
-    a.set_xlabel(f"block of {block} cases")
+    labels = [row["cases"] for row in blocks(results[0], block, n_cases)] if results else []
     a.set_ylabel("NoC@90 (clicks, lower is better)")
-    b.set_xlabel(f"block of {block} cases")
     b.set_ylabel("first-proposal Dice")
     for ax in (a, b):
+        ax.set_xticks(range(len(labels)), labels)
+        ax.set_xlabel("cases (in the order worked)")
         ax.grid(alpha=0.3)
         ax.legend()
     fig.suptitle("Simulated annotation session")
