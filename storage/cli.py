@@ -1,7 +1,7 @@
 """``python -m storage``: upgrade, stats, check, export, backup, restore, bench.
 
-Reads ``Settings.from_env()`` (``ADASAM_DATA_DIR``, ``DATABASE_URL``); the library functions
-it calls take plain values.
+Reads :class:`storage.settings.StorageLocation` (``ADASAM_DATA_DIR``, ``DATABASE_URL``); the
+library functions it calls take plain values.
 """
 
 from __future__ import annotations
@@ -13,13 +13,13 @@ import tempfile
 from dataclasses import asdict
 from pathlib import Path
 
-from adasam.settings import Settings
 from storage.backup import backup, restore_if_missing
 from storage.bench import run_benchmark
 from storage.check import check_store
 from storage.errors import StorageError
 from storage.exports import FORMATS, export_dataset
 from storage.remotes import HubRemote, LocalFolderRemote, Remote
+from storage.settings import StorageLocation
 from storage.stats import stats
 from storage.store import open_store
 
@@ -83,7 +83,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "bench":
         return _bench(args)
 
-    settings = Settings.from_env()
+    settings = StorageLocation.from_env()
     try:
         if args.command == "restore":
             restored = restore_if_missing(settings.database_url, settings.data_dir, _remote(args))

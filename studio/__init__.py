@@ -8,8 +8,25 @@ Modules: :mod:`~studio.config` (server settings), :mod:`~studio.services`
 :mod:`~studio.review_handlers`) and :mod:`~studio.layout` (the page).
 """
 
-from studio.config import StudioSettings
-from studio.layout import build_ui, launch_options
-from studio.services import Services, build_services
+from __future__ import annotations
 
-__all__ = ["Services", "StudioSettings", "build_services", "build_ui", "launch_options"]
+import importlib
+from typing import Any
+
+_LAZY = {
+    "StudioSettings": "studio.config",
+    "Services": "studio.services",
+    "build_services": "studio.services",
+    "build_ui": "studio.layout",
+    "launch_options": "studio.layout",
+}
+
+__all__ = sorted(_LAZY)
+
+
+def __getattr__(name: str) -> Any:
+    """``from studio import build_ui`` loads the page (and Gradio) only when asked for, so
+    ``import studio.state`` stays free of Gradio."""
+    if name not in _LAZY:
+        raise AttributeError(f"module 'studio' has no attribute {name!r}")
+    return getattr(importlib.import_module(_LAZY[name]), name)

@@ -3,7 +3,11 @@
 Handlers are wrapped with :func:`user_errors`: errors a user can cause (a bad upload, a missing
 choice, a refused value) become a ``gr.Error`` with their own message; anything else is logged
 with its traceback on the server and shown as a short apology with a reference to find the log
-line. No stack trace ever reaches the page.
+line. No stack trace ever reaches the page. Expected errors are logged as one line
+(``user error in <handler>: <message>``), never with a traceback.
+
+Gradio and storage are imported only when a handler fails, so the UI-free part of the studio (state,
+submission, identity, catalog, pipeline) imports this module without loading Gradio.
 """
 
 from __future__ import annotations
@@ -12,12 +16,12 @@ import functools
 import logging
 import uuid
 from collections.abc import Callable
-from typing import ParamSpec, TypeVar
-
-import gradio as gr
+from typing import TYPE_CHECKING, ParamSpec, TypeVar
 
 from adasam.errors import AdaSamError
-from storage.errors import StorageError
+
+if TYPE_CHECKING:
+    import gradio as gr
 
 log = logging.getLogger("studio")
 
@@ -39,6 +43,10 @@ def _sentence(message: str) -> str:
 
 def as_user_error(exc: BaseException) -> gr.Error:
     """The ``gr.Error`` to show for ``exc`` (logs unexpected errors with their traceback)."""
+    import gradio as gr
+
+    from storage.errors import StorageError
+
     if isinstance(exc, gr.Error):
         return exc
     if isinstance(exc, AdaSamError):
@@ -59,12 +67,18 @@ def user_errors(fn: Callable[P, R]) -> Callable[P, R]:
 
     @functools.wraps(fn)
     def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+        import gradio as gr
+
+        from storage.errors import StorageError
+
         try:
             return fn(*args, **kwargs)
         except gr.Error:
             raise
         except (AdaSamError, StorageError) as exc:
-            raise as_user_error(exc) from None  # expected: no traceback in the server log
+            # expected: one log line, no traceback (on the server or in Gradio's own log)
+            log.info("user error in %s: %s", fn.__name__, " ".join(str(exc).split()))
+            raise as_user_error(exc) from None
         except Exception as exc:
             raise as_user_error(exc) from exc
 

@@ -1,6 +1,7 @@
 """The model steps of a session: run the pipeline, prompt SAM, refine, undo, reset, brush.
 
-Pure functions from a state (and the shared predictor) to a new state; no Gradio here, so each
+Pure functions from a state (and the shared predictor) to a new state; no Gradio and no SQL
+here (importing this module loads neither; torch comes with the predictor's types), so each
 is unit-tested on its own.
 """
 
@@ -9,15 +10,17 @@ from __future__ import annotations
 import uuid
 from collections.abc import Sequence
 from dataclasses import replace
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 
 from adasam.predictor import Click, Predictor
 from adasam.refine_guard import CheckedRefinement, GuardConfig, refine_checked
-from studio.catalog import ModelChoice
 from studio.errors import StudioError
 from studio.state import CaseState, StructureWork
+
+if TYPE_CHECKING:
+    from studio.catalog import ModelChoice
 
 ClickMode = Literal["add", "remove", "box"]
 CLICK_MODES: dict[str, ClickMode] = {
