@@ -98,7 +98,7 @@ from storage.volumes import (
     record_volume_slice,
     volume_slices,
 )
-from storage.worklist import next_case, release_case
+from storage.worklist import next_case, release_case, walk_case
 
 __all__ = [
     "SEGEX_MAX",
@@ -187,4 +187,5 @@ __all__ = [
     "study_ratings",
     "training_examples_since",
     "volume_slices",
+    "walk_case",
 ]

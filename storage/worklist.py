@@ -4,10 +4,15 @@ Like MONAI Label's active-learning "next sample", each call hands out a slice th
 no correction and leases it to the caller for a while, so that annotators working at the same
 time are spread over different slices. Slices are served oldest first; an expired lease
 returns its slice to the pool.
+
+:func:`walk_case` is the studio's walk: every annotator through every slice once, each in an
+order of their own, never two on one slice at the same time.
 """
 
 from __future__ import annotations
 
+import bisect
+import hashlib
 from collections.abc import Collection
 from datetime import timedelta
 from typing import Any, cast
@@ -159,3 +164,49 @@ def release_case(store: Store, annotator: str, content_hash: str) -> bool:
             ),
         )
         return bool(result.rowcount)
+
+
+def walk_order(annotator: str, content_hash: str) -> str:
+    """The sort key of a slice in ``annotator``'s walk: a hash of both, so every annotator
+    has an order of their own that stays the same between calls."""
+    return hashlib.sha256(f"{annotator}\0{content_hash}".encode()).hexdigest()
+
+
+def walk_case(
+    store: Store,
+    annotator: str,
+    *,
+    after: str | None = None,
+    lease: timedelta = DEFAULT_LEASE,
+) -> SliceRecord | None:
+    """The next slice of ``annotator``'s walk through the worklist, leased to them.
+
+    Every annotator goes through every slice once (a slice leaves *their* walk when they
+    have corrected it), in an order of their own (:func:`walk_order`), starting after the
+    slice ``after`` (the content hash of the one on screen) and wrapping around; a slice
+    someone else holds a live lease on is passed over, so two annotators never have the same
+    case open. Their earlier leases are released. ``None`` when nothing is left for them.
+    """
+    if lease <= timedelta(0):
+        raise InvalidInputError(f"lease must be positive, got {lease}")
+    with store.write() as session:
+        store.serialize(session, WORKLIST_LOCK_KEY)
+        annotator_id = annotator_by_name(session, annotator).id
+        mine = (
+            select(Correction.id)
+            .join(Prediction, Correction.prediction_id == Prediction.id)
+            .where(Prediction.slice_id == Slice.id, Correction.annotator_id == annotator_id)
+        )
+        rows = session.execute(select(Slice.id, Slice.content_hash).where(~exists(mine))).all()
+        session.execute(delete(CaseLease).where(CaseLease.annotator_id == annotator_id))
+        order = sorted(rows, key=lambda r: walk_order(annotator, r.content_hash))
+        keys = [walk_order(annotator, r.content_hash) for r in order]
+        start = 0
+        if after is not None:
+            start = bisect.bisect_right(keys, walk_order(annotator, after))
+        for row in order[start:] + order[:start]:
+            if row.content_hash == after and len(order) > 1:
+                continue
+            if _try_claim(session, row.id, annotator_id, lease):
+                return slice_record(session.get_one(Slice, row.id))
+        return None

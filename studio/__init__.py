@@ -1,11 +1,43 @@
 """ADA-SAM Studio: the Gradio web app on top of the ML core and storage.
 
-Modules: :mod:`~studio.config` (server settings), :mod:`~studio.services`
-(shared objects: store, models, ledger), :mod:`~studio.state` (per-session state),
-:mod:`~studio.pipeline` (model steps), :mod:`~studio.views` and
-:mod:`~studio.screens` (what the page shows), the handlers
-(:mod:`~studio.case_handlers`, :mod:`~studio.segment_handlers`,
-:mod:`~studio.review_handlers`) and :mod:`~studio.layout` (the page).
+Two parts:
+
+- **UI-free** (imports without Gradio; ``tests/test_architecture.py`` holds the list):
+  :mod:`~studio.config` (server settings), :mod:`~studio.services` (shared objects: store,
+  model catalog, ledger, drafts), :mod:`~studio.state` (per-session state),
+  :mod:`~studio.pipeline` (model steps), :mod:`~studio.submission`, :mod:`~studio.identity`,
+  :mod:`~studio.catalog` (models, cached; ``bump()`` for hot reload), :mod:`~studio.drafts`,
+  :mod:`~studio.views` (images and texts), :mod:`~studio.page` (components by name);
+- **UI**: :mod:`~studio.layout` (the page), :mod:`~studio.wiring` (events → handlers),
+  :mod:`~studio.screens` (what handlers send back) and the handlers
+  (:mod:`~studio.case_handlers`, :mod:`~studio.segment_handlers`,
+  :mod:`~studio.review_handlers`, :mod:`~studio.api_handlers`).
+
+Adding a feature (``studio/<feature>_view.py`` with its handlers beside it)::
+
+    # studio/notes_view.py
+    from studio.page import Page, Updates
+
+    def build(page: Page) -> None:                 # components, each under a unique name
+        page.add("notes_md", gr.Markdown())
+        page.add("notes_button", gr.Button("Notes"))
+
+    class NotesHandlers:
+        def show(self, state) -> Updates:           # return only the slots that change
+            return {"notes_md": "..."}
+
+    def wire(page: Page, handlers: Handlers) -> None:
+        page.on(page["notes_button"].click, NotesHandlers().show,
+                inputs=["state"], outputs=["notes_md"], api_visibility="private")
+
+then call ``notes_view.build(page)`` where it belongs in :mod:`~studio.layout` (one line in the
+function of that column or tab) and ``notes_view.wire(page, handlers)`` at the end of
+:func:`studio.wiring.wire_page`. Inputs and outputs are slot names; a handler returning a name
+its event did not declare fails at once (:meth:`studio.page.Page.named`). Existing slots
+(``state``, ``correction``, ``confirmation``, ... see :mod:`studio.screens`) can be outputs of
+new events too. Model calls take ``**handlers.model_queue`` (the one limit,
+``ADASAM_MODEL_CONCURRENCY``). A new module that imports Gradio is UI; one that does not goes
+in the architecture test's UI-free list.
 """
 
 from __future__ import annotations

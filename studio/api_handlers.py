@@ -7,14 +7,13 @@ The page's own events send and receive whole screens; these endpoints take plain
 
 from __future__ import annotations
 
-from typing import Any
-
 import gradio as gr
 import numpy as np
 
 from studio import pipeline, views
 from studio.case_handlers import CaseHandlers
 from studio.errors import StudioError, user_errors
+from studio.page import Updates
 from studio.review_handlers import ReviewHandlers
 from studio.segment_handlers import SegmentHandlers
 from studio.state import CaseState
@@ -25,8 +24,10 @@ def split_names(text: str | None) -> list[str]:
     return [part.strip() for part in (text or "").split(",") if part.strip()]
 
 
-def _correction(state: CaseState) -> np.ndarray:
-    return views.correction_view(state.work, np.asarray(state.slice.display))
+def _edited(state: CaseState) -> Updates:
+    """What the edit endpoints return: the state, the result JSON and the mask image."""
+    image = views.correction_view(state.work, np.asarray(state.slice.display))
+    return {"state": state, "api_json": views.result_json(state), "api_image": image}
 
 
 class ApiHandlers:
@@ -47,7 +48,7 @@ class ApiHandlers:
         structures: str | None,
         slice_index: float | None,
         window: str | None,
-    ) -> tuple[Any, ...]:
+    ) -> Updates:
         """Decode ``file`` and run the pipeline.
 
         Args:
@@ -75,29 +76,30 @@ class ApiHandlers:
         work = state.work
         assert work is not None  # the pipeline ran on at least one structure
         display = np.asarray(state.slice.display)
-        return (
-            state,
-            views.result_json(state),
-            views.heatmap_view(work, display),
-            views.prompts_view(work, display),
-            views.candidate_gallery(work, display),
-        )
+        captions = [f"#{i + 1} · score {c.score:.2f}" for i, c in enumerate(work.candidates)]
+        return {
+            "state": state,
+            "api_json": views.result_json(state),
+            "api_heatmap": views.heatmap_view(work, display),
+            "api_prompts": views.prompts_view(work, display),
+            "api_candidates": list(zip(views.candidate_gallery(work, display), captions)),
+        }
 
     @user_errors
-    def choose_candidate(self, state: CaseState | None, rank: float | None) -> tuple[Any, ...]:
+    def choose_candidate(self, state: CaseState | None, rank: float | None) -> Updates:
         """Start the correction from candidate ``rank`` (0 = best); returns (result JSON,
         correction image)."""
         new = self.segment.choose_state(state, rank)
-        return new, views.result_json(new), _correction(new)
+        return _edited(new)
 
     @user_errors
     def refine(
         self, state: CaseState | None, x: float | None, y: float | None, mode: str | None
-    ) -> tuple[Any, ...]:
+    ) -> Updates:
         """A click at ``(x, y)`` in slice pixels, ``mode`` ``add`` / ``remove`` / ``box``;
         returns (result JSON, correction image)."""
         new, _ = self.segment.refine_state(state, x, y, mode or "add")
-        return new, views.result_json(new), _correction(new)
+        return _edited(new)
 
     @user_errors
     def submit(
@@ -110,7 +112,7 @@ class ApiHandlers:
         comment: str | None,
         request: gr.Request,
         profile: gr.OAuthProfile | None,
-    ) -> tuple[Any, ...]:
+    ) -> Updates:
         """Store the correction and the SegEx rating of the active structure.
 
         Args:
@@ -143,19 +145,28 @@ class ApiHandlers:
             "dice_original_to_final": round(receipt.dice, 4),
             "annotator": receipt.annotator,
         }
-        return new, info, files
+        return {"state": new, "api_json": info, "api_files": files}
 
     @user_errors
-    def undo(self, state: CaseState | None) -> tuple[Any, ...]:
+    def download(self, state: CaseState | None) -> Updates:
+        """The final mask of the active structure (no inputs: this session's case).
+
+        Returns:
+            files: mask PNG, mask NIfTI, overlay PNG.
+        """
+        return {"api_files": self.review.download_files(state)}
+
+    @user_errors
+    def undo(self, state: CaseState | None) -> Updates:
         """Undo the last edit; returns (result JSON, mask image)."""
         new = self._undo_or_reset(state, reset=False)
-        return new, views.result_json(new), _correction(new)
+        return _edited(new)
 
     @user_errors
-    def reset(self, state: CaseState | None) -> tuple[Any, ...]:
+    def reset(self, state: CaseState | None) -> Updates:
         """Back to the pipeline's result; returns (result JSON, mask image)."""
         new = self._undo_or_reset(state, reset=True)
-        return new, views.result_json(new), _correction(new)
+        return _edited(new)
 
     @staticmethod
     def _undo_or_reset(state: CaseState | None, *, reset: bool) -> CaseState:

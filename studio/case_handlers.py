@@ -1,7 +1,7 @@
 """Handlers that put a case on screen: upload, example, worklist, slice, window, batch import.
 
-Each returns :func:`~studio.screens.case_screen`'s tuple (the pipeline is cleared; the
-layout chains a pipeline run after it).
+Each returns :func:`~studio.screens.case_screen`'s updates (the pipeline is cleared; the page
+chains a pipeline run after it). Slice numbers from the page are 1-based.
 """
 
 from __future__ import annotations
@@ -9,23 +9,17 @@ from __future__ import annotations
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
 import gradio as gr
 
 from adasam.imaging import Slice, Window, load_slice, rewindow
-from storage import ensure_annotator, next_case, release_case
+from storage import ensure_annotator, release_case, walk_case
 from studio.batch import import_files
 from studio.catalog import ModelChoice
 from studio.errors import StudioError, user_errors
 from studio.identity import resolve_annotator
-from studio.screens import (
-    CASE_SLOTS,
-    CUSTOM_WINDOW,
-    FILE_WINDOW,
-    PIPELINE_SLOTS,
-    case_screen,
-)
+from studio.page import Updates
+from studio.screens import CUSTOM_WINDOW, FILE_WINDOW, case_screen
 from studio.services import Services
 from studio.state import CaseSource, CaseState
 from studio.stored_slices import slice_from_record
@@ -44,6 +38,18 @@ def hub_username(profile: gr.OAuthProfile | None) -> str | None:
     if profile is None:
         return None
     return str(profile.get("preferred_username") or profile.get("name") or "") or None
+
+
+def model_updates(choice: ModelChoice | None, current_key: str | None) -> Updates:
+    """The model drop-down, its description and the structures, when ``choice`` differs."""
+    if choice is None or choice.key == current_key:
+        return {}
+    structures = list(choice.structures)
+    return {
+        "model": gr.Dropdown(value=choice.key),
+        "model_md": choice.describe(),
+        "structures": gr.CheckboxGroup(choices=structures, value=structures),
+    }
 
 
 class CaseHandlers:
@@ -72,6 +78,19 @@ class CaseHandlers:
             max_pixels=self.services.settings.max_pixels,
         )
 
+    def _model_for(
+        self, content_hash: str, modality: str, current: str | None
+    ) -> ModelChoice | None:
+        """The model a worklist case needs: an example's own model, else one trained on the
+        case's modality (CT or MR), else the current one."""
+        catalog = self.services.catalog
+        for example in self.services.examples:
+            if example.content_hash == content_hash and example.model:
+                found = {c.key: c for c in catalog.choices()}.get(example.model)
+                if found is not None:
+                    return found
+        return catalog.for_modality(modality, current)
+
     def annotator(
         self, typed: str | None, request: gr.Request | None, profile: gr.OAuthProfile | None
     ) -> str:
@@ -84,6 +103,15 @@ class CaseHandlers:
             hub_user=hub_username(profile),
         )
 
+    def known_annotator(
+        self, typed: str | None, request: gr.Request | None, profile: gr.OAuthProfile | None
+    ) -> str | None:
+        """The annotator when one is known (a name typed or logged in), else None."""
+        try:
+            return self.annotator(typed, request, profile)
+        except StudioError:
+            return None
+
     def open_upload(
         self,
         file: str | None,
@@ -92,9 +120,11 @@ class CaseHandlers:
         slice_index: int | None = None,
         window: str | None = None,
         model_key: str | None = None,
+        owner: str | None = None,
     ) -> CaseState:
         """A new case from an uploaded file: the middle slice of a volume unless
-        ``slice_index``; the model's window for data with physical units unless ``window``."""
+        ``slice_index`` (0-based); the model's window for data with physical units unless
+        ``window``."""
         if not file:
             raise StudioError("Choose a file to upload.")
         path = Path(file)
@@ -105,18 +135,25 @@ class CaseHandlers:
             slice_ = rewindow(slice_, None if window == FILE_WINDOW else window)
         else:
             slice_ = _model_window(slice_, self._choice(model_key))
-        return CaseState.new(slice_, CaseSource("upload", path, path.name), time.time())
+        return CaseState.new(slice_, CaseSource("upload", path, path.name), time.time(), owner)
 
     # -- handlers -----------------------------------------------------------------------------
     @user_errors
     def load_upload(
-        self, file: str | None, axis: int | None, model_key: str | None
-    ) -> tuple[Any, ...]:
+        self,
+        file: str | None,
+        axis: int | None,
+        model_key: str | None,
+        typed_name: str | None = None,
+        request: gr.Request | None = None,
+        profile: gr.OAuthProfile | None = None,
+    ) -> Updates:
         """A file the user uploaded (any supported format; the middle slice of a volume)."""
-        return case_screen(self.open_upload(file, axis=axis, model_key=model_key))
+        owner = self.known_annotator(typed_name, request, profile)
+        return case_screen(self.open_upload(file, axis=axis, model_key=model_key, owner=owner))
 
     @user_errors
-    def load_example(self, model_key: str | None, evt: gr.SelectData) -> tuple[Any, ...]:
+    def load_example(self, model_key: str | None, evt: gr.SelectData) -> Updates:
         """The example clicked in the gallery; switches to the model it suits when available."""
         examples = self.services.examples
         index = evt.index if isinstance(evt.index, int) else None
@@ -130,14 +167,7 @@ class CaseHandlers:
         state = CaseState.new(
             slice_, CaseSource("example", example.path, example.path.name), time.time()
         )
-        model_updates: tuple[Any, ...] = (gr.skip(), gr.skip(), gr.skip())
-        if choice is not None and key != model_key:
-            model_updates = (
-                gr.Dropdown(value=choice.key),
-                choice.describe(),
-                gr.CheckboxGroup(choices=list(choice.structures), value=list(choice.structures)),
-            )
-        return (*case_screen(state), *model_updates)
+        return {**case_screen(state), **model_updates(choice, model_key)}
 
     @user_errors
     def next_case(
@@ -147,58 +177,80 @@ class CaseHandlers:
         state: CaseState | None,
         request: gr.Request,
         profile: gr.OAuthProfile | None,
-    ) -> tuple[Any, ...]:
-        """The next worklist case for this annotator (leased to them, so colleagues get other
-        cases); skips the current worklist case if it was not submitted."""
+    ) -> Updates:
+        """The annotator's next worklist case: every case once per annotator, in an order of
+        their own, never one a colleague has open; with the model the case needs."""
         annotator = self.annotator(typed_name, request, profile)
         store = self.services.store
         ensure_annotator(store, annotator)
-        skip: list[str] = []
-        if state is not None and state.source.worklist_hash and not state.receipts:
-            skip.append(state.source.worklist_hash)
-        record = next_case(store, annotator, skip=skip)
+        current = state.source.worklist_hash if state is not None else None
+        record = walk_case(store, annotator, after=current)
         if record is None:
-            if skip:
-                release_case(store, annotator, skip[0])
-            gr.Info(
-                "The worklist is empty: every case has a correction. Add cases in the Worklist tab."
-            )
-            return (
-                *(gr.skip() for _ in range(len(case_screen_slots()))),
-                "Worklist: no case left.",
-            )
-        slice_ = _model_window(slice_from_record(store, record), self._choice(model_key))
+            if current:
+                release_case(store, annotator, current)
+            gr.Info("You have been through every case of the worklist. Add cases in its tab.")
+            return {"worklist_md": "Worklist: no case left for you."}
+        choice = self._model_for(record.content_hash, record.modality, model_key)
+        slice_ = _model_window(slice_from_record(store, record), choice)
         source = CaseSource(
             "worklist", None, record.source_name or f"case {record.id}", record.content_hash
         )
-        new = CaseState.new(slice_, source, time.time())
-        return (
-            *case_screen(new),
-            f"Worklist: case #{record.id} is reserved for {annotator} for 30 minutes.",
-        )
+        new = CaseState.new(slice_, source, time.time(), owner=annotator)
+        return {
+            **case_screen(new),
+            **model_updates(choice, model_key),
+            "worklist_md": f"Worklist: case #{record.id}, reserved for {annotator} for 30 minutes.",
+        }
 
-    @user_errors
-    def change_slice(
-        self, state: CaseState | None, slice_index: float | None, axis: int | None
-    ) -> tuple[Any, ...]:
-        """Another slice (or axis) of the uploaded volume."""
+    def _reload(self, state: CaseState | None, index: int | None, axis: int | None) -> Updates:
         if state is None:
             raise StudioError("Upload a volume first.")
         if state.source.path is None:
             raise StudioError("Worklist cases have a single slice.")
-        index = None if slice_index is None else int(slice_index)
         new_axis = int(axis) if axis is not None else (state.slice.axis or 2)
         if new_axis != state.slice.axis:
             index = None  # the middle slice along the new axis
         slice_ = self._read(state.source.path, state.source.name, slice_index=index, axis=new_axis)
         if state.slice.window is not None and slice_.default_window is not None:
             slice_ = rewindow(slice_, state.slice.window)
-        return case_screen(CaseState.new(slice_, state.source, time.time()))
+        return case_screen(CaseState.new(slice_, state.source, time.time(), state.owner))
+
+    @user_errors
+    def go_to_slice(self, state: CaseState | None, number: float | None) -> Updates:
+        """Slice ``number`` (1-based) of the uploaded volume."""
+        if state is None or number is None:
+            raise StudioError("Upload a volume first.")
+        depth = state.slice.num_slices or 1
+        if not 1 <= int(number) <= depth:
+            raise StudioError(f"Choose a slice from 1 to {depth}.")
+        return self._reload(state, int(number) - 1, state.slice.axis)
+
+    def _step(self, state: CaseState | None, delta: int) -> Updates:
+        if state is None:
+            raise StudioError("Upload a volume first.")
+        depth = state.slice.num_slices or 1
+        index = min(max((state.slice.slice_index or 0) + delta, 0), depth - 1)
+        return self._reload(state, index, state.slice.axis)
+
+    @user_errors
+    def previous_slice(self, state: CaseState | None) -> Updates:
+        """The slice before (← key)."""
+        return self._step(state, -1)
+
+    @user_errors
+    def next_slice(self, state: CaseState | None) -> Updates:
+        """The slice after (→ key)."""
+        return self._step(state, +1)
+
+    @user_errors
+    def change_axis(self, state: CaseState | None, axis: int | None) -> Updates:
+        """The middle slice along another axis of the uploaded volume."""
+        return self._reload(state, None, axis)
 
     @user_errors
     def change_window(
         self, state: CaseState | None, choice: str | None, level: float | None, width: float | None
-    ) -> tuple[Any, ...]:
+    ) -> Updates:
         """Show the slice through another window (a preset, the file's own, or level/width)."""
         if state is None:
             raise StudioError("Load a case first.")
@@ -211,27 +263,28 @@ class CaseHandlers:
         else:
             window = choice
         slice_ = rewindow(state.slice, window)
-        return case_screen(CaseState.new(slice_, state.source, state.loaded_at))
+        return case_screen(CaseState.new(slice_, state.source, state.loaded_at, state.owner))
 
     def change_window_custom(
         self, state: CaseState | None, level: float | None, width: float | None
-    ) -> tuple[Any, ...]:
+    ) -> Updates:
         """The level/width typed by the user."""
         return self.change_window(state, CUSTOM_WINDOW, level, width)
 
     @user_errors
-    def import_batch(self, files: Sequence[str] | None) -> str:
+    def import_batch(self, files: Sequence[str] | None) -> Updates:
         """Add uploaded files to the worklist (each file one case)."""
         if not files:
             raise StudioError("Choose one or more files to add to the worklist.")
-        paths = [Path(f) for f in files]
         report = import_files(
-            self.services.store, paths, max_pixels=self.services.settings.max_pixels
+            self.services.store,
+            [Path(f) for f in files],
+            max_pixels=self.services.settings.max_pixels,
         )
-        return report.message()
+        return {"batch_md": report.message()}
 
     @user_errors
-    def import_examples(self) -> str:
+    def import_examples(self) -> Updates:
         """Add the shipped example cases to the worklist."""
         examples = self.services.examples
         if not examples:
@@ -241,9 +294,4 @@ class CaseHandlers:
             [e.path for e in examples],
             max_pixels=self.services.settings.max_pixels,
         )
-        return report.message()
-
-
-def case_screen_slots() -> tuple[str, ...]:
-    """Names of the outputs :func:`case_screen` fills (case slots, then pipeline slots)."""
-    return CASE_SLOTS + PIPELINE_SLOTS[1:]
+        return {"batch_md": report.message()}

@@ -2,15 +2,22 @@
 
 Choices are the shipped demo bundles that exist, the bundle named by ``ADASAM_BUNDLE`` and the
 model version that the fine-tuning job activated in storage, if any. A predictor holds no
-per-user state (see :mod:`adasam.predictor`), so every session shares one per model. A
-bundle whose ``config.json`` changed on disk (a new training run saved over it) is reloaded
-on its next use, and a newly activated model version is served without a restart.
+per-user state (see :mod:`adasam.predictor`), so every session shares one per bundle folder.
 
-Hot reload without a database query per click: the active version is looked up at most once
-every ``poll_seconds`` (and at once after :meth:`ModelCatalog.bump`, which an in-process
-activation calls); ``generation`` counts the changes. A case keeps the model version it was
-predicted with (:meth:`ModelCatalog.version_choice`), so a click session that started before an
-activation finishes on its own version, and predictors are kept per bundle folder.
+**One version counter, and no I/O on the click path.** The choices are read once and cached,
+together with the predictors, until the catalog's :attr:`ModelCatalog.generation` changes. It is
+raised by
+
+- :meth:`ModelCatalog.bump`: a new model version was activated in this process (the learning
+  loop calls it), or anything else that should be re-read at once;
+- the poll of the active version in storage, at most once every ``poll_seconds`` (so an
+  activation by another process, e.g. ``finetune --watch``, is served within one poll);
+- :meth:`ModelCatalog.refresh` (page load): a bundle's ``config.json`` saved over on disk.
+
+The next use after a change re-reads the bundles and storage and reloads a predictor whose
+bundle changed: no restart is needed. A case keeps the model version it was predicted with
+(:meth:`ModelCatalog.version_choice`), so a click session that started before an activation
+finishes on its own version; clicks on such a case query nothing.
 """
 
 from __future__ import annotations
@@ -41,12 +48,14 @@ class ModelChoice:
     """One model the user can pick.
 
     Attributes:
-        key: stable identifier (``thigh-mri``, ``liver-ct``, ``custom`` or ``active-version``).
+        key: stable identifier (``thigh-mri``, ``liver-ct``, ``custom``, ``active-version`` or
+            ``version-<id>``).
         path: the bundle directory.
         name, version: from the bundle's config.
         structures: what it segments, in the model's order.
         trained: False for a placeholder bundle with random weights.
-        window: the display window the model was trained with (None: the file's own).
+        window: the window the model was trained with (None: the file's own).
+        modality: of its training slices (``CT``, ``MR``, ...), to match worklist cases.
         model_version_id: storage id when the choice is a registered model version.
         trained_on: what the model saw in training (the bundle's ``domain.description``).
     """
@@ -58,6 +67,7 @@ class ModelChoice:
     structures: tuple[str, ...]
     trained: bool
     window: str | None
+    modality: str = ""
     model_version_id: int | None = None
     trained_on: str = ""
 
@@ -91,14 +101,40 @@ def _choice(key: str, path: Path, model_version_id: int | None = None) -> ModelC
         structures=tuple(config.structures),
         trained=config.trained,
         window=config.window,
+        modality=_modality(config),
         model_version_id=model_version_id,
         trained_on="" if config.domain is None else config.domain.description,
     )
 
 
+def _modality(config: object) -> str:
+    """The training modality a bundle records; else CT for a CT window, MR otherwise."""
+    domain = getattr(config, "domain", None)
+    if domain is not None and getattr(domain, "modality", ""):
+        return str(domain.modality).upper()
+    return "CT" if str(getattr(config, "window", "") or "").startswith("ct") else "MR"
+
+
 def _config_stamp(path: Path) -> tuple[int, int]:
     stat = (path / CONFIG_FILE).stat()
     return stat.st_mtime_ns, stat.st_size
+
+
+def _stamp_or_none(path: Path) -> tuple[int, int] | None:
+    try:
+        return _config_stamp(path)
+    except OSError:
+        return None
+
+
+@dataclass(frozen=True)
+class _Loaded:
+    """A loaded predictor, the ``config.json`` stamp it was loaded from and the catalog
+    generation it was last checked against."""
+
+    stamp: tuple[int, int] | None
+    generation: int
+    predictor: Predictor
 
 
 class ModelCatalog:
@@ -110,10 +146,10 @@ class ModelCatalog:
         default_key: the choice selected when a page opens, if available.
         device: torch device of the predictors.
         cache_size: embeddings kept per predictor.
+        store: where to look for the active fine-tuned model version (optional).
         backend: builds each loaded bundle's encoder/classifier backend
             (:func:`adasam.backends.backend_factory`; default PyTorch).
         cache_bytes: bound on each predictor's cached embeddings in bytes.
-        store: where to look for the active fine-tuned model version (optional).
         poll_seconds: how long a lookup of the active version is trusted.
         max_predictors: loaded models kept (least recently used dropped first).
     """
@@ -140,44 +176,102 @@ class ModelCatalog:
         self._store = store
         self._poll_seconds = poll_seconds
         self._max_predictors = max(1, max_predictors)
-        self._lock = threading.Lock()
-        self._predictors: OrderedDict[Path, tuple[tuple[int, int], Predictor]] = OrderedDict()
-        self._active: tuple[float, ModelChoice | None] | None = None
+        self._lock = threading.RLock()
+        self._generation = 0
+        self._cached: tuple[int, list[ModelChoice]] | None = None
+        self._stamps: dict[Path, tuple[int, int] | None] = {}
+        self._polled_at: float | None = None
+        self._active_id: int | None = None
         self._versions: dict[int, ModelChoice] = {}
+        self._predictors: OrderedDict[Path, _Loaded] = OrderedDict()
         self._zero_shot: Predictor | None = None
-        self.generation = 0
 
-    def bump(self) -> None:
-        """Forget the cached active version (call after activating one in this process)."""
+    # -- the version counter ------------------------------------------------------------------
+    @property
+    def generation(self) -> int:
+        """The catalog's one version counter: cached choices and predictors are from it."""
+        return self._generation
+
+    def bump(self) -> int:
+        """Something changed (a model version was activated, a bundle was saved over): the
+        next use re-reads the choices and storage. Returns the new generation."""
         with self._lock:
-            self._active = None
+            self._generation += 1
+            return self._generation
 
-    def _active_choice(self) -> ModelChoice | None:
-        """The active stored version, looked up at most every ``poll_seconds``."""
+    def _poll(self) -> None:
+        """Look the active version up (at most every ``poll_seconds``); bump when it moved."""
         if self._store is None:
-            return None
+            return
         now = time.monotonic()
-        with self._lock:
-            if self._active is not None and now - self._active[0] < self._poll_seconds:
-                return self._active[1]
-            previous = None if self._active is None else self._active[1]
-        choice = None
+        polled = self._polled_at
+        if polled is not None and now - polled < self._poll_seconds:
+            return
         try:
             active = active_model_version(self._store)
-            if active is not None:
-                choice = self.version_choice(active.id)
-                choice = replace(choice, key=ACTIVE_VERSION_KEY)
-        except (StorageError, BundleError, OSError) as exc:
-            log.warning("the active model version cannot be used: %s", exc)
+        except (StorageError, OSError) as exc:
+            log.warning("the active model version cannot be looked up: %s", exc)
+            return
         with self._lock:
-            old_id = None if previous is None else previous.model_version_id
-            if (None if choice is None else choice.model_version_id) != old_id:
-                self.generation += 1
-            self._active = (now, choice)
-        return choice
+            self._polled_at = now
+            found = None if active is None else active.id
+            cached = self._cached
+            if found != self._active_id and cached is not None and cached[0] == self._generation:
+                self._generation += 1  # (a stale cache is re-read anyway: count one change)
+            self._active_id = found
+
+    def refresh(self) -> list[ModelChoice]:
+        """Bump when a bundle's ``config.json`` changed on disk, then the choices (page load)."""
+        cached = self._cached
+        if cached is not None and any(
+            _stamp_or_none(c.path) != self._stamps.get(c.path) for c in cached[1]
+        ):
+            self.bump()
+        return self.choices()
+
+    # -- choices ------------------------------------------------------------------------------
+    def choices(self) -> list[ModelChoice]:
+        """Every model that can be loaded (cached until the generation changes; at most one
+        query of the active version every ``poll_seconds``)."""
+        self._poll()
+        cached = self._cached
+        if cached is not None and cached[0] == self._generation:
+            return list(cached[1])
+        with self._lock:
+            generation = self._generation
+            found = self._read_choices()
+            self._stamps = {c.path: _stamp_or_none(c.path) for c in found}
+            self._cached = (generation, found)
+            return list(found)
+
+    def _read_choices(self) -> list[ModelChoice]:
+        found: list[ModelChoice] = []
+        for key, path in self._bundles.items():
+            try:
+                found.append(_choice(key, Path(path)))
+            except BundleError as exc:
+                log.info("model %s not available: %s", key, exc)
+        active = self._read_active()
+        if active is not None:
+            found.insert(0, active)
+        return found
+
+    def _read_active(self) -> ModelChoice | None:
+        if self._store is None:
+            return None
+        try:
+            active = active_model_version(self._store)
+            self._active_id = None if active is None else active.id
+            self._polled_at = time.monotonic()
+            if active is None:
+                return None
+            return replace(self.version_choice(active.id), key=ACTIVE_VERSION_KEY)
+        except (StorageError, StudioError, OSError) as exc:
+            log.warning("the active model version cannot be used: %s", exc)
+            return None
 
     def version_choice(self, version_id: int) -> ModelChoice:
-        """The stored model version ``version_id`` (its bundle materialised once)."""
+        """The stored model version ``version_id`` (read from storage once, then cached)."""
         with self._lock:
             found = self._versions.get(version_id)
         if found is not None:
@@ -194,19 +288,20 @@ class ModelCatalog:
             self._versions[version_id] = found
         return found
 
-    def choices(self) -> list[ModelChoice]:
-        """Every model that can be loaded now (bundles re-read from disk; the active version
-        from storage at most every ``poll_seconds``)."""
-        found: list[ModelChoice] = []
-        for key, path in self._bundles.items():
-            try:
-                found.append(_choice(key, Path(path)))
-            except BundleError as exc:
-                log.info("model %s not available: %s", key, exc)
-        active = self._active_choice()
-        if active is not None:
-            found.insert(0, active)
-        return found
+    def for_modality(self, modality: str, current_key: str | None) -> ModelChoice | None:
+        """The model a case of ``modality`` (``CT``, ``MR``; others keep the current model)
+        needs: the current one if it matches, else the default if it matches, else the first
+        that does, else the current one."""
+        choices = self.choices()
+        by_key = {c.key: c for c in choices}
+        wanted = (modality or "").upper()
+        if wanted not in ("CT", "MR"):
+            return by_key.get(current_key or "") or self.default(choices)
+        preferred = [by_key.get(current_key or ""), self.default(choices)]
+        for c in [*preferred, *choices]:
+            if c is not None and c.modality == wanted:
+                return c
+        return by_key.get(current_key or "") or self.default(choices)
 
     def default(self, choices: list[ModelChoice] | None = None) -> ModelChoice | None:
         """The choice a new page starts with: the active fine-tuned version, else the
@@ -238,6 +333,7 @@ class ModelCatalog:
         names = ", ".join(c.label for c in choices)
         raise StudioError(f"Choose a model from the list ({names}).")
 
+    # -- predictors ---------------------------------------------------------------------------
     def zero_shot(self) -> Predictor:
         """Plain LiteMedSAM (no adaptation), shared, loaded on first use: the model for boxes
         and clicks drawn on an image outside the chosen model's domain."""
@@ -250,14 +346,20 @@ class ModelCatalog:
             return self._zero_shot
 
     def predictor(self, choice: ModelChoice) -> Predictor:
-        """The shared predictor of ``choice``, loaded on first use and reloaded when the
-        bundle on disk changed since."""
-        stamp = _config_stamp(choice.path)
+        """The shared predictor of ``choice``'s bundle folder, loaded on first use and, after
+        the generation changed, reloaded when the bundle on disk changed since (no I/O while
+        the generation stays the same)."""
+        cached = self._predictors.get(choice.path)
+        if cached is not None and cached.generation == self._generation:
+            return cached.predictor
         with self._lock:
+            generation = self._generation
+            stamp = _stamp_or_none(choice.path)
             cached = self._predictors.get(choice.path)
-            if cached is not None and cached[0] == stamp:
+            if cached is not None and cached.stamp == stamp:
+                self._predictors[choice.path] = replace(cached, generation=generation)
                 self._predictors.move_to_end(choice.path)
-                return cached[1]
+                return cached.predictor
             log.info("loading model %s from %s", choice.key, choice.path)
             predictor = Predictor.from_dir(
                 choice.path,
@@ -266,7 +368,7 @@ class ModelCatalog:
                 backend=self._backend,
                 cache_bytes=self._cache_bytes,
             )
-            self._predictors[choice.path] = (stamp, predictor)
+            self._predictors[choice.path] = _Loaded(stamp, generation, predictor)
             while len(self._predictors) > self._max_predictors:
                 self._predictors.popitem(last=False)
             return predictor

@@ -26,12 +26,14 @@ class Example:
         title: the gallery caption.
         model: key of the model it suits (``thigh-mri``, ``liver-ct``), or None.
         thumbnail: its display image, uint8 (H, W, 3).
+        content_hash: its slice's hash (a worklist case with this hash gets ``model``).
     """
 
     path: Path
     title: str
     model: str | None
     thumbnail: np.ndarray
+    content_hash: str = ""
 
 
 def load_examples(folder: Path, max_pixels: int) -> list[Example]:
@@ -46,7 +48,7 @@ def load_examples(folder: Path, max_pixels: int) -> list[Example]:
     for entry in entries:
         path = Path(folder) / str(entry["file"])
         try:
-            display = load_slice(path, max_pixels=max_pixels).display
+            loaded = load_slice(path, max_pixels=max_pixels)
         except (IngestError, OSError) as exc:
             log.warning("example %s skipped: %s", path, exc)
             continue
@@ -55,7 +57,8 @@ def load_examples(folder: Path, max_pixels: int) -> list[Example]:
                 path=path,
                 title=str(entry.get("title") or path.name),
                 model=entry.get("model"),
-                thumbnail=np.asarray(display),
+                thumbnail=np.asarray(loaded.display),
+                content_hash=loaded.content_hash,
             )
         )
     return examples

@@ -14,14 +14,15 @@ from studio import auxol_view, pipeline
 from studio.case_handlers import CaseHandlers
 from studio.editor import apply_strokes, editor_value
 from studio.errors import StudioError, user_errors
+from studio.page import Updates
 from studio.rating import parse_rating
-from studio.screens import pipeline_screen
+from studio.screens import case_screen, pipeline_screen
 from studio.services import Services
 from studio.state import CaseState, Receipt
 from studio.stats_view import stats_figure, stats_markdown
 from studio.submission import submit
 from studio.submit_check import needs_confirmation
-from studio.views import correction_status, correction_view, result_json
+from studio.views import correction_status, correction_view, result_json, upscale
 
 BRUSH_HINT = (
     "Paint with the **blue** brush to add to the mask and the **red** brush to remove from it "
@@ -56,18 +57,20 @@ class ReviewHandlers:
 
     # -- brush --------------------------------------------------------------------------------
     @user_errors
-    def open_editor(self, state: CaseState | None) -> tuple[Any, ...]:
-        """Load the current mask into the brush editor (when its tab is opened)."""
+    def open_editor(self, state: CaseState | None) -> Updates:
+        """Load the current mask into the brush editor (when its panel is opened)."""
         work = None if state is None else state.work
         if state is None or work is None or work.mask is None:
-            return state, None, "Choose a candidate first; its mask then opens here."
+            return {"editor": None, "brush_md": "Choose a candidate first; its mask opens here."}
         value = editor_value(np.asarray(state.slice.display), work.mask)
-        return replace(state, editor_version=(work.name, work.stamp)), value, BRUSH_HINT
+        return {
+            "state": replace(state, editor_version=(work.name, work.stamp)),
+            "editor": value,
+            "brush_md": BRUSH_HINT,
+        }
 
     @user_errors
-    def apply_brush(
-        self, state: CaseState | None, editor: dict[str, Any] | None
-    ) -> tuple[Any, ...]:
+    def apply_brush(self, state: CaseState | None, editor: dict[str, Any] | None) -> Updates:
         """Apply the strokes to the mask; the editor is left as it is, so it stays usable at
         once and keeps the strokes (its old mask with the strokes on top looks exactly like the
         new mask, and applying the same strokes again to the new mask changes nothing).
@@ -84,13 +87,13 @@ class ReviewHandlers:
         new_work = pipeline.apply_brush(work, apply_strokes(work.mask, editor))
         new = replace(state.with_work(new_work), editor_version=(new_work.name, new_work.stamp))
         display = np.asarray(state.slice.display)
-        return (
-            new,
-            correction_view(new_work, display),
-            correction_status(new_work),
-            result_json(new),
-            "Brush edits applied. Keep painting, apply again, or submit.",
-        )
+        return {
+            "state": new,
+            "correction": upscale(correction_view(new_work, display)),
+            "correction_status": correction_status(new_work),
+            "result_json": result_json(new),
+            "brush_md": "Brush edits applied. Keep painting, apply again, or submit.",
+        }
 
     # -- submission ---------------------------------------------------------------------------
     def submit_state(
@@ -145,7 +148,7 @@ class ReviewHandlers:
         browser: dict[str, Any] | None,
         request: gr.Request,
         profile: gr.OAuthProfile | None,
-    ) -> tuple[Any, ...]:
+    ) -> Updates:
         """The submit button: store, confirm, offer the downloads and the next case. A final
         mask far from the chosen candidate is stored only when submitted a second time."""
         if state is not None and state.work is not None and state.receipt(state.work.name) is None:
@@ -154,7 +157,8 @@ class ReviewHandlers:
             if warned is not None:
                 gr.Warning(warned[1])
                 screen = pipeline_screen(warned[0], confirmation=warned[1])
-                return (*screen[:-1], gr.skip(), gr.skip())
+                del screen["downloads"]  # the downloads and the browser's memory stay as they are
+                return screen
         new, receipt, files = self.submit_state(
             state,
             typed_name=typed_name,
@@ -169,12 +173,17 @@ class ReviewHandlers:
         remembered = dict(browser or {})
         remembered.update({"receipt": receipt.message(), "annotator": receipt.annotator})
         message = receipt.message() + " Take the **next case** when you are ready."
-        screen = pipeline_screen(new, confirmation=message)
-        return (*screen[:-1], files, remembered)
+        return {
+            **pipeline_screen(new, confirmation=message),
+            "downloads": files,
+            "browser": remembered,
+        }
 
     # -- outputs ------------------------------------------------------------------------------
     @user_errors
-    def downloads(self, state: CaseState | None, editor: dict[str, Any] | None) -> list[str]:
+    def download_files(
+        self, state: CaseState | None, editor: dict[str, Any] | None = None
+    ) -> list[str]:
         """The final mask (PNG, NIfTI) and an overlay image, for download."""
         if state is None or state.work is None:
             raise StudioError("There is no mask to download yet.")
@@ -189,17 +198,45 @@ class ReviewHandlers:
         return None, None, [], ""
 
     @user_errors
-    def statistics(self) -> tuple[str, Any]:
+    def downloads(self, state: CaseState | None, editor: dict[str, Any] | None) -> Updates:
+        """The "Prepare downloads" button."""
+        return {"downloads": self.download_files(state, editor)}
+
+    @user_errors
+    def statistics(self) -> Updates:
         """Cases done, ratings per verdict, mean Dice original → final, with a plot."""
         s = stats(self.services.store)
-        return stats_markdown(s), stats_figure(s)
+        return {"stats_md": stats_markdown(s), "stats_plot": stats_figure(s)}
 
-    def restore(self, browser: dict[str, Any] | None, typed_name: str | None) -> tuple[Any, ...]:
-        """On page load: the last confirmation and the annotator name this browser kept (the
-        name only when the field is still empty, so a name typed meanwhile is never
-        overwritten)."""
+    def remember_name(self, browser: dict[str, Any] | None, typed_name: str | None) -> Updates:
+        """The annotator typed their name: this browser keeps it (for a reload)."""
+        name = (typed_name or "").strip()
+        remembered = dict(browser or {})
+        if not name or remembered.get("annotator") == name:
+            return {}
+        remembered["annotator"] = name
+        return {"browser": remembered}
+
+    def restore(
+        self,
+        browser: dict[str, Any] | None,
+        typed_name: str | None,
+        request: gr.Request,
+        profile: gr.OAuthProfile | None,
+    ) -> Updates:
+        """On page load: the annotator name this browser kept (only into an empty field, so a
+        name typed meanwhile is never overwritten), that annotator's unsubmitted case with its
+        edits (see :mod:`studio.drafts`), and the last confirmation."""
         remembered = browser or {}
-        receipt = remembered.get("receipt")
-        message = f"Before the page was reloaded: {receipt}" if receipt else gr.skip()
+        out: Updates = {}
         name = remembered.get("annotator")
-        return message, name if name and not (typed_name or "").strip() else gr.skip()
+        if name and not (typed_name or "").strip():
+            out["annotator"] = name
+        who = self.cases.known_annotator((typed_name or "").strip() or name, request, profile)
+        draft = self.services.drafts.get(who) if who else None
+        if draft is not None:
+            out.update(case_screen(draft))  # the slice, the pipeline's result and the edits
+        receipt = remembered.get("receipt")
+        if receipt and draft is None:
+            out["confirmation"] = f"Before the page was reloaded: {receipt}"
+        return out

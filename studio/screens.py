@@ -1,24 +1,24 @@
-"""What each kind of handler sends back to the page, in the order the layout wires outputs.
-
-Three groups:
+"""What each kind of handler sends back to the page, as :data:`~studio.page.Updates` (slot
+name -> value), so a handler returns what it changes and nothing else.
 
 - :func:`pipeline_screen` (``PIPELINE_SLOTS``): everything that depends on the pipeline's
   result and the active structure's edits;
 - :func:`case_screen` (``CASE_SLOTS`` + the pipeline slots): a newly loaded slice, pipeline
   cleared;
-- :func:`click_screen` (``CLICK_SLOTS``): the few outputs a click changes (kept small, so a
-  refinement reaches the page fast).
+- :func:`click_screen` (at most ``CLICK_SLOTS``): the few outputs a click changes (kept small,
+  so a refinement reaches the page fast).
+
+Slice numbers on screen are 1-based (``slice 13 of 40`` is index 12).
 """
 
 from __future__ import annotations
-
-from typing import Any
 
 import gradio as gr
 import numpy as np
 
 from adasam.imaging import WINDOW_PRESETS
 from studio import views
+from studio.page import Updates
 from studio.state import CaseState, StructureWork
 
 FILE_WINDOW = "file default"
@@ -29,6 +29,8 @@ PIPELINE_SLOTS = (
     "heatmap",
     "prompts",
     "gallery",
+    "candidates_md",
+    "steps_md",
     "correction",
     "correction_status",
     "structures_md",
@@ -39,12 +41,24 @@ PIPELINE_SLOTS = (
     "confirmation",
     "downloads",
 )
-CASE_SLOTS = ("state", "slice_image", "case_md", "slice_slider", "axis", "window", "level", "width")
+CASE_SLOTS = (
+    "state",
+    "slice_image",
+    "case_md",
+    "slice_slider",
+    "slice_number",
+    "axis",
+    "window",
+    "level",
+    "width",
+)
+CASE_SCREEN_SLOTS = CASE_SLOTS + PIPELINE_SLOTS[1:]
 CLICK_SLOTS = (
     "state",
     "correction",
     "correction_status",
     "gallery",
+    "candidates_md",
     "prompts",
     "result_json",
     "submit_button",
@@ -61,15 +75,15 @@ def window_name(state: CaseState) -> str:
     return CUSTOM_WINDOW
 
 
-def _gallery(work: StructureWork | None, display: np.ndarray) -> Any:
+def _gallery(work: StructureWork | None, display: np.ndarray) -> Updates:
     if work is None or not work.candidates:
-        return gr.Gallery(value=None, label="SAM's three candidates", selected_index=None)
-    return gr.Gallery(
-        value=views.candidate_gallery(work, display),
-        label=f"SAM's candidates for {work.name}: #{work.chosen + 1} is chosen (click another to "
-        "switch)",
-        selected_index=work.chosen,
-    )
+        return {"gallery": gr.Gallery(value=None, selected_index=None), "candidates_md": ""}
+    return {
+        "gallery": gr.Gallery(
+            value=views.candidate_gallery(work, display), selected_index=work.chosen
+        ),
+        "candidates_md": views.candidates_markdown(work),
+    }
 
 
 def _can_submit(state: CaseState | None) -> bool:
@@ -78,90 +92,111 @@ def _can_submit(state: CaseState | None) -> bool:
     return state.receipt(state.work.name) is None
 
 
-def pipeline_screen(state: CaseState | None, confirmation: str | None = None) -> tuple[Any, ...]:
+def _canvas(work: StructureWork | None, display: np.ndarray) -> np.ndarray:
+    return views.upscale(views.correction_view(work, display))
+
+
+def _empty_pipeline(state: CaseState | None, confirmation: str | None) -> Updates:
+    display = None if state is None else np.asarray(state.slice.display)
+    return {
+        "state": state,
+        "heatmap": None,
+        "prompts": None,
+        **_gallery(None, np.zeros((1, 1, 3), np.uint8)),
+        "steps_md": "",
+        "correction": None if display is None else _canvas(None, display),
+        "correction_status": views.correction_status(None),
+        "structures_md": "",
+        "timings_md": "",
+        "result_json": views.result_json(state),
+        "structure_radio": gr.Radio(choices=[], value=None, visible=False),
+        "submit_button": gr.Button(interactive=False),
+        "confirmation": confirmation or "",
+        "downloads": None,
+    }
+
+
+def pipeline_screen(state: CaseState | None, confirmation: str | None = None) -> Updates:
     """The pipeline slots for ``state`` (all empty before the pipeline ran)."""
     work = None if state is None else state.work
     if state is None or work is None:
-        display = None if state is None else np.asarray(state.slice.display)
-        return (
-            state,
-            gr.Image(value=None, label="GradCAM heatmap"),
-            gr.Image(value=None, label="Prompts"),
-            _gallery(None, np.zeros((1, 1, 3), np.uint8)),
-            display,
-            views.correction_status(None),
-            "",
-            "",
-            views.result_json(state),
-            gr.Radio(choices=[], value=None, visible=False),
-            gr.Button(interactive=False),
-            confirmation or "",
-            None,
-        )
+        return _empty_pipeline(state, confirmation)
     display = np.asarray(state.slice.display)
     names = [w.name for w in state.works]
     receipt = state.receipt(work.name)
     if confirmation is None:
         confirmation = receipt.message() if receipt is not None else ""
-    return (
-        state,
-        gr.Image(value=views.heatmap_view(work, display), label=views.heatmap_label(work)),
-        gr.Image(value=views.prompts_view(work, display), label=views.prompts_label(work)),
-        _gallery(work, display),
-        views.correction_view(work, display),
-        views.correction_status(work),
-        views.structures_markdown(state),
-        views.timings_markdown(state),
-        views.result_json(state),
-        gr.Radio(choices=names, value=work.name, visible=len(names) > 1),
-        gr.Button(interactive=_can_submit(state)),
-        confirmation,
-        None,
-    )
+    return {
+        "state": state,
+        "heatmap": views.heatmap_view(work, display),
+        "prompts": views.prompts_view(work, display),
+        **_gallery(work, display),
+        "steps_md": f"{views.heatmap_label(work)}  \n{views.prompts_label(work)}",
+        "correction": _canvas(work, display),
+        "correction_status": views.correction_status(work),
+        "structures_md": views.structures_markdown(state),
+        "timings_md": views.timings_markdown(state),
+        "result_json": views.result_json(state),
+        "structure_radio": gr.Radio(choices=names, value=work.name, visible=len(names) > 1),
+        "submit_button": gr.Button(interactive=_can_submit(state)),
+        "confirmation": confirmation,
+        "downloads": None,
+    }
 
 
-def case_screen(state: CaseState) -> tuple[Any, ...]:
-    """The case slots for a freshly loaded slice, then the (cleared) pipeline slots."""
+def slice_controls(state: CaseState) -> Updates:
+    """The always-visible slice navigation (1-based), live for volumes only."""
     s = state.slice
     depth = s.num_slices or 1
-    index = s.slice_index or 0
-    window = s.window
-    volume = depth > 1
-    return (
-        state,
-        np.asarray(s.display),
-        views.case_markdown(s, state.source),
-        gr.Slider(
-            minimum=0,
-            maximum=max(depth - 1, 1),
-            value=index,
+    number = (s.slice_index or 0) + 1
+    volume = depth > 1 and state.source.path is not None
+    return {
+        "slice_slider": gr.Slider(
+            minimum=1,
+            maximum=max(depth, 2),  # Gradio needs minimum < maximum
+            value=number,
             step=1,
-            visible=volume,
-            label=f"Slice (0–{depth - 1})",
+            interactive=volume,
+            label=f"Slice {number} of {depth}",
         ),
-        gr.Radio(visible=volume and s.axis is not None, value=s.axis if s.axis is not None else 2),
-        window_name(state),
-        None if window is None else round(window.level, 2),
-        None if window is None else round(window.width, 2),
-        *pipeline_screen(state)[1:],
-    )
+        "slice_number": gr.Number(value=number, interactive=volume, maximum=depth, minimum=1),
+    }
+
+
+def case_screen(state: CaseState) -> Updates:
+    """The case slots for a freshly loaded slice, then the (cleared) pipeline slots."""
+    s = state.slice
+    window = s.window
+    volume = (s.num_slices or 1) > 1
+    return {
+        **pipeline_screen(state),
+        "slice_image": np.asarray(s.display),
+        "case_md": views.case_markdown(s, state.source),
+        **slice_controls(state),
+        "axis": gr.Radio(
+            visible=volume and s.axis is not None, value=s.axis if s.axis is not None else 2
+        ),
+        "window": window_name(state),
+        "level": None if window is None else round(window.level, 2),
+        "width": None if window is None else round(window.width, 2),
+    }
 
 
 def click_screen(
     state: CaseState, candidates_changed: bool, latency_ms: float | None = None
-) -> tuple[Any, ...]:
+) -> Updates:
     """The click slots: the correction view and status; the gallery and prompts image only
     when the click produced new candidates (otherwise they are left as they are)."""
     work = state.work
     display = np.asarray(state.slice.display)
-    return (
-        state,
-        views.correction_view(work, display),
-        views.correction_status(work, latency_ms),
-        _gallery(work, display) if candidates_changed else gr.skip(),
-        gr.Image(value=views.prompts_view(work, display), label=views.prompts_label(work))
-        if candidates_changed and work is not None
-        else gr.skip(),
-        views.result_json(state),
-        gr.Button(interactive=_can_submit(state)),
-    )
+    out: Updates = {
+        "state": state,
+        "correction": _canvas(work, display),
+        "correction_status": views.correction_status(work, latency_ms),
+        "result_json": views.result_json(state),
+        "submit_button": gr.Button(interactive=_can_submit(state)),
+    }
+    if candidates_changed and work is not None:
+        out.update(_gallery(work, display))
+        out["prompts"] = views.prompts_view(work, display)
+    return out

@@ -6,7 +6,6 @@ from __future__ import annotations
 import time
 from collections.abc import Sequence
 from dataclasses import replace
-from typing import Any
 
 import gradio as gr
 import numpy as np
@@ -15,9 +14,11 @@ from adasam.predictor import Predictor
 from adasam.refine_guard import GuardConfig
 from studio import pipeline
 from studio.errors import StudioError, user_errors
-from studio.screens import PIPELINE_SLOTS, click_screen, pipeline_screen
+from studio.page import Updates
+from studio.screens import click_screen, pipeline_screen
 from studio.services import Services
 from studio.state import CaseState, StructureWork
+from studio.views import canvas_scale
 
 NO_MODEL = (
     "**Warning: no model is installed.** Train the demo model or set ADASAM_BUNDLE to a model "
@@ -60,30 +61,45 @@ class SegmentHandlers:
 
     # -- models -------------------------------------------------------------------------------
     @user_errors
-    def refresh_models(self) -> tuple[Any, ...]:
+    def refresh_models(self) -> Updates:
         """On page load: the models available now (a newly activated version appears)."""
-        choices = self.services.catalog.choices()
+        choices = self.services.catalog.refresh()
         default = self.services.catalog.default(choices)
         if default is None:
-            return (
-                gr.Dropdown(choices=[], value=None),
-                NO_MODEL,
-                gr.CheckboxGroup(choices=[], value=[]),
-            )
-        return (
-            gr.Dropdown(choices=[(c.label, c.key) for c in choices], value=default.key),
-            default.describe(),
-            gr.CheckboxGroup(choices=list(default.structures), value=list(default.structures)),
-        )
+            return {
+                "model": gr.Dropdown(choices=[], value=None),
+                "model_md": NO_MODEL,
+                "structures": gr.CheckboxGroup(choices=[], value=[]),
+            }
+        structures = list(default.structures)
+        return {
+            "model": gr.Dropdown(choices=[(c.label, c.key) for c in choices], value=default.key),
+            "model_md": default.describe(),
+            "structures": gr.CheckboxGroup(choices=structures, value=structures),
+        }
 
     @user_errors
-    def model_changed(self, model_key: str | None) -> tuple[Any, ...]:
+    def show_case_model(self, state: CaseState | None, model_key: str | None) -> Updates:
+        """After a reload restored a case: select the model it ran with."""
+        if state is None or state.model_key is None or state.model_key == model_key:
+            return {}
+        choice = self.services.catalog.choice(state.model_key)
+        structures = list(choice.structures)
+        return {
+            "model": gr.Dropdown(value=choice.key),
+            "model_md": choice.describe(),
+            "structures": gr.CheckboxGroup(choices=structures, value=structures),
+        }
+
+    @user_errors
+    def model_changed(self, model_key: str | None) -> Updates:
         """The user picked another model: describe it and offer its structures."""
         choice = self.services.catalog.choice(model_key)
-        return (
-            choice.describe(),
-            gr.CheckboxGroup(choices=list(choice.structures), value=list(choice.structures)),
-        )
+        structures = list(choice.structures)
+        return {
+            "model_md": choice.describe(),
+            "structures": gr.CheckboxGroup(choices=structures, value=structures),
+        }
 
     # -- pipeline -----------------------------------------------------------------------------
     def run_state(
@@ -98,7 +114,7 @@ class SegmentHandlers:
     @user_errors
     def run(
         self, state: CaseState | None, model_key: str | None, structures: Sequence[str] | None
-    ) -> tuple[Any, ...]:
+    ) -> Updates:
         """Classifier → GradCAM → prompts → SAM's three candidates, for each structure."""
         new = self.run_state(state, model_key, structures)
         note = pipeline.out_of_domain_note(new, self.services.catalog.choice(model_key).trained_on)
@@ -109,14 +125,14 @@ class SegmentHandlers:
     @user_errors
     def rerun(
         self, state: CaseState | None, model_key: str | None, structures: Sequence[str] | None
-    ) -> tuple[Any, ...]:
+    ) -> Updates:
         """After a model change: run the new model on the case on screen, if there is one."""
         if state is None:
-            return tuple(gr.skip() for _ in PIPELINE_SLOTS)
+            return {}
         return self.run(state, model_key, structures)
 
     @user_errors
-    def select_structure(self, state: CaseState | None, name: str | None) -> tuple[Any, ...]:
+    def select_structure(self, state: CaseState | None, name: str | None) -> Updates:
         """Show and edit another structure."""
         state = _need_case(state)
         if name not in {w.name for w in state.works}:
@@ -131,11 +147,11 @@ class SegmentHandlers:
         return state.with_work(pipeline.choose_candidate(work, int(rank)))
 
     @user_errors
-    def choose_candidate(self, state: CaseState | None, rank: float | None) -> tuple[Any, ...]:
+    def choose_candidate(self, state: CaseState | None, rank: float | None) -> Updates:
         """Start the correction from candidate ``rank`` (0 = best)."""
         return pipeline_screen(self.choose_state(state, rank))
 
-    def choose_candidate_ui(self, state: CaseState | None, evt: gr.SelectData) -> tuple[Any, ...]:
+    def choose_candidate_ui(self, state: CaseState | None, evt: gr.SelectData) -> Updates:
         """A click on a candidate in the gallery."""
         return self.choose_candidate(state, evt.index if isinstance(evt.index, int) else None)
 
@@ -166,30 +182,30 @@ class SegmentHandlers:
     @user_errors
     def refine(
         self, state: CaseState | None, x: float | None, y: float | None, mode: str | None
-    ) -> tuple[Any, ...]:
+    ) -> Updates:
         """A click: refine the mask (or prompt SAM, or set a box corner); see
         :meth:`refine_state`."""
         start = time.perf_counter()
         new, changed = self.refine_state(state, x, y, mode)
         return click_screen(new, changed, (time.perf_counter() - start) * 1000.0)
 
-    def refine_ui(
-        self, state: CaseState | None, mode: str | None, evt: gr.SelectData
-    ) -> tuple[Any, ...]:
-        """A click on the correction image."""
+    def refine_ui(self, state: CaseState | None, mode: str | None, evt: gr.SelectData) -> Updates:
+        """A click on the correction canvas (canvas pixels: the slice upscaled by
+        :func:`~studio.views.canvas_scale`)."""
         index = evt.index if isinstance(evt.index, (list, tuple)) and len(evt.index) == 2 else None
         if index is None:
             raise gr.Error("Click on the image itself.")
-        return self.refine(state, float(index[0]), float(index[1]), mode)
+        k = canvas_scale(state.slice.shape) if state is not None else 1
+        return self.refine(state, float(int(index[0]) // k), float(int(index[1]) // k), mode)
 
     @user_errors
-    def undo(self, state: CaseState | None) -> tuple[Any, ...]:
+    def undo(self, state: CaseState | None) -> Updates:
         """Undo the last click, box corner, candidate choice or brush edit."""
         state, work = _need_work(state)
         return pipeline_screen(state.with_work(pipeline.undo(work)))
 
     @user_errors
-    def reset(self, state: CaseState | None) -> tuple[Any, ...]:
+    def reset(self, state: CaseState | None) -> Updates:
         """Back to what the pipeline gave (can be undone)."""
         state, work = _need_work(state)
         return pipeline_screen(state.with_work(pipeline.reset(work)))

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from adasam.backends import backend_factory, startup_report
@@ -18,6 +18,7 @@ from studio.auxol_view import OnlineSpecialists
 from studio.batch import ImportReport, import_files
 from studio.catalog import ModelCatalog
 from studio.config import StudioSettings
+from studio.drafts import Drafts
 from studio.examples import Example, load_examples
 from studio.exports import ExportArea
 from studio.model_pull import ModelPuller
@@ -42,6 +43,7 @@ class Services:
     exports: ExportArea
     specialists: OnlineSpecialists | None = None
     puller: ModelPuller | None = None
+    drafts: Drafts = field(default_factory=Drafts)
 
     def close(self) -> None:
         """Finish pending online steps and release the database connections."""

@@ -172,6 +172,8 @@ class CaseState:
         domain: the model's out-of-domain verdict on this slice (None: no domain model).
         submit_confirm: the final mask the user was warned about at submission (a digest);
             submitting that same mask again stores it.
+        owner: the annotator the case was opened for (their draft survives a page reload;
+            None when the annotator was not known yet).
     """
 
     token: str
@@ -190,11 +192,14 @@ class CaseState:
     receipts: tuple[Receipt, ...] = ()
     domain: DomainVerdict | None = None
     submit_confirm: str | None = None
+    owner: str | None = None
 
     @staticmethod
-    def new(slice_: Slice, source: CaseSource, now: float) -> CaseState:
+    def new(slice_: Slice, source: CaseSource, now: float, owner: str | None = None) -> CaseState:
         """A freshly loaded case (no pipeline result yet)."""
-        return CaseState(token=uuid.uuid4().hex, slice=slice_, source=source, loaded_at=now)
+        return CaseState(
+            token=uuid.uuid4().hex, slice=slice_, source=source, loaded_at=now, owner=owner
+        )
 
     @property
     def work(self) -> StructureWork | None:

@@ -105,6 +105,34 @@ def _cam_summary(state: CaseState, work: StructureWork) -> dict[str, object]:
     return summary
 
 
+def _store_prediction(
+    store: Store, state: CaseState, work: StructureWork, annotator: str, progress: _Progress
+) -> None:
+    """Store the slice (leased to ``annotator``) and the model's prediction, noting the ids
+    in ``progress``."""
+    record = save_slice(store, state.slice, lease_to=annotator)
+    box = work.box
+    point = None
+    if work.prompt_source == "cam" and work.prompts is not None:
+        point = None if work.prompts.point is None else [float(v) for v in work.prompts.point]
+    prediction = record_prediction(
+        store,
+        slice_hash=record.content_hash,
+        structure=work.name,
+        candidates=[c.mask for c in work.candidates],
+        scores=[c.score for c in work.candidates],
+        model_version_id=state.model_version_id,
+        class_probability=min(1.0, max(0.0, work.probability)),
+        cam_summary=_cam_summary(state, work),
+        prompt_box=None if box is None else list(box),
+        prompt_point=point,
+        cam_threshold=state.prompt_threshold,
+        timings={k: v / 1000.0 for k, v in state.timings_ms},
+    )
+    progress.prediction_id = prediction.id
+    progress.candidate_ids = tuple(c.id for c in prediction.candidates)
+
+
 def submit(
     store: Store,
     ledger: SubmissionLedger,
@@ -142,29 +170,7 @@ def submit(
             return _with_receipt(state, progress.receipt), progress.receipt, True
         ensure_annotator(store, annotator)
         if progress.prediction_id is None:
-            record = save_slice(store, state.slice, lease_to=annotator)
-            box = work.box
-            point = None
-            if work.prompt_source == "cam" and work.prompts is not None:
-                point = (
-                    None if work.prompts.point is None else [float(v) for v in work.prompts.point]
-                )
-            prediction = record_prediction(
-                store,
-                slice_hash=record.content_hash,
-                structure=work.name,
-                candidates=[c.mask for c in work.candidates],
-                scores=[c.score for c in work.candidates],
-                model_version_id=state.model_version_id,
-                class_probability=min(1.0, max(0.0, work.probability)),
-                cam_summary=_cam_summary(state, work),
-                prompt_box=None if box is None else list(box),
-                prompt_point=point,
-                cam_threshold=state.prompt_threshold,
-                timings={k: v / 1000.0 for k, v in state.timings_ms},
-            )
-            progress.prediction_id = prediction.id
-            progress.candidate_ids = tuple(c.id for c in prediction.candidates)
+            _store_prediction(store, state, work, annotator, progress)
         if progress.correction_id is None:
             finished = time.time() if now is None else now
             correction = record_correction(

@@ -32,3 +32,8 @@ result, *_ = client.predict(handle_file("CT_small.dcm"), model="liver-ct", api_n
 The result JSON lists, per structure: the classifier's probability, whether it was found, the
 box, the candidates' scores and areas, the chosen candidate, the clicks and the mask area.
 """
+SHORTCUTS_HELP = (
+    "**Keys** (outside text fields): **←/→** previous/next slice · **A** add click · "
+    "**R** remove click · **B** box · **U** or **Ctrl+Z** undo · **S** submit · "
+    "**N** next case · **+/−/0** zoom in/out/fit (scroll the canvas to pan)"
+)

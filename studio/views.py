@@ -85,20 +85,47 @@ def prompts_label(work: StructureWork) -> str:
     return "No automatic prompt: draw a box or click on the structure below"
 
 
-def candidate_gallery(work: StructureWork, display: np.ndarray) -> list[tuple[np.ndarray, str]]:
-    """SAM's candidates, each tinted on the slice with its score; the chosen one says so."""
-    items = []
+SCORE_NOTE = (
+    "Score: SAM's own estimate of the mask's overlap (IoU) with the true structure, 0–1, "
+    "higher is better. It is a prediction, not a measurement; a poor mask can score below 0."
+)
+CANVAS_SIDE = 1024
+"""The correction canvas is sent at least this many pixels on its longer side (integer
+nearest-neighbour upscaling), so a small slice fills the canvas sharply and clicks map back to
+slice pixels exactly (Gradio's click coordinates are only exact up to the image's own size)."""
+
+
+def canvas_scale(shape: tuple[int, ...]) -> int:
+    """Integer upscaling factor of the canvas for a slice of ``shape`` (H, W, ...): 1 for
+    slices of ``CANVAS_SIDE`` pixels or more, at most 16."""
+    return max(1, min(16, CANVAS_SIDE // max(1, max(shape[:2]))))
+
+
+def upscale(image: np.ndarray) -> np.ndarray:
+    """``image`` (H, W[, C]) enlarged by :func:`canvas_scale` (each pixel a k×k block)."""
+    k = canvas_scale(image.shape)
+    if k == 1:
+        return image
+    return np.repeat(np.repeat(image, k, axis=0), k, axis=1)
+
+
+def candidate_gallery(work: StructureWork, display: np.ndarray) -> list[np.ndarray]:
+    """SAM's candidates, each tinted on the slice (no caption on the image: the scores are in
+    :func:`candidates_markdown`, beside the gallery)."""
+    return [
+        mask_overlay(display, c.mask, MASK_COLOURS[i % len(MASK_COLOURS)])
+        for i, c in enumerate(work.candidates)
+    ]
+
+
+def candidates_markdown(work: StructureWork) -> str:
+    """One line per candidate, in the gallery's order: number, score, area, which is chosen."""
+    lines = [f"**Candidates for {work.name}** (click one to switch)"]
     for i, c in enumerate(work.candidates):
-        colour = MASK_COLOURS[i % len(MASK_COLOURS)]
-        mark = " · chosen" if i == work.chosen else ""
         area = int(np.count_nonzero(c.mask))
-        items.append(
-            (
-                mask_overlay(display, c.mask, colour),
-                f"#{i + 1} · score {c.score:.2f}{mark} · {area} px",
-            )
-        )
-    return items
+        mark = " **← chosen**" if i == work.chosen else ""
+        lines.append(f"- #{i + 1}: score **{c.score:.2f}** · {area} px{mark}")
+    return "\n".join(lines)
 
 
 def correction_view(work: StructureWork | None, display: np.ndarray) -> np.ndarray:

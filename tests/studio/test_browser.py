@@ -152,7 +152,7 @@ def test_upload_pipeline_refine_brush_rate_submit_and_find_the_rows(
 
     upload(page, CT_SMALL)
     assert page.locator("#heatmap-img img").count() == 1
-    assert "p = " in page.inner_text("#heatmap-img")
+    assert "p = " in page.inner_text("#steps-md")
     assert page.locator("#prompts-img img").count() == 1
     page.screenshot(path=str(shots / "01_ct_small_pipeline.png"), full_page=True)
 
@@ -160,7 +160,10 @@ def test_upload_pipeline_refine_brush_rate_submit_and_find_the_rows(
     page.screenshot(path=str(shots / "02_phantom_pipeline.png"), full_page=True)
 
     page.locator("#candidates img").nth(1).click()
-    see(page, "#2 is chosen")
+    page.wait_for_function(
+        "() => /#2: score [-0-9.]+ · \\d+ px ← chosen/.test("
+        "document.querySelector('#candidates-md')?.innerText || '')"
+    )
 
     latencies = [
         click_and_wait(page, 0.35 + 0.03 * (i % 5), 0.4 + 0.04 * (i // 5)) for i in range(10)
@@ -175,7 +178,7 @@ def test_upload_pipeline_refine_brush_rate_submit_and_find_the_rows(
     see(page, "9 refinement clicks")
     page.screenshot(path=str(shots / "03_refined_with_clicks.png"), full_page=True)
 
-    page.get_by_role("tab", name="Brush").click()
+    page.get_by_text("Brush (paint the mask by hand)").click()
     see(page, "Paint with the blue brush")
     page.wait_for_function("() => document.querySelector('#editor canvas') !== null", polling=200)
     time.sleep(1.0)  # the editor draws the background asynchronously
@@ -214,8 +217,11 @@ def test_upload_pipeline_refine_brush_rate_submit_and_find_the_rows(
         assert masks.final.shape == (h, w) and masks.final.dtype == bool
         assert masks.final[h // 2, w // 2 - 4 : w // 2 + 4].all(), "the brush stroke is kept"
 
-    page.reload()
-    see(page, "Before the page was reloaded")
+    page.reload()  # the submitted case comes back with its confirmation
+    page.wait_for_function(
+        "(n) => document.querySelector('#case-md')?.innerText.includes(n)", arg=THIGH_PNG.name
+    )
+    see(page, "Saved")
     assert page.input_value("#annotator input") == "dr.browser"
     page.get_by_role("tab", name="Statistics").click()
     see(page, "Cases done")
@@ -241,6 +247,105 @@ def test_bad_uploads_show_a_message_and_the_app_keeps_working(
     assert "Traceback" not in page.content()
     upload(page, CT_SMALL)
     context.close()  # type: ignore[attr-defined]
+
+
+DOCS = Path(__file__).resolve().parents[2] / "docs"
+
+
+def _case_name(page: Page) -> str:
+    return page.inner_text("#case-md").split(" · ")[0]
+
+
+def _walk(page: Page, previous: str) -> str:
+    """Press N (the next-case shortcut) and wait for another case and its candidates."""
+    page.locator("#intro").click()  # focus outside any text field
+    page.keyboard.press("n")
+    page.wait_for_function(
+        "(old) => { const t = document.querySelector('#case-md')?.innerText || '';"
+        " return t.includes('from the worklist') && t.split(' · ')[0] !== old; }",
+        arg=previous,
+    )
+    page.wait_for_function("() => document.querySelectorAll('#candidates img').length === 3")
+    return _case_name(page)
+
+
+def test_the_workbench_walk_shortcuts_reload_and_canvas_at_1366x768(
+    browser: object, studio: StudioProcess, tmp_path: Path
+) -> None:
+    """Two annotators walk the six seeded cases (each all six, own order, never the same case
+    at once); the page fits 1366×768 down to the scores; a reload restores the case and its
+    click; a 64² slice is shown at least 512 px wide; the shortcuts act."""
+    pages = []
+    for who in ("walker-a", "walker-b"):
+        context = browser.new_context(viewport={"width": 1366, "height": 768})  # type: ignore[attr-defined]
+        page = context.new_page()
+        page.set_default_timeout(WAIT_MS)
+        page.goto(studio.url)
+        page.fill("#annotator input", who)
+        page.locator("#intro").click()  # the name field loses focus: the browser keeps it
+        pages.append((context, page))
+    (ctx_a, a), (ctx_b, b) = pages
+    walked: dict[str, list[str]] = {"a": [], "b": []}
+    last = {"a": "", "b": ""}
+    for _ in range(6):
+        for key, page in (("a", a), ("b", b)):
+            last[key] = _walk(page, last[key])
+            walked[key].append(last[key])
+        assert last["a"] != last["b"], "two annotators never have the same case open"
+    assert len(set(walked["a"])) == len(set(walked["b"])) == 6, walked
+    assert walked["a"] != walked["b"], "each annotator walks in an order of their own"
+
+    # 1366×768: the candidates' scores are on screen without scrolling
+    box = a.locator("#candidates-md").bounding_box()
+    assert box is not None and box["y"] + box["height"] <= 768, box
+    assert "score" in a.inner_text("#candidates-md")
+    a.screenshot(path=str(DOCS / "workbench_1366x768.png"))
+
+    # shortcuts: R selects the remove mode, A the add mode; a click, then U undoes it
+    a.keyboard.press("r")
+    assert a.locator("#click-mode input[value='Remove (−)']").is_checked()
+    a.keyboard.press("a")
+    assert a.locator("#click-mode input[value='Add (+)']").is_checked()
+    click_and_wait(a, 0.5, 0.5)
+    see(a, "1 refinement click")
+
+    # a reload brings back the case on screen with its click
+    a.reload()
+    a.wait_for_function(
+        "(n) => document.querySelector('#case-md')?.innerText.startsWith(n)", arg=walked["a"][-1]
+    )
+    see(a, "1 refinement click")
+    a.keyboard.press("u")
+    see(a, "0 refinement clicks")
+
+    # a 64×64 slice fills the canvas: at least 512 px wide
+    small = tmp_path / "small64.png"
+    yy, xx = np.mgrid[:64, :64]
+    Image.fromarray(((xx - 32) ** 2 + (yy - 30) ** 2 < 200).astype(np.uint8) * 200).save(small)
+    upload(a, small)
+    width = a.locator("#correct-img img").bounding_box()["width"]
+    REPORT.append(f"64x64 slice shown {width:.0f} px wide on the canvas at 1366x768")
+    assert width >= 512
+
+    # a volume: → goes to the next slice, numbers are 1-based
+    volume = _nifti(tmp_path / "vol.nii.gz")
+    a.set_input_files("#upload input[type=file]", str(volume))
+    see(a, "slice 4 of 7")
+    a.locator("#intro").click()
+    a.keyboard.press("ArrowRight")
+    see(a, "slice 5 of 7")
+    assert a.input_value("#slice-number input") == "5"
+    ctx_a.close()  # type: ignore[attr-defined]
+    ctx_b.close()  # type: ignore[attr-defined]
+
+
+def _nifti(path: Path) -> Path:
+    import nibabel as nib
+
+    rng = np.random.default_rng(0)
+    volume = rng.normal(100.0, 20.0, (48, 40, 7)).astype(np.float32)
+    nib.save(nib.Nifti1Image(volume, np.diag([0.8, 0.8, 3.0, 1.0])), str(path))
+    return path
 
 
 def test_two_sessions_at_once_never_see_each_others_case(

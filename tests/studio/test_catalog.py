@@ -56,10 +56,38 @@ def test_one_predictor_is_shared_and_reloaded_when_the_bundle_changes(
     config_path.write_text(json.dumps(config))
     stat = config_path.stat()
     os.utime(config_path, ns=(stat.st_atime_ns, stat.st_mtime_ns + 1_000_000))
-    choice = catalog.choice("custom")
-    assert choice.version == "1"
+    # the click path does no I/O: nothing is re-read until the catalog is bumped or refreshed
+    assert catalog.choice("custom").version != "1"
+    assert catalog.predictor(catalog.choice("custom")) is first
+    version = catalog.version
+    choice = catalog.refresh()[0]  # page load: notices the bundle saved over on disk
+    assert catalog.version == version + 1 and choice.version == "1"
     reloaded = catalog.predictor(choice)
     assert reloaded is not first and reloaded.bundle.config.version == "1"
+    catalog.bump()  # a bump without a change on disk keeps the loaded predictor
+    assert catalog.predictor(catalog.choice("custom")) is reloaded
+
+
+def test_cached_choices_do_no_io_until_bumped(
+    studio_bundle_dir: Path, store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    catalog = _catalog({"custom": studio_bundle_dir}, store)
+    assert [c.key for c in catalog.choices()] == ["custom"]
+    predictor = catalog.predictor(catalog.choice("custom"))
+
+    def no_io(*_: object, **__: object) -> None:
+        raise AssertionError("the click path read a file or the database")
+
+    monkeypatch.setattr("studio.catalog.read_config", no_io)
+    monkeypatch.setattr("studio.catalog.active_model_version", no_io)
+    monkeypatch.setattr("studio.catalog._config_stamp", no_io)
+    for _ in range(3):  # what each click does
+        assert catalog.predictor(catalog.choice("custom")) is predictor
+    monkeypatch.undo()
+    register_model_version(store, name="ft-2", bundle_dir=studio_bundle_dir, activate=True)
+    assert [c.key for c in catalog.choices()] == ["custom"], "cached until bumped"
+    catalog.bump()  # what the learning loop does after activating a version
+    assert [c.key for c in catalog.choices()] == [ACTIVE_VERSION_KEY, "custom"]
 
 
 def test_the_active_fine_tuned_version_is_offered_first(

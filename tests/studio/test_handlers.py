@@ -11,12 +11,12 @@ import pytest
 
 from storage import stats
 from studio.api_handlers import ApiHandlers, split_names
-from studio.case_handlers import CaseHandlers, case_screen_slots
+from studio.case_handlers import CaseHandlers
 from studio.config import StudioSettings
 from studio.editor import ADD_RGB
 from studio.errors import user_errors
 from studio.review_handlers import ReviewHandlers
-from studio.screens import CLICK_SLOTS, PIPELINE_SLOTS
+from studio.screens import CASE_SCREEN_SLOTS, CLICK_SLOTS, PIPELINE_SLOTS
 from studio.segment_handlers import SegmentHandlers
 from studio.services import Services, build_services
 from studio.state import CaseState
@@ -44,14 +44,14 @@ def _select(index: Any) -> gr.SelectData:
 
 def _loaded(studio: Studio, path: Path = CT_SMALL) -> CaseState:
     screen = studio.cases.load_upload(str(path), 2, "custom")
-    assert len(screen) == len(case_screen_slots())
-    return screen[0]
+    assert set(screen) == set(CASE_SCREEN_SLOTS)
+    return screen["state"]
 
 
 def _ran(studio: Studio, path: Path = CT_SMALL) -> CaseState:
     screen = studio.segment.run(_loaded(studio, path), "custom", ["liver", "kidney"])
-    assert len(screen) == len(PIPELINE_SLOTS)
-    return screen[0]
+    assert set(screen) == set(PIPELINE_SLOTS)
+    return screen["state"]
 
 
 def _message(info: pytest.ExceptionInfo[gr.Error]) -> str:
@@ -61,10 +61,11 @@ def _message(info: pytest.ExceptionInfo[gr.Error]) -> str:
 # -- uploads --------------------------------------------------------------------------------
 def test_an_upload_shows_the_slice_and_clears_the_pipeline(studio: Studio) -> None:
     screen = studio.cases.load_upload(str(CT_SMALL), 2, "custom")
-    state, slice_image, case_md = screen[:3]
+    state, slice_image, case_md = screen["state"], screen["slice_image"], screen["case_md"]
     assert isinstance(state, CaseState) and state.works == ()
     assert slice_image.shape == (128, 128, 3) and "CT_small.dcm" in case_md
-    assert screen[case_screen_slots().index("submit_button")].interactive is False
+    assert screen["submit_button"].interactive is False
+    assert screen["slice_slider"].label == "Slice 1 of 1" and not screen["slice_slider"].interactive
 
 
 @pytest.mark.parametrize(
@@ -83,7 +84,7 @@ def test_bad_uploads_get_a_plain_message(
         studio.cases.load_upload(str(path), 2, "custom")
     assert fragment in _message(info) and "Traceback" not in _message(info)
     # the app keeps working after the refusal
-    assert studio.cases.load_upload(str(CT_SMALL), 2, "custom")[0] is not None
+    assert studio.cases.load_upload(str(CT_SMALL), 2, "custom")["state"] is not None
 
 
 def test_an_image_over_the_pixel_limit_is_refused(tmp_path: Path, studio_bundle_dir: Path) -> None:
@@ -121,33 +122,36 @@ def test_an_unexpected_failure_shows_a_reference_not_a_traceback(caplog: Any) ->
 
 # -- the pipeline ---------------------------------------------------------------------------
 def test_run_shows_heatmap_prompts_and_three_candidates(studio: Studio) -> None:
-    screen = studio.segment.run(_loaded(studio), "custom", ["liver", "kidney"])
-    slot = dict(zip(PIPELINE_SLOTS, screen, strict=True))
-    assert slot["heatmap"].value is not None and "p = " in slot["heatmap"].label
+    slot = studio.segment.run(_loaded(studio), "custom", ["liver", "kidney"])
+    assert set(slot) == set(PIPELINE_SLOTS)
+    assert slot["heatmap"].shape == (128, 128, 3) and "p = " in slot["steps_md"]
     assert len(slot["gallery"].value) == 3 and slot["gallery"].selected_index == 0
+    assert "#1: score" in slot["candidates_md"] and "chosen" in slot["candidates_md"]
+    # the canvas: a 128 px slice sent 8x larger (1024 px), each pixel an 8x8 block
+    assert slot["correction"].shape == (1024, 1024, 3)
     assert slot["submit_button"].interactive is True
     assert slot["structure_radio"].visible and "Time per stage" in slot["timings_md"]
 
 
 def test_a_click_on_the_image_refines_and_returns_only_the_click_slots(studio: Studio) -> None:
     state = _ran(studio)
-    screen = studio.segment.refine_ui(state, "Add (+)", _select([64, 64]))
-    assert len(screen) == len(CLICK_SLOTS)
-    slot = dict(zip(CLICK_SLOTS, screen, strict=True))
+    slot = studio.segment.refine_ui(state, "Add (+)", _select([8 * 64 + 7, 8 * 40]))
+    assert set(slot) <= set(CLICK_SLOTS)
     work = slot["state"].work
     assert len(work.clicks) == 1 and "1 refinement click" in slot["correction_status"]
+    assert (work.clicks[0].x, work.clicks[0].y) == (64, 40), "canvas pixels map to the slice"
     assert "refined in" in slot["correction_status"]
-    assert isinstance(slot["gallery"], type(gr.skip())), "the candidates did not change"
+    assert "gallery" not in slot, "the candidates did not change, so they are not sent"
 
 
 def test_gallery_selection_structure_switch_undo_and_reset(studio: Studio) -> None:
     state = _ran(studio)
-    state = studio.segment.choose_candidate_ui(state, _select(2))[0]
+    state = studio.segment.choose_candidate_ui(state, _select(2))["state"]
     assert state.work.chosen == 2
-    state = studio.segment.select_structure(state, "kidney")[0]
+    state = studio.segment.select_structure(state, "kidney")["state"]
     assert state.active == "kidney"
-    state = studio.segment.select_structure(state, "liver")[0]
-    state = studio.segment.undo(state)[0]
+    state = studio.segment.select_structure(state, "liver")["state"]
+    state = studio.segment.undo(state)["state"]
     assert state.work.chosen == 0
     with pytest.raises(gr.Error, match="Nothing to undo"):
         studio.segment.undo(state)
@@ -158,7 +162,8 @@ def test_gallery_selection_structure_switch_undo_and_reset(studio: Studio) -> No
 # -- brush and submission -------------------------------------------------------------------
 def test_brush_strokes_count_at_submission_even_if_not_applied(studio: Studio) -> None:
     state = _ran(studio)
-    state, value, hint = studio.review.open_editor(state)
+    opened = studio.review.open_editor(state)
+    state, value, hint = opened["state"], opened["editor"], opened["brush_md"]
     assert value["background"].shape == (128, 128, 4) and "blue" in hint
     layer = np.zeros((128, 128, 4), np.uint8)
     layer[0:4, 0:4] = (*ADD_RGB, 200)
@@ -175,10 +180,10 @@ def test_brush_strokes_count_at_submission_even_if_not_applied(studio: Studio) -
         gr.Request(),
         None,
     )
-    new, browser = screen[0], screen[-1]
+    new, browser = screen["state"], screen["browser"]
     assert new.work.brushed is not None and new.work.brushed[0:4, 0:4].all()
     assert "Saved" in browser["receipt"] and browser["annotator"] == "dr.b"
-    assert len(screen[PIPELINE_SLOTS.index("downloads")]) == 3
+    assert len(screen["downloads"]) == 3
 
 
 def test_submitting_a_wrecked_mask_warns_first_and_stores_on_the_second_press(
@@ -206,9 +211,9 @@ def test_apply_brush_needs_the_editor_to_show_the_current_mask(studio: Studio) -
     state = _ran(studio)
     with pytest.raises(gr.Error, match="older mask"):
         studio.review.apply_brush(state, {"layers": []})
-    state, _, _ = studio.review.open_editor(state)
+    state = studio.review.open_editor(state)["state"]
     out = studio.review.apply_brush(state, {"layers": []})
-    assert out[0].work is state.work, "no stroke, no edit"
+    assert out["state"].work is state.work, "no stroke, no edit"
 
 
 def test_submit_without_a_name_or_a_score_explains_what_is_missing(studio: Studio) -> None:
@@ -240,45 +245,45 @@ def test_password_mode_takes_the_logged_in_user(tmp_path: Path, studio_bundle_di
             gr.Request(username="carol"),
             None,
         )
-        assert "by carol" in screen[PIPELINE_SLOTS.index("confirmation")]
+        assert "by carol" in screen["confirmation"]
     finally:
         built.close()
 
 
 # -- worklist -------------------------------------------------------------------------------
 def test_two_annotators_never_get_the_same_worklist_case(studio: Studio) -> None:
-    assert "2 case(s) added" in studio.cases.import_batch([str(CT_SMALL), str(THIGH_PNG)])
+    added = studio.cases.import_batch([str(CT_SMALL), str(THIGH_PNG)])["batch_md"]
+    assert "2 case(s) added" in added
     a = studio.cases.next_case("ann", "custom", None, gr.Request(), None)
     b = studio.cases.next_case("bob", "custom", None, gr.Request(), None)
-    assert a[0].source.kind == b[0].source.kind == "worklist"
-    assert a[0].source.worklist_hash != b[0].source.worklist_hash
-    assert "reserved for ann" in a[-1]
-    # ann again (a page reload): the same case, not a third one
-    again = studio.cases.next_case("ann", "custom", None, gr.Request(), None)
-    assert again[0].source.worklist_hash == a[0].source.worklist_hash
+    assert a["state"].source.kind == b["state"].source.kind == "worklist"
+    assert a["state"].source.worklist_hash != b["state"].source.worklist_hash
+    assert "reserved for ann" in a["worklist_md"] and a["state"].owner == "ann"
 
 
 def test_an_empty_worklist_says_so(studio: Studio) -> None:
     out = studio.cases.next_case("ann", "custom", None, gr.Request(), None)
-    assert out[-1] == "Worklist: no case left."
+    assert out == {"worklist_md": "Worklist: no case left for you."}
 
 
 def test_examples_can_be_added_to_the_worklist(studio: Studio, services: Services) -> None:
-    message = studio.cases.import_examples()
+    message = studio.cases.import_examples()["batch_md"]
     assert f"{len(services.examples)} case(s) added" in message
     assert stats(services.store).slices == len(services.examples) == 6
 
 
 # -- the API handlers -----------------------------------------------------------------------
 def test_api_predict_refine_submit(studio: Studio, services: Services) -> None:
-    state, result, heatmap, prompts, candidates = studio.api.predict(
-        str(CT_SMALL), "", "liver", -1, ""
-    )
+    out = studio.api.predict(str(CT_SMALL), "", "liver", -1, "")
+    state, result = out["state"], out["api_json"]
+    heatmap, prompts, candidates = out["api_heatmap"], out["api_prompts"], out["api_candidates"]
     assert [s["name"] for s in result["structures"]] == ["liver"]
     assert heatmap.shape == prompts.shape == (128, 128, 3) and len(candidates) == 3
-    state, result, _ = studio.api.refine(state, 40, 50, "add")
+    assert candidates[0][1].startswith("#1 · score")
+    out = studio.api.refine(state, 40, 50, "add")
+    state, result = out["state"], out["api_json"]
     assert result["structures"][0]["clicks"] == [[40.0, 50.0, 1]]
-    state, info, files = studio.api.submit(
+    submitted = studio.api.submit(
         state,
         "api-user",
         4,
@@ -288,27 +293,26 @@ def test_api_predict_refine_submit(studio: Studio, services: Services) -> None:
         gr.Request(),
         None,
     )
+    info, files = submitted["api_json"], submitted["api_files"]
     assert info["annotator"] == "api-user" and len(files) == 3
+    assert len(studio.api.download(submitted["state"])["api_files"]) == 3
     assert stats(services.store).ratings == 1
     assert split_names(" a, ,b ") == ["a", "b"]
 
 
 def test_api_window_and_slice_options(studio: Studio) -> None:
-    state, *_ = studio.api.predict(str(CT_SMALL), "custom", "", -1, "ct-bone")
+    state = studio.api.predict(str(CT_SMALL), "custom", "", -1, "ct-bone")["state"]
     assert state.slice.window.name == "ct-bone"
     with pytest.raises(gr.Error, match="window"):
         studio.api.predict(str(CT_SMALL), "custom", "", -1, "ct-sunset")
 
 
 def test_page_load_restores_the_receipt_and_never_overwrites_a_typed_name(studio: Studio) -> None:
-    skip = type(gr.skip())
-    message, name = studio.review.restore({}, "")
-    assert isinstance(message, skip) and isinstance(name, skip)
+    assert studio.review.restore({}, "", gr.Request(), None) == {}
     kept = {"receipt": "Saved liver", "annotator": "dr.k"}
-    message, name = studio.review.restore(kept, "")
-    assert message == "Before the page was reloaded: Saved liver" and name == "dr.k"
-    _, name = studio.review.restore(kept, "someone typing")
-    assert isinstance(name, skip)
+    out = studio.review.restore(kept, "", gr.Request(), None)
+    assert out == {"confirmation": "Before the page was reloaded: Saved liver", "annotator": "dr.k"}
+    assert "annotator" not in studio.review.restore(kept, "someone typing", gr.Request(), None)
 
 
 def _nifti_volume(path: Path) -> Path:
@@ -325,34 +329,90 @@ def test_a_volume_gets_a_slice_slider_and_another_slice_can_be_chosen(
     studio: Studio, tmp_path: Path
 ) -> None:
     volume = _nifti_volume(tmp_path / "knee.nii.gz")
-    screen = studio.cases.load_upload(str(volume), 2, "custom")
-    slot = dict(zip(case_screen_slots(), screen, strict=True))
+    slot = studio.cases.load_upload(str(volume), 2, "custom")
     state = slot["state"]
     assert state.slice.num_slices == 7 and state.slice.slice_index == 3, "the middle slice"
-    assert slot["slice_slider"].visible and slot["slice_slider"].maximum == 6
+    slider = slot["slice_slider"]
+    assert slider.interactive and (slider.minimum, slider.maximum, slider.value) == (1, 7, 4)
+    assert slider.label == "Slice 4 of 7" and slot["slice_number"].value == 4, "1-based"
     assert slot["axis"].visible
-    other = studio.cases.change_slice(state, 5, 2)[0]
+    other = studio.cases.go_to_slice(state, 6)["state"]  # typed or slid: slice 6 = index 5
     assert other.slice.slice_index == 5 and other.source == state.source
     assert other.token != state.token, "a new slice is a new case"
-    sagittal = studio.cases.change_slice(other, 5, 0)[0]
+    assert studio.cases.next_slice(other)["state"].slice.slice_index == 6
+    assert (
+        studio.cases.next_slice(studio.cases.next_slice(other)["state"])["slice_number"].value == 7
+    )
+    assert studio.cases.previous_slice(other)["state"].slice.slice_index == 4
+    sagittal = studio.cases.change_axis(other, 0)["state"]
     assert sagittal.slice.axis == 0 and sagittal.slice.slice_index == sagittal.slice.num_slices // 2
-    with pytest.raises(gr.Error, match="out of range|slice"):
-        studio.cases.change_slice(state, 99, 2)
+    with pytest.raises(gr.Error, match="from 1 to 7"):
+        studio.cases.go_to_slice(state, 8)
+    with pytest.raises(gr.Error, match="from 1 to 7"):
+        studio.cases.go_to_slice(state, 0)
 
 
 def test_window_presets_level_width_and_the_files_own_window(studio: Studio) -> None:
     state = _loaded(studio)
     assert state.slice.window.name == "ct-abdomen"
     bone = studio.cases.change_window(state, "ct-bone", None, None)
-    assert (
-        bone[0].slice.window.name == "ct-bone"
-        and bone[case_screen_slots().index("window")] == "ct-bone"
-    )
-    custom = studio.cases.change_window_custom(state, 50, 300)[0]
+    assert bone["state"].slice.window.name == "ct-bone" and bone["window"] == "ct-bone"
+    custom = studio.cases.change_window_custom(state, 50, 300)["state"]
     assert (custom.slice.window.level, custom.slice.window.width) == (50.0, 300.0)
-    back = studio.cases.change_window(custom, "file default", None, None)[0]
+    back = studio.cases.change_window(custom, "file default", None, None)["state"]
     assert np.array_equal(back.slice.display, state.slice.display)
     with pytest.raises(gr.Error, match="width"):
         studio.cases.change_window_custom(state, 50, -1)
     with pytest.raises(gr.Error, match="level and width"):
         studio.cases.change_window(state, "custom (level/width)", None, None)
+
+
+def test_the_worklist_walks_each_annotator_through_every_case_once(
+    studio: Studio, services: Services
+) -> None:
+    studio.cases.import_examples()
+    seen: dict[str, list[str]] = {}
+    for who in ("ann", "bob"):
+        state = None
+        for _ in range(6):
+            out = studio.cases.next_case(who, "custom", state, gr.Request(), None)
+            state = out["state"]
+            seen.setdefault(who, []).append(state.source.worklist_hash)
+        assert len(set(seen[who])) == 6, "six presses, six different cases"
+        # a seventh press wraps around to the first case (none was submitted)
+        again = studio.cases.next_case(who, "custom", state, gr.Request(), None)["state"]
+        assert again.source.worklist_hash == seen[who][0]
+        from storage import release_case
+
+        release_case(services.store, who, again.source.worklist_hash)
+    assert seen["ann"] != seen["bob"], "each annotator has an order of their own"
+
+
+def test_a_worklist_case_gets_the_model_its_modality_needs(
+    studio: Studio, services: Services
+) -> None:
+    keys = {c.key: c.modality for c in services.catalog.choices()}
+    assert keys["liver-ct"] == "CT" and keys["thigh-mri"] == "MR"
+    studio.cases.import_examples()
+    by_hash = {e.content_hash: e.model for e in services.examples}
+    state, model = None, "thigh-mri"
+    for _ in range(6):
+        out = studio.cases.next_case("ann", model, state, gr.Request(), None)
+        state = out["state"]
+        needed = by_hash[state.source.worklist_hash]
+        model = out["model"].value if "model" in out else model
+        assert model == needed, state.source.name
+
+
+def test_a_reload_restores_the_annotators_case_and_edits(
+    studio: Studio, services: Services
+) -> None:
+    studio.cases.import_batch([str(CT_SMALL)])
+    state = studio.cases.next_case("ann", "custom", None, gr.Request(), None)["state"]
+    ran = studio.segment.run(state, "custom", ["liver"])["state"]
+    clicked = studio.segment.refine(ran, 40, 50, "add")["state"]
+    services.drafts.keep(clicked)  # what the page's wiring does with every new state
+    restored = studio.review.restore({"annotator": "ann"}, "", gr.Request(), None)
+    assert restored["state"] is clicked and restored["annotator"] == "ann"
+    assert len(restored["state"].work.clicks) == 1 and "slice_image" in restored
+    assert studio.review.restore({"annotator": "bob"}, "", gr.Request(), None).get("state") is None

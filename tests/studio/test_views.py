@@ -30,13 +30,24 @@ def test_clicks_are_drawn_green_for_add_and_red_for_remove(ran: CaseState) -> No
     assert tuple(image[90, 100]) == views.NEGATIVE_COLOUR
 
 
-def test_candidates_are_captioned_with_their_scores_and_the_chosen_one(ran: CaseState) -> None:
+def test_candidate_scores_are_listed_beside_the_images_not_on_them(ran: CaseState) -> None:
     work = ran.work
     assert work is not None
     items = views.candidate_gallery(work, np.asarray(ran.slice.display))
-    assert len(items) == 3
-    assert "chosen" in items[0][1] and "chosen" not in items[1][1]
-    assert f"{work.candidates[1].score:.2f}" in items[1][1]
+    assert len(items) == 3 and all(isinstance(i, np.ndarray) for i in items), "no captions"
+    lines = views.candidates_markdown(work).splitlines()[1:]
+    assert len(lines) == 3 and "chosen" in lines[0] and "chosen" not in lines[1]
+    assert f"{work.candidates[1].score:.2f}" in lines[1] and lines[1].startswith("- #2")
+    assert "IoU" in views.SCORE_NOTE and "below 0" in views.SCORE_NOTE
+
+
+@pytest.mark.parametrize(("side", "k"), [(64, 16), (128, 8), (300, 3), (512, 2), (2000, 1)])
+def test_the_canvas_scales_small_slices_up_by_whole_pixels(side: int, k: int) -> None:
+    image = (np.arange(side * 7 * 3) % 251).astype(np.uint8).reshape(side, 7, 3)
+    assert views.canvas_scale(image.shape) == k
+    big = views.upscale(image)
+    assert big.shape == (side * k, 7 * k, 3)
+    assert np.array_equal(big[::k, ::k], image) and np.array_equal(big[k - 1 :: k, ::k], image)
 
 
 def test_not_found_structures_say_how_to_prompt_sam(ran: CaseState) -> None:
