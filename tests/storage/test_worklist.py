@@ -106,3 +106,42 @@ def test_a_slice_stored_for_an_annotator_is_leased_to_them(store: Store, samples
     assert storage.next_case(store, "ann1") == mine  # their own live lease
     with pytest.raises(NotFoundError):
         samples.slice(lease_to="nobody")
+
+
+def test_walk_visits_every_slice_once_per_annotator_in_their_own_order(
+    store: Store, samples, pool
+) -> None:
+    hashes = {s.content_hash for s in pool}
+    walks: dict[str, list[str]] = {}
+    for who in ("ann1", "ann2"):
+        current = None
+        for _ in range(4):
+            case = storage.walk_case(store, who, after=current)
+            assert case is not None
+            current = case.content_hash
+            walks.setdefault(who, []).append(current)
+        assert set(walks[who]) == hashes, "every slice once"
+        assert walks[who] == sorted(walks[who], key=lambda h: storage.worklist.walk_order(who, h))
+        # the walk wraps around; released so the other annotator can pass everywhere
+        assert storage.walk_case(store, who, after=current).content_hash == walks[who][0]
+        storage.release_case(store, who, walks[who][0])
+    assert walks["ann1"] != walks["ann2"]
+
+
+def test_walk_never_hands_a_slice_someone_has_open_and_drops_corrected_ones(
+    store: Store, samples, pool
+) -> None:
+    held = storage.walk_case(store, "ann1")
+    seen = set()
+    current = None
+    for _ in range(3):
+        case = storage.walk_case(store, "ann2", after=current)
+        current = case.content_hash
+        seen.add(current)
+    assert held.content_hash not in seen and len(seen) == 3
+    samples.correction(samples.prediction(held), annotator="ann1")
+    for _ in range(4):  # ann1 corrected it: it never comes back to ann1
+        case = storage.walk_case(store, "ann1", after=case.content_hash if case else None)
+        assert case is None or case.content_hash != held.content_hash
+    with pytest.raises(InvalidInputError):
+        storage.walk_case(store, "ann1", lease=timedelta(0))
