@@ -392,7 +392,16 @@ def build_page(services: Services) -> tuple[gr.Blocks, Page]:
         _header(page, services)
         with gr.Tabs():
             with gr.Tab("Annotate", id="annotate"):
-from studio import auxol_view, volume_view
+                _annotate_tab(page, services)
+            _side_tabs(page, services)
+        handlers = wire_api(page, services)
+        wire_page(page, demo, handlers)
+    return demo, page
+
+
+def build_ui(services: Services) -> gr.Blocks:
+    """The studio's ``gr.Blocks`` (not launched)."""
+    return build_page(services)[0]
 
 
 def launch_options(services: Services) -> dict[str, Any]:

@@ -179,6 +179,7 @@ def _wire_cases(page: Page, h: Handlers) -> list[Any]:
         **PRIVATE,
     )
     page.on(page["batch_examples"].click, h.cases.import_examples, outputs=["batch_md"], **PRIVATE)
+    return ran
 
 
 def _wire_segment(page: Page, h: Handlers) -> list[Any]:
