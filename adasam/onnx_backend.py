@@ -15,6 +15,7 @@ a backend from another, except by :attr:`name`.
 from __future__ import annotations
 
 import importlib.util
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -87,12 +88,15 @@ class _OvRunner:
             "INFERENCE_PRECISION_HINT": "bf16" if precision == "bf16" else "f32",
         }
         self._compiled = ov.Core().compile_model(str(path), "CPU", config)
-        self._request = self._compiled.create_infer_request()
+        self._local = threading.local()  # one infer request per thread: calls run in parallel
         self._n = len(self._compiled.outputs)
 
     def __call__(self, x: np.ndarray) -> list[np.ndarray]:
-        self._request.infer({0: x})
-        return [np.array(self._request.get_output_tensor(i).data) for i in range(self._n)]
+        request = getattr(self._local, "request", None)
+        if request is None:
+            request = self._local.request = self._compiled.create_infer_request()
+        request.infer({0: x})
+        return [np.array(request.get_output_tensor(i).data) for i in range(self._n)]
 
 
 class OnnxBackend:

@@ -6,7 +6,10 @@
 embedding, which is what makes clicks feel instant.
 
 The predictor holds no per-user state: results are returned, never stored on the object, so one
-predictor can serve many sessions (calls are serialised by a lock around the models).
+predictor can serve many sessions. Concurrent calls run in parallel: a lock guards only the
+embedding cache, never the models, so the caller decides how many model calls run at once (the
+studio: ``ADASAM_MODEL_CONCURRENCY``, enforced by its one model queue). Two concurrent calls
+on the same new image may both encode it (the second result is kept).
 """
 
 from __future__ import annotations
@@ -244,25 +247,26 @@ class Predictor:
         from the cache."""
         _check_image(image)
         key = (image_key(image), f"{self.bundle.config.name}:{self.bundle.version}")
-        with self._lock:
+        with self._lock:  # the cache only: encoders run outside it, in parallel
             hit = self._cache.get(key)
             if hit is not None:
                 self._cache.move_to_end(key)
                 return hit, True
-            stored = None if self.embedding_store is None else self.embedding_store.get(image)
-            if stored is not None:
-                emb = torch.from_numpy(stored)[None].to(self.device)
-            else:
-                sam = self.bundle.sam
-                with torch.inference_mode():
-                    x = self.frame(image.shape[:2]).image_to_input(image, self.device)
-                    emb = self.backend.encode(sam.preprocess(x))
-                put = getattr(self.embedding_store, "put", None)
-                if put is not None:  # a writable store (training data, evaluation): keep it
-                    put(image, emb[0].float().cpu().numpy())
+        stored = None if self.embedding_store is None else self.embedding_store.get(image)
+        if stored is not None:
+            emb = torch.from_numpy(stored)[None].to(self.device)
+        else:
+            sam = self.bundle.sam
+            with torch.inference_mode():
+                x = self.frame(image.shape[:2]).image_to_input(image, self.device)
+                emb = self.backend.encode(sam.preprocess(x))
+            put = getattr(self.embedding_store, "put", None)
+            if put is not None:  # a writable store (training data, evaluation): keep it
+                put(image, emb[0].float().cpu().numpy())
+        with self._lock:
             self._cache[key] = emb
             self._evict()
-            return emb, False
+        return emb, False
 
     def embed_batch(self, images: Sequence[np.ndarray]) -> int:
         """Encode several uint8 ``(H, W, 3)`` images of one size in one encoder forward and put
@@ -276,23 +280,24 @@ class Predictor:
         if len({image.shape for image in images}) > 1:
             raise ValueError("embed_batch needs images of one size")
         tag = f"{self.bundle.config.name}:{self.bundle.version}"
+        keys = [(image_key(image), tag) for image in images]
         with self._lock:
-            keys = [(image_key(image), tag) for image in images]
             todo = [i for i, key in enumerate(keys) if key not in self._cache]
             for key in keys:
                 if key in self._cache:
                     self._cache.move_to_end(key)
-            if todo:
-                sam = self.bundle.sam
-                frame = self.frame(images[0].shape[:2])
-                with torch.inference_mode():
-                    x = torch.cat([frame.image_to_input(images[i], self.device) for i in todo])
-                    batched = getattr(self.backend, "encode_batch", sam.image_encoder)  # GPU
-                    emb = batched(sam.preprocess(x))
+        if todo:
+            sam = self.bundle.sam
+            frame = self.frame(images[0].shape[:2])
+            with torch.inference_mode():
+                x = torch.cat([frame.image_to_input(images[i], self.device) for i in todo])
+                batched = getattr(self.backend, "encode_batch", sam.image_encoder)  # GPU
+                emb = batched(sam.preprocess(x))
+            with self._lock:
                 for j, i in enumerate(todo):
                     self._cache[keys[i]] = emb[j : j + 1]
                 self._evict()
-            return len(todo)
+        return len(todo)
 
     def cache_nbytes(self) -> int:
         """Total size of the cached embeddings in bytes."""
@@ -399,39 +404,38 @@ class Predictor:
         hw = (int(image.shape[0]), int(image.shape[1]))
         frame = self.frame(hw)
         timer = StageTimer({"load": self.load_ms})
-        with self._lock:
-            probs, heat, pooled, emb, cached = self._classify(image, idx, frame, timer)
-            if self._domain_reads_embedding() and emb is None:
-                with timer.stage("encode"):
-                    emb, cached = self.embedding(image)
-            domain = self.domain_verdict(pooled, emb, frame)
-            trusted = prompt_out_of_domain or domain is None or domain.in_domain
-            with timer.stage("prompts"):
-                prompts: list[Prompts | None] = [
-                    make_prompts(heat[k], frame, prompt_cfg)
-                    if trusted and probs[i] >= presence
-                    else None
-                    for k, i in enumerate(idx)
-                ]
-            if emb is None:
-                with timer.stage("encode"):
-                    emb, cached = self.embedding(image)
-            with timer.stage("decode"):
-                todo = [k for k, p in enumerate(prompts) if p is not None]
-                decoded: dict[int, list[Candidate]] = {}
-                if todo:
-                    ps = [prompts[k] for k in todo]
-                    use_point = prompt_cfg.use_point
-                    res = self._decode(
-                        emb,
-                        frame,
-                        boxes=np.stack([p.box for p in ps]),  # type: ignore[union-attr]
-                        points=np.stack([p.point for p in ps])[:, None] if use_point else None,  # type: ignore[union-attr,misc]
-                        labels=np.ones((len(ps), 1)) if use_point else None,
-                        mask_logits=np.stack([p.mask_logits for p in ps]),  # type: ignore[union-attr]
-                        multimask=True,
-                    )
-                    decoded = dict(zip(todo, res, strict=True))
+        probs, heat, pooled, emb, cached = self._classify(image, idx, frame, timer)
+        if self._domain_reads_embedding() and emb is None:
+            with timer.stage("encode"):
+                emb, cached = self.embedding(image)
+        domain = self.domain_verdict(pooled, emb, frame)
+        trusted = prompt_out_of_domain or domain is None or domain.in_domain
+        with timer.stage("prompts"):
+            prompts: list[Prompts | None] = [
+                make_prompts(heat[k], frame, prompt_cfg)
+                if trusted and probs[i] >= presence
+                else None
+                for k, i in enumerate(idx)
+            ]
+        if emb is None:
+            with timer.stage("encode"):
+                emb, cached = self.embedding(image)
+        with timer.stage("decode"):
+            todo = [k for k, p in enumerate(prompts) if p is not None]
+            decoded: dict[int, list[Candidate]] = {}
+            if todo:
+                ps = [prompts[k] for k in todo]
+                use_point = prompt_cfg.use_point
+                res = self._decode(
+                    emb,
+                    frame,
+                    boxes=np.stack([p.box for p in ps]),  # type: ignore[union-attr]
+                    points=np.stack([p.point for p in ps])[:, None] if use_point else None,  # type: ignore[union-attr,misc]
+                    labels=np.ones((len(ps), 1)) if use_point else None,
+                    mask_logits=np.stack([p.mask_logits for p in ps]),  # type: ignore[union-attr]
+                    multimask=True,
+                )
+                decoded = dict(zip(todo, res, strict=True))
         results = tuple(
             StructureResult(
                 name=n,
@@ -525,17 +529,16 @@ class Predictor:
             points = np.array([[[c.x, c.y] for c in clicks]], dtype=np.float64)
             labels = np.array([[1 if c.positive else 0 for c in clicks]])
         masks = None if mask_logits is None else np.asarray(mask_logits, np.float32)[None]
-        with self._lock:
-            emb, _ = self.embedding(image)
-            return self._decode(
-                emb,
-                frame,
-                boxes=boxes,
-                points=points,
-                labels=labels,
-                mask_logits=masks,
-                multimask=multimask,
-            )[0]
+        emb, _ = self.embedding(image)
+        return self._decode(
+            emb,
+            frame,
+            boxes=boxes,
+            points=points,
+            labels=labels,
+            mask_logits=masks,
+            multimask=multimask,
+        )[0]
 
     def refine(
         self,

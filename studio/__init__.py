@@ -35,9 +35,15 @@ function of that column or tab) and ``notes_view.wire(page, handlers)`` at the e
 :func:`studio.wiring.wire_page`. Inputs and outputs are slot names; a handler returning a name
 its event did not declare fails at once (:meth:`studio.page.Page.named`). Existing slots
 (``state``, ``correction``, ``confirmation``, ... see :mod:`studio.screens`) can be outputs of
-new events too. Model calls take ``**handlers.model_queue`` (the one limit,
-``ADASAM_MODEL_CONCURRENCY``). A new module that imports Gradio is UI; one that does not goes
-in the architecture test's UI-free list.
+new events too. Model calls take ``**handlers.model_queue`` or
+``**studio.wiring.model_queue(services)`` (the one limit, ``ADASAM_MODEL_CONCURRENCY``). A new
+module that imports Gradio is UI; one that does not goes in the architecture test's UI-free
+list.
+
+A new **tab** is one function ``tab(page, services)`` in its ``studio/<feature>_view.py`` that
+opens ``gr.Tab(...)``, builds and wires its components, and one entry in
+:data:`studio.layout.SIDE_TABS` (the Volume and Quality tabs are built that way; see the
+:mod:`studio.layout` docstring).
 """
 
 from __future__ import annotations

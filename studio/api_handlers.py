@@ -56,7 +56,8 @@ class ApiHandlers:
             model: model key (``thigh-mri``, ``liver-ct``, ``custom``); empty = the default.
             structures: comma-separated names; empty = all of the model's.
             slice_index: slice of a volume; -1 or empty = the middle one.
-            window: window preset (``ct-liver``…, ``auto``); empty = the model's or the file's.
+            window: display window of the returned images (``ct-liver``…, ``auto``); empty = the
+                model's or the file's. The model always sees the slice through its own window.
 
         Returns:
             (result JSON, heatmap, prompts, candidates) of the first structure.

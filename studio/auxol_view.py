@@ -46,7 +46,7 @@ def case_inputs(state: CaseState, work: StructureWork) -> tuple[np.ndarray, tupl
     original = work.original
     if original is None:
         raise ValueError("no candidate chosen yet")
-    image = state.slice.display
+    image = state.model_input  # what SAM saw
     mask_size = int(original.logits.shape[-1])  # SAM's low-res masks are input_size / 4
     frame = ModelFrame(image.shape[:2], 4 * mask_size, mask_size)
     logits = sam_logits_at_original(original.logits, frame)

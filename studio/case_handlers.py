@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 
 import gradio as gr
 
-from adasam.imaging import Slice, Window, load_slice, rewindow
+from adasam.imaging import Slice, Window, load_slice, rewindow, with_preferred_window
 from storage import ensure_annotator, release_case, walk_case
 from studio.batch import import_files
 from studio.catalog import ModelChoice
@@ -26,11 +27,10 @@ from studio.stored_slices import slice_from_record
 
 
 def _model_window(slice_: Slice, choice: ModelChoice | None) -> Slice:
-    """Show a slice with physical units through the window the model was trained with (8-bit
-    images are shown as they are)."""
-    if choice is None or not choice.window or slice_.default_window is None:
-        return slice_
-    return rewindow(slice_, choice.window)
+    """First show a slice as the model sees it (:mod:`adasam.imaging.model_input`: a CT slice
+    in HU through the model's window, anything else in its own default display). Only the
+    display: the model's input never follows the window the user picks."""
+    return slice_ if choice is None else with_preferred_window(slice_, choice.window)
 
 
 def hub_username(profile: gr.OAuthProfile | None) -> str | None:
@@ -251,7 +251,9 @@ class CaseHandlers:
     def change_window(
         self, state: CaseState | None, choice: str | None, level: float | None, width: float | None
     ) -> Updates:
-        """Show the slice through another window (a preset, the file's own, or level/width)."""
+        """Show the slice through another window (a preset, the file's own, or level/width).
+        Display only: the model's input does not depend on it (:mod:`adasam.imaging.model_input`),
+        so the pipeline's result and every edit stay as they are."""
         if state is None:
             raise StudioError("Load a case first.")
         if choice == CUSTOM_WINDOW:
@@ -262,8 +264,7 @@ class CaseHandlers:
             window = None
         else:
             window = choice
-        slice_ = rewindow(state.slice, window)
-        return case_screen(CaseState.new(slice_, state.source, state.loaded_at, state.owner))
+        return case_screen(replace(state, slice=rewindow(state.slice, window)))
 
     def change_window_custom(
         self, state: CaseState | None, level: float | None, width: float | None

@@ -15,8 +15,10 @@ The ML settings (data directory, device, bundle, database, pixel limit) are
   - ``name``: a name field on the page (``ADASAM_ANNOTATOR`` pre-fills it).
 - ``ADASAM_MAX_UPLOAD_MB`` (default 200): largest accepted upload; bigger files are refused by
   the server before they are stored.
-- ``ADASAM_MODEL_CONCURRENCY`` (default 1): model calls (predict, refine) run at most this many
-  at a time, all users together, in one queue.
+- ``ADASAM_MODEL_CONCURRENCY`` (default 1): model calls (pipeline runs, clicks, volume
+  segmentation and propagation, the API's predict/refine) run at most this many at a time, all
+  users and tabs together, in one Gradio queue; that queue is the only serialisation (the
+  predictors run concurrent calls in parallel). A propagation holds one slot while it runs.
 - ``ADASAM_SEED_WORKLIST`` (default ``1``): on first start, put the example cases in the
   worklist when the database holds no slice yet.
 - ``ADASAM_AUXOL`` (default ``1``): the online specialist (AuxOL) learns from each submission

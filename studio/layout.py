@@ -1,4 +1,4 @@
-"""The page: components by name (:class:`~studio.page.Page`), their arrangement, and which
+r"""The page: components by name (:class:`~studio.page.Page`), their arrangement, and which
 handler each event calls (wired by slot name, see :mod:`studio.wiring`).
 
 ``build_ui(services)`` returns the ``gr.Blocks``; ``launch_options(services)`` the arguments of
@@ -10,10 +10,26 @@ Layout of the Annotate tab (fits 1366×768 down to the candidates' scores): a ca
 the left, the large correction canvas in the middle with the slice navigation above it, and
 the candidates with their scores, the click mode and the SegEx rating on the right; the
 pipeline's intermediate images (slice, GradCAM, prompts) sit in a row below.
+
+**Adding a tab** (the pattern the Volume and Quality tabs follow):
+
+1. write ``studio/<feature>_view.py`` with a function ``tab(page, services)`` that opens
+   ``with gr.Tab("Feature", id="feature"):``, builds its components (``page.add(name, ...)``
+   for any the rest of the page needs; unique ``elem_id``\ s for the browser tests), and wires
+   its events: ``page.on(page["feature_button"].click, handlers.do, inputs=[...],
+   outputs=[...], api_visibility="private")``, where each handler returns
+   :data:`~studio.page.Updates` (only the slots it changes). Handlers go in
+   ``studio/<feature>_handlers.py`` (no layout there, so they are unit-tested without a page);
+   a model call adds ``**model_queue(services)`` (see :mod:`studio.wiring`);
+2. add that function to :data:`SIDE_TABS` below, in the position the tab should appear.
+
+Components of the Annotate tab are read by name (``page["state"]``, ``page["annotator"]``,
+``page["model"]``); never by position.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +37,8 @@ import gradio as gr
 
 from adasam.imaging import WINDOW_CHOICES
 from adasam.settings import ASSETS_DIR
-from studio import auxol_view, volume_view
+from studio import auxol_view, quality_view, volume_view
+from studio.case_handlers import CaseHandlers
 from studio.editor import ADD_HEX, BRUSH_OPACITY, REMOVE_HEX
 from studio.page import Page
 from studio.pipeline import CLICK_MODES
@@ -194,7 +211,7 @@ def _canvas_column(page: Page) -> None:
         _image(page, "correction", "correct-img", height=None)
 
 
-def _review_column(page: Page) -> None:
+def _review_column(page: Page, services: Services) -> None:
     with gr.Row(elem_id="candidates-row"):
         page.add(
             "gallery",
@@ -222,10 +239,10 @@ def _review_column(page: Page) -> None:
     with gr.Row():
         page.add("undo", gr.Button("Undo (U)", size="sm", elem_id="undo"))
         page.add("reset", gr.Button("Reset", size="sm", elem_id="reset"))
-    _rating(page)
+    _rating(page, services)
 
 
-def _rating(page: Page) -> None:
+def _rating(page: Page, services: Services) -> None:
     gr.Markdown("**SegEx rating of the model's mask**")
     page.add("score", gr.Radio(list(SCORE_LABELS.values()), label="Score", elem_id="score"))
     page.add("verdict", gr.Radio(list(VERDICT_LABELS), label="Verdict", elem_id="verdict"))
@@ -244,6 +261,9 @@ def _rating(page: Page) -> None:
         ),
     )
     page.add("confirmation", gr.Markdown(elem_id="confirmation"))
+    llm_ask, llm_md = quality_view.llm_components(services)
+    page.add("llm_ask", llm_ask)
+    page.add("llm_md", llm_md)
     page.add("download", gr.Button("Prepare downloads", size="sm", elem_id="download"))
     page.add(
         "downloads",
@@ -313,7 +333,7 @@ def _annotate_tab(page: Page, services: Services) -> None:
         with gr.Column(scale=5, elem_id="canvas-column"):
             _canvas_column(page)
         with gr.Column(scale=3, min_width=300, elem_id="review-column"):
-            _review_column(page)
+            _review_column(page, services)
     gr.Markdown(SHORTCUTS_HELP, elem_id="shortcuts")
     _pipeline_row(page)
     _brush(page)
@@ -356,14 +376,24 @@ def _api_row(page: Page) -> None:
             page.add(f"api_{name}_button", gr.Button(name))
 
 
-def _side_tabs(page: Page, services: Services) -> None:
+def _volume_tab(page: Page, services: Services) -> None:
     with gr.Tab("Volume", id="volume"):
         volume_view.build(services, model=page["model"], annotator=page["annotator"])
+
+
+def _statistics_tab(page: Page, services: Services) -> None:
     with gr.Tab("Statistics", id="stats") as stats_tab:
         page.add("stats_tab", stats_tab)
         page.add("stats_refresh", gr.Button("Refresh", size="sm", elem_id="stats-refresh"))
         page.add("stats_md", gr.Markdown(elem_id="stats-md"))
         page.add("stats_plot", gr.Plot(elem_id="stats-plot"))
+
+
+def _quality_tab(page: Page, services: Services) -> None:
+    quality_view.tab(services, CaseHandlers(services), page["annotator"])
+
+
+def _worklist_tab(page: Page, services: Services) -> None:
     with gr.Tab("Worklist", id="worklist"):
         gr.Markdown(
             "Add slices to the shared worklist: each file becomes one case. **Next case** walks "
@@ -377,8 +407,22 @@ def _side_tabs(page: Page, services: Services) -> None:
         page.add("batch_add", gr.Button("Add to the worklist", elem_id="batch-add"))
         page.add("batch_examples", gr.Button("Add the example cases", size="sm"))
         page.add("batch_md", gr.Markdown(elem_id="batch-md"))
+
+
+def _api_tab(page: Page, services: Services) -> None:
     with gr.Tab("API", id="api"):
         gr.Markdown(API_HELP)
+
+
+SIDE_TABS: tuple[Callable[[Page, Services], None], ...] = (
+    _volume_tab,
+    _statistics_tab,
+    _quality_tab,
+    _worklist_tab,
+    _api_tab,
+)
+"""The tabs after Annotate, in order. A new tab is one function ``(page, services) -> None``
+added here (see the module docstring)."""
 
 
 def build_page(services: Services) -> tuple[gr.Blocks, Page]:
@@ -393,7 +437,8 @@ def build_page(services: Services) -> tuple[gr.Blocks, Page]:
         with gr.Tabs():
             with gr.Tab("Annotate", id="annotate"):
                 _annotate_tab(page, services)
-            _side_tabs(page, services)
+            for side_tab in SIDE_TABS:
+                side_tab(page, services)
         handlers = wire_api(page, services)
         wire_page(page, demo, handlers)
     return demo, page

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 
+from adasam.imaging import model_image
 from adasam.predictor import Click, Predictor
 from adasam.refine_guard import CheckedRefinement, GuardConfig, refine_checked
 from studio.errors import StudioError
@@ -51,7 +52,7 @@ def run_pipeline(
             f"The model {choice.name} does not segment {', '.join(unknown)}; choose among "
             f"{', '.join(choice.structures)}."
         )
-    image = np.asarray(state.slice.display)
+    image = model_image(state.slice, choice.window)  # never the display window
     prediction = predictor.predict(image, names)
     frame = predictor.frame(prediction.image_hw)
     works = []
@@ -85,6 +86,7 @@ def run_pipeline(
         editor_version=None,
         receipts=(),
         domain=prediction.domain,
+        input_window=choice.window,
     )
 
 

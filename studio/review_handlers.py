@@ -192,10 +192,10 @@ class ReviewHandlers:
         return [str(f) for f in files]
 
     @staticmethod
-    def clear_rating() -> tuple[Any, ...]:
+    def clear_rating() -> Updates:
         """An empty rating form (score, verdict, criteria, comment): another structure or case
         is on screen, and one structure's rating must never be stored with another's mask."""
-        return None, None, [], ""
+        return {"score": None, "verdict": None, "rubric": [], "comment": ""}
 
     @user_errors
     def downloads(self, state: CaseState | None, editor: dict[str, Any] | None) -> Updates:

@@ -8,7 +8,6 @@ from collections.abc import Sequence
 from dataclasses import replace
 
 import gradio as gr
-import numpy as np
 
 from adasam.predictor import Predictor
 from adasam.refine_guard import GuardConfig
@@ -168,7 +167,7 @@ class SegmentHandlers:
         if click_mode not in ("add", "remove", "box"):
             raise StudioError("Choose a click mode: add, remove or box.")
         had_brush = work.brushed is not None
-        image = np.asarray(state.slice.display)
+        image = state.model_input  # the pipeline's input, not the display window
         guard = GuardConfig() if self.services.studio.refine_guard else None
         new = pipeline.click(work, self._predictor(state), image, x, y, click_mode, guard)  # type: ignore[arg-type]
         if new.rejected is not None and new.rejected is not work.rejected:

@@ -15,7 +15,7 @@ from typing import Literal
 
 import numpy as np
 
-from adasam.imaging import Slice
+from adasam.imaging import Slice, model_image
 from adasam.predictor import Candidate, Click, DomainVerdict
 from adasam.prompts import Prompts
 
@@ -174,6 +174,8 @@ class CaseState:
             submitting that same mask again stores it.
         owner: the annotator the case was opened for (their draft survives a page reload;
             None when the annotator was not known yet).
+        input_window: the window of the model's input (the bundle's window the pipeline ran
+            with; see :func:`model_input`).
     """
 
     token: str
@@ -193,6 +195,7 @@ class CaseState:
     domain: DomainVerdict | None = None
     submit_confirm: str | None = None
     owner: str | None = None
+    input_window: str | None = None
 
     @staticmethod
     def new(slice_: Slice, source: CaseSource, now: float, owner: str | None = None) -> CaseState:
@@ -200,6 +203,13 @@ class CaseState:
         return CaseState(
             token=uuid.uuid4().hex, slice=slice_, source=source, loaded_at=now, owner=owner
         )
+
+    @property
+    def model_input(self) -> np.ndarray:
+        """uint8 ``(H, W, 3)``: what the model is given for this slice, from its pixels and
+        ``input_window`` (:func:`adasam.imaging.model_image`), whatever window the slice is
+        displayed through."""
+        return model_image(self.slice, self.input_window)
 
     @property
     def work(self) -> StructureWork | None:

@@ -20,7 +20,7 @@ import numpy as np
 from PIL import Image
 
 import storage
-from adasam.imaging import Volume, load_volume
+from adasam.imaging import Volume, load_volume, model_window
 from adasam.imaging.export3d import label_array, write_dicom_seg, write_nifti_labels
 from adasam.predictor import Click, Predictor
 from adasam.propagate import (
@@ -61,9 +61,9 @@ class VolumeSession:
     saved_case_id: int | None = None
 
     def model_image(self, k: int) -> np.ndarray:
-        """Slice ``k`` as the model sees it (the model's window for HU data)."""
-        window = self.model_window if self.volume.units == "HU" else None
-        return self.volume.display(k, window)
+        """Slice ``k`` as the model sees it (the one window policy,
+        :func:`adasam.imaging.model_window`: the model's window for HU data)."""
+        return self.volume.display(k, model_window(self.volume.units, self.model_window))
 
 
 def _overlay(image: np.ndarray, mask: np.ndarray, status: str) -> np.ndarray:

@@ -19,6 +19,7 @@ from studio.errors import StudioError, user_errors
 from studio.identity import resolve_annotator
 from studio.services import Services
 from studio.volume_handlers import VolumeHandlers, VolumeSession, status_text, views
+from studio.wiring import model_queue
 
 HELP = (
     "Upload **all the files of one DICOM series** (or one zip of them), a **NIfTI** volume or a "
@@ -218,15 +219,17 @@ def build(services: Services, *, model: Any, annotator: Any) -> dict[str, Any]:
     files.upload(on_upload, [files, model, structure, window], [*screen, index], **private)
     index.change(on_show, [state, index, window], screen, show_progress="hidden", **private)
     window.change(on_show, [state, index, window], screen, **private)
-    segment_btn.click(act(h.segment), [state, index, window], screen, **private)
+    queue = model_queue(services)  # the one model queue (ADASAM_MODEL_CONCURRENCY)
+    segment_btn.click(act(h.segment), [state, index, window], screen, **private, **queue)
     accept_btn.click(act(h.accept), [state, index, window], screen, **private)
     clear_btn.click(act(h.clear), [state, index, window], screen, **private)
-    axial.select(on_click, [state, index, window, click_mode], screen, **private)
-    propagate_btn.click(
+    axial.select(on_click, [state, index, window, click_mode], screen, **private, **queue)
+    propagate_btn.click(  # one model slot for the whole propagation
         on_propagate,
         [state, index, window, min_score, margin, max_growth],
         screen,
         **private,
+        **queue,
     )
     stop_btn.click(on_stop, [state], None, queue=False, **private)
     save_btn.click(on_save, [state, annotator], [status], **private)

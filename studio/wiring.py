@@ -11,7 +11,7 @@ from typing import Any
 
 import gradio as gr
 
-from studio import auxol_view
+from studio import auxol_view, quality_view
 from studio.api_handlers import ApiHandlers
 from studio.case_handlers import CaseHandlers
 from studio.page import Page, Updates
@@ -24,6 +24,7 @@ MODEL_QUEUE = "model"
 PRIVATE: dict[str, Any] = {"api_visibility": "private"}
 MODEL_SLOTS = ("model", "model_md", "structures")
 RUN_INPUTS = ("state", "model", "structures")
+RATING_SLOTS = ("score", "verdict", "rubric", "comment")
 
 
 @dataclass(frozen=True)
@@ -38,12 +39,18 @@ class Handlers:
 
     @property
     def model_queue(self) -> dict[str, Any]:
-        """Options of every event that calls a model: one queue, ``ADASAM_MODEL_CONCURRENCY``
-        calls at a time across all users (the only serialisation of model calls)."""
-        return {
-            "concurrency_id": MODEL_QUEUE,
-            "concurrency_limit": self.services.studio.model_concurrency,
-        }
+        """:func:`model_queue` of these services."""
+        return model_queue(self.services)
+
+
+def model_queue(services: Services) -> dict[str, Any]:
+    """Options of every event that calls a model (any tab's): one queue,
+    ``ADASAM_MODEL_CONCURRENCY`` calls at a time across all users and tabs (the only
+    serialisation of model calls; the predictors themselves take no lock)."""
+    return {
+        "concurrency_id": MODEL_QUEUE,
+        "concurrency_limit": services.studio.model_concurrency,
+    }
 
 
 def _empty() -> Updates:
@@ -113,9 +120,16 @@ def wire_api(page: Page, services: Services) -> Handlers:
     return h
 
 
+def _clear_rating(page: Page, h: Handlers, event: Any) -> Any:
+    """After a new pipeline result or another structure: an empty rating form (one
+    structure's rating is never stored with another's mask). Returns ``event``."""
+    page.on(event.success, h.review.clear_rating, outputs=RATING_SLOTS, **PRIVATE)
+    return event
+
+
 def _chain_run(page: Page, h: Handlers, event: Any) -> Any:
     """After a case is on screen: run the pipeline on it (the run's dependency)."""
-    return page.on(
+    ran = page.on(
         event.success,
         h.segment.run,
         inputs=RUN_INPUTS,
@@ -124,6 +138,7 @@ def _chain_run(page: Page, h: Handlers, event: Any) -> Any:
         **PRIVATE,
         **h.model_queue,
     )
+    return _clear_rating(page, h, ran)
 
 
 def _wire_cases(page: Page, h: Handlers) -> list[Any]:
@@ -154,23 +169,27 @@ def _wire_cases(page: Page, h: Handlers) -> list[Any]:
         (page["slice_prev"].click, h.cases.previous_slice, ["state"], None),
         (page["slice_next"].click, h.cases.next_slice, ["state"], None),
         (page["axis"].input, h.cases.change_axis, ["state", "axis"], None),
-        (
-            page["window"].input,
-            h.cases.change_window,
-            ["state", "window", "level", "width"],
-            None,
-        ),
-        (
-            page["apply_window"].click,
-            h.cases.change_window_custom,
-            ["state", "level", "width"],
-            None,
-        ),
     ):
         event = page.on(
             trigger, handler, inputs=inputs, outputs=outputs or CASE_SCREEN_SLOTS, **on_slice
         )
         ran.append(_chain_run(page, h, event))
+    # the display window only: the pipeline's result and the edits stay (no new run)
+    window_inputs = ["state", "window", "level", "width"]
+    page.on(
+        page["window"].input,
+        h.cases.change_window,
+        inputs=window_inputs,
+        outputs=CASE_SCREEN_SLOTS,
+        **on_slice,
+    )
+    page.on(
+        page["apply_window"].click,
+        h.cases.change_window_custom,
+        inputs=["state", "level", "width"],
+        outputs=CASE_SCREEN_SLOTS,
+        **on_slice,
+    )
     page.on(
         page["batch_add"].click,
         h.cases.import_batch,
@@ -192,7 +211,7 @@ def _wire_segment(page: Page, h: Handlers) -> list[Any]:
         outputs=["model_md", "structures"],
         **PRIVATE,
     )
-    page.on(
+    rerun = page.on(
         changed.success,
         h.segment.rerun,
         inputs=RUN_INPUTS,
@@ -200,6 +219,7 @@ def _wire_segment(page: Page, h: Handlers) -> list[Any]:
         **PRIVATE,
         **h.model_queue,
     )
+    _clear_rating(page, h, rerun)
     run = page.on(
         page["run"].click,
         h.segment.run,
@@ -209,13 +229,15 @@ def _wire_segment(page: Page, h: Handlers) -> list[Any]:
         **PRIVATE,
         **h.model_queue,
     )
-    page.on(
+    _clear_rating(page, h, run)
+    selected = page.on(
         page["structure_radio"].input,
         h.segment.select_structure,
         inputs=["state", "structure_radio"],
         outputs=PIPELINE_SLOTS,
         **PRIVATE,
     )
+    _clear_rating(page, h, selected)
     chosen = page.on(
         page["gallery"].select,
         h.segment.choose_candidate_ui,
@@ -253,12 +275,13 @@ def _wire_review(page: Page, h: Handlers) -> Any:
         outputs=["state", "editor", "brush_md"],
         **PRIVATE,
     )
-    page.on(
+    page.on(  # the editor is no output: it stays usable, strokes and all
         page["apply_brush"].click,
         h.review.apply_brush,
         inputs=["state", "editor"],
-        outputs=["state", "correction", "correction_status", "result_json", "editor", "brush_md"],
+        outputs=["state", "correction", "correction_status", "result_json", "brush_md"],
         **PRIVATE,
+        show_progress_on=[page["correction"]],
     )
     submitted = page.on(
         page["submit_button"].click,
@@ -321,3 +344,4 @@ def wire_page(page: Page, demo: gr.Blocks, h: Handlers) -> None:
         page["state"],
         (page["auxol_image"], page["auxol_md"]),
     )
+    quality_view.attach_llm(h.services, h.cases, page["state"], (page["llm_ask"], page["llm_md"]))

@@ -4,7 +4,8 @@
 - ``storage`` imports neither torch nor ``adasam`` nor the studio;
 - the studio's UI-free part (``CORE``) imports without loading Gradio;
   ``studio.pipeline`` also without SQLAlchemy;
-- no function in ``studio/`` is longer than 80 lines.
+- no function in ``adasam/``, ``storage/``, ``studio/``, ``learning/`` or ``app.py`` is longer
+  than 80 lines (``KNOWN_LONG`` lists the breaches left, each with its owner).
 
 Static checks read every ``import`` statement, function-level ones included, so a lazy import
 counts too; the runtime checks import the modules in a fresh interpreter.
@@ -39,6 +40,7 @@ CORE = (
     "studio.stats_view",
     "studio.stored_slices",
     "studio.submission",
+    "studio.submit_check",
     "studio.texts",
     "studio.views",
     "studio.volume_handlers",
@@ -49,7 +51,16 @@ KNOWN_IMPORTS = {
     "adasam/segex.py": ["storage"],  # issue 16: SegEx over storage belongs outside adasam/
     "adasam/commands/segex.py": ["storage"],  # issue 16: same
 }
-KNOWN_LONG = {"volume_view.py build"}  # issue 18: the volume tab's builder (182 lines)
+KNOWN_LONG = {
+    "studio/volume_view.py build",  # issue 18: the volume tab's builder
+    "adasam/training/loop.py train",  # lead (training loop)
+    "adasam/training/data.py load_folder",  # lead (training data)
+    "adasam/training/data.py load_msd",  # lead (training data)
+    "adasam/training/evaluate.py evaluate_predictor",  # evaluation (issues 11/12)
+    "adasam/training/pretrain.py pretrain_sam",  # phantom SAM pre-training
+    "adasam/phantoms/abdomen.py _paint_abdomen",  # the abdomen phantom's painter
+}
+SIZED = ("adasam", "storage", "studio", "learning")
 
 
 def _sources(package: str) -> list[Path]:
@@ -112,8 +123,9 @@ def test_every_studio_module_is_core_or_ui() -> None:
 
 def _long_functions(path: Path) -> list[str]:
     tree = ast.parse(path.read_text(), str(path))
+    where = path.relative_to(REPO) if path.is_relative_to(REPO) else path
     return [
-        f"{path.name}:{node.lineno} {node.name} ({node.end_lineno - node.lineno + 1})"
+        f"{where}:{node.lineno} {node.name} ({node.end_lineno - node.lineno + 1})"
         for node in ast.walk(tree)
         if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef))
         and node.end_lineno is not None
@@ -121,8 +133,9 @@ def _long_functions(path: Path) -> list[str]:
     ]
 
 
-def test_no_studio_function_over_80_lines() -> None:
-    found = [f for p in _sources("studio") for f in _long_functions(p)]
+def test_no_function_over_80_lines() -> None:
+    paths = [p for package in SIZED for p in _sources(package) if "migrations" not in p.parts]
+    found = [f for p in [*paths, REPO / "app.py"] for f in _long_functions(p)]
     names = {f"{f.split(':')[0]} {f.split()[1]}" for f in found}
     assert names == KNOWN_LONG, found
 

@@ -6,6 +6,7 @@ import argparse
 import json
 import sys
 from pathlib import Path
+from typing import Any
 
 from adasam.settings import Settings, resolve_device
 
@@ -30,7 +31,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         choices=(0, 1, 2),
         help="volume axis after canonical reorientation (2 = axial)",
     )
-    p.add_argument("--window", help="ct-abdomen, ct-liver, ct-bone, ct-lung, ct-brain or auto")
+    p.add_argument(
+        "--window",
+        help="display window of the written pictures: ct-abdomen, ct-liver, ct-bone, ct-lung, "
+        "ct-brain or auto (the model always sees the slice through its own window)",
+    )
     p.add_argument("--out", required=True, help="output directory")
     p.add_argument(
         "--box",
@@ -54,14 +59,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
-    import numpy as np
-    from PIL import Image
-
-    from adasam.backends import backend_factory
     from adasam.bundle import read_config
-    from adasam.imaging import load_slice, with_preferred_window
-    from adasam.predictor import Predictor
-    from adasam.render import heatmap_overlay, mask_png, prompts_overlay
+    from adasam.imaging import model_image
 
     bundle_dir = Path(args.bundle) if args.bundle else settings.bundle_dir
     config = read_config(bundle_dir)
@@ -72,6 +71,38 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         )
     if not Path(args.file).is_file():
         return _fail(f"{args.file} does not exist or is not a file")
+    sl = _load(args, settings, config.window)
+    image = model_image(sl, config.window)  # never --window: that one is for the pictures
+    drawn = _drawn_prompts(args, sl.display.shape[:2])  # checked before any model runs
+    if not config.trained:
+        print(
+            f"warning: model bundle {bundle_dir} is UNTRAINED (random weights, a placeholder "
+            "until the demo model is trained): its masks and heatmaps mean nothing",
+            file=sys.stderr,
+        )
+    predictor = _predictor(bundle_dir, settings)
+    pred = predictor.predict(image, [args.structure] if args.structure else None)
+    manual = _manual_prompts(args, image, predictor, pred, settings, drawn)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    result = {
+        "input": _input_entry(sl),
+        "structures": _write_structures(out, sl, predictor, pred),
+        "domain": None if pred.domain is None else pred.domain.to_dict(),
+        "trained_on": None if config.domain is None else config.domain.description,
+        "manual": None if manual is None else _write_manual(manual, sl.display, out),
+        "timings_ms": {k: round(v, 2) for k, v in pred.timings_ms.items()},
+        "model": pred.model,
+    }
+    (out / "result.json").write_text(json.dumps(result, indent=2) + "\n")
+    _report(sl, pred, config, manual, result, out)
+    return 0
+
+
+def _load(args: argparse.Namespace, settings: Settings, model_window: str | None) -> Any:
+    """The slice, shown through ``--window`` or else as the model sees it."""
+    from adasam.imaging import load_slice, with_preferred_window
+
     sl = load_slice(
         Path(args.file),
         name=Path(args.file).name,
@@ -80,17 +111,17 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         window=args.window,
         max_pixels=settings.max_pixels,
     )
-    if args.window is None:  # the model's window, for HU data only (PNGs are already windowed)
-        sl = with_preferred_window(sl, config.window)
-    drawn = _drawn_prompts(args, sl.display.shape[:2])  # checked before any model runs
-    if not config.trained:
-        print(
-            f"warning: model bundle {bundle_dir} is UNTRAINED (random weights, a placeholder "
-            "until the demo model is trained): its masks and heatmaps mean nothing",
-            file=sys.stderr,
-        )
+    if args.window is None:  # shown in the model's window, for HU data only
+        sl = with_preferred_window(sl, model_window)
+    return sl
+
+
+def _predictor(bundle_dir: Path, settings: Settings) -> Any:
+    from adasam.backends import backend_factory
+    from adasam.predictor import Predictor
+
     device = resolve_device(settings.device)
-    predictor = Predictor.from_dir(
+    return Predictor.from_dir(
         bundle_dir,
         device,
         settings.embed_cache_size,
@@ -102,12 +133,29 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         ),
         cache_bytes=settings.embed_cache_bytes,
     )
-    structures = [args.structure] if args.structure else None
-    pred = predictor.predict(sl.display, structures)
-    manual = _manual_prompts(args, sl.display, predictor, pred, settings, drawn)
 
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
+
+def _input_entry(sl: Any) -> dict[str, object]:
+    return {
+        "name": sl.source_name,
+        "format": sl.source_format,
+        "modality": sl.modality,
+        "shape": list(sl.shape),
+        "spacing_mm": list(sl.spacing) if sl.spacing else None,
+        "window": None
+        if sl.window is None
+        else {"name": sl.window.name, "level": sl.window.level, "width": sl.window.width},
+        "slice_index": sl.slice_index,
+        "axis": sl.axis,
+    }
+
+
+def _write_structures(out: Path, sl: Any, predictor: Any, pred: Any) -> list[dict[str, object]]:
+    """``slice.png``, each structure's CAM, prompts and candidate PNGs; their JSON entries."""
+    from PIL import Image
+
+    from adasam.render import heatmap_overlay
+
     Image.fromarray(sl.display).save(out / "slice.png")
     entries = []
     for s in pred.structures:
@@ -121,52 +169,42 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
             "candidates": [],
         }
         if s.prompts is not None:
-            frame = predictor.frame(pred.image_hw)
-            prompt_mask = frame.lowres_region(s.prompts.mask_logits)
-            Image.fromarray(prompts_overlay(sl.display, s.prompts, prompt_mask)).save(
-                out / f"prompts_{s.name}.png"
-            )
-            entry["box"] = [int(v) for v in s.prompts.box]
-            if s.prompts.point is not None:
-                entry["point"] = [int(v) for v in s.prompts.point]
-            cands = []
-            for i, c in enumerate(s.candidates):
-                name = f"cand_{s.name}_{i}.png"
-                mask_png(c.mask).save(out / name)
-                cands.append(
-                    {
-                        "mask": name,
-                        "score": round(c.score, 6),
-                        "area_px": int(np.count_nonzero(c.mask)),
-                    }
-                )
-            entry["candidates"] = cands
+            entry.update(_write_prompted(out, sl, predictor.frame(pred.image_hw), s))
         entries.append(entry)
-    result = {
-        "input": {
-            "name": sl.source_name,
-            "format": sl.source_format,
-            "modality": sl.modality,
-            "shape": list(sl.shape),
-            "spacing_mm": list(sl.spacing) if sl.spacing else None,
-            "window": None
-            if sl.window is None
-            else {"name": sl.window.name, "level": sl.window.level, "width": sl.window.width},
-            "slice_index": sl.slice_index,
-            "axis": sl.axis,
-        },
-        "structures": entries,
-        "domain": None if pred.domain is None else pred.domain.to_dict(),
-        "trained_on": None if config.domain is None else config.domain.description,
-        "manual": None if manual is None else _write_manual(manual, sl.display, out),
-        "timings_ms": {k: round(v, 2) for k, v in pred.timings_ms.items()},
-        "model": pred.model,
+    return entries
+
+
+def _write_prompted(out: Path, sl: Any, frame: Any, s: Any) -> dict[str, object]:
+    """The prompts overlay and the candidate masks of one found structure ``s``."""
+    import numpy as np
+    from PIL import Image
+
+    from adasam.render import mask_png, prompts_overlay
+
+    prompt_mask = frame.lowres_region(s.prompts.mask_logits)
+    Image.fromarray(prompts_overlay(sl.display, s.prompts, prompt_mask)).save(
+        out / f"prompts_{s.name}.png"
+    )
+    cands = []
+    for i, c in enumerate(s.candidates):
+        name = f"cand_{s.name}_{i}.png"
+        mask_png(c.mask).save(out / name)
+        cands.append(
+            {"mask": name, "score": round(c.score, 6), "area_px": int(np.count_nonzero(c.mask))}
+        )
+    return {
+        "box": [int(v) for v in s.prompts.box],
+        "point": None if s.prompts.point is None else [int(v) for v in s.prompts.point],
+        "candidates": cands,
     }
-    (out / "result.json").write_text(json.dumps(result, indent=2) + "\n")
-    found = [e["name"] for e in entries if e["found"]]
+
+
+def _report(sl: Any, pred: Any, config: Any, manual: Any, result: dict, out: Path) -> None:
+    """What the run found (stdout) and the out-of-domain warning (stderr)."""
+    found = [e["name"] for e in result["structures"] if e["found"]]
     if pred.domain is not None and not pred.domain.in_domain:
         print(
-            f"this image is unlike the model's training slices ({config.domain.description}; "  # type: ignore[union-attr]
+            f"this image is unlike the model's training slices ({config.domain.description}; "
             f"domain score {pred.domain.score:.1f} > {pred.domain.threshold:.1f}): its "
             "classifier is not trusted here and no automatic prompt was made. Draw a box "
             "(--box x0,y0,x1,y1) or click (--point x,y) instead.",
@@ -178,7 +216,6 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         f"{sl.source_name}: found {', '.join(found) if found else 'no structure'}; "
         f"wrote {out}/result.json"
     )
-    return 0
 
 
 def _drawn_prompts(args: argparse.Namespace, hw: tuple[int, int]) -> tuple[object, list] | None:

@@ -10,6 +10,8 @@ Public API::
     load_slice(source, *, name=None, slice_index=None, axis=2, window=None,
                max_pixels=40_000_000) -> Slice
     rewindow(slice, window) -> Slice
+    model_image(slice, bundle_window) -> uint8 (H, W, 3)   (the one window policy: what a
+        model is given, from the pixels and the bundle's window, never the display window)
     volume_depth(source, axis=2) -> int | None
     load_volume(upload | [files], *, name=None, max_pixels=40_000_000) -> Volume
         (a DICOM series as several files or one zip, a multi-frame DICOM, a 3D NIfTI)
@@ -20,7 +22,8 @@ No torch here: this package only needs numpy, Pillow, pydicom and nibabel.
 
 from adasam.imaging.decoded import VOLUME_FACTOR
 from adasam.imaging.deid import DICOM_ALLOWLIST
-from adasam.imaging.load import load_slice, rewindow, volume_depth, with_preferred_window
+from adasam.imaging.load import load_slice, rewindow, volume_depth
+from adasam.imaging.model_input import model_image, model_window, with_preferred_window
 from adasam.imaging.slice import Slice
 from adasam.imaging.volume import VolumeSlice, load_volume_slices
 from adasam.imaging.volume3d import SeriesReference, SliceReference, Volume
@@ -52,6 +55,8 @@ __all__ = [
     "load_slice",
     "load_volume",
     "load_volume_slices",
+    "model_image",
+    "model_window",
     "resolve_window",
     "rewindow",
     "volume_depth",

@@ -131,6 +131,37 @@ def _render(values: np.ndarray, window: Window, invert: bool) -> np.ndarray:
     return gray_to_rgb(gray)
 
 
+def _defaults(decoded: Decoded, values: np.ndarray) -> tuple[Window | None, np.ndarray | None]:
+    """The default window and, where it is not computed from ``values``, the default display
+    (an 8-bit image itself; the file's VOI LUT)."""
+    if decoded.rgb is not None:
+        return None, np.ascontiguousarray(decoded.rgb, dtype=np.uint8)
+    if decoded.voi_display is not None:
+        gray = 255 - decoded.voi_display if decoded.invert else decoded.voi_display
+        return decoded.file_window, gray_to_rgb(gray)
+    return _default_window(decoded.units, values, decoded.file_window), None
+
+
+def _shown(
+    decoded: Decoded,
+    values: np.ndarray,
+    window: str | Window | None,
+    default_window: Window | None,
+    default_display: np.ndarray | None,
+) -> tuple[Window | None, np.ndarray]:
+    """The window chosen for display and the display, uint8 (H, W, 3)."""
+    if window is None:
+        if default_display is not None:
+            return default_window, default_display
+        assert default_window is not None
+        return default_window, _render(values, default_window, decoded.invert)
+    chosen = resolve_window(window, values)
+    if decoded.rgb is not None:  # an 8-bit image: its own colours through the window
+        assert default_display is not None
+        return chosen, apply_window(default_display, chosen)
+    return chosen, _render(values, chosen, decoded.invert)
+
+
 def load_slice(
     source: str | os.PathLike[str] | bytes,
     *,
@@ -171,32 +202,8 @@ def load_slice(
     metadata = dict(decoded.metadata)
     if replaced:
         metadata["NonFinitePixelsReplaced"] = replaced
-    native = decoded.rgb
-    if native is not None:
-        native = np.ascontiguousarray(native, dtype=np.uint8)
-        default_window: Window | None = None
-        default_display: np.ndarray | None = native
-    elif decoded.voi_display is not None:
-        default_window = decoded.file_window
-        gray = 255 - decoded.voi_display if decoded.invert else decoded.voi_display
-        default_display = gray_to_rgb(gray)
-    else:
-        default_window = _default_window(decoded.units, values, decoded.file_window)
-        default_display = None
-
-    if window is None:
-        chosen = default_window
-        if default_display is not None:
-            display = default_display
-        else:
-            assert chosen is not None
-            display = _render(values, chosen, decoded.invert)
-    else:
-        chosen = resolve_window(window, values)
-        if native is not None:
-            display = apply_window(native, chosen)
-        else:
-            display = _render(values, chosen, decoded.invert)
+    default_window, default_display = _defaults(decoded, values)
+    chosen, display = _shown(decoded, values, window, default_window, default_display)
     if decoded.invert:
         metadata.setdefault("PhotometricInterpretation", "MONOCHROME1")
     return Slice(
@@ -297,15 +304,3 @@ def volume_depth(source: str | os.PathLike[str] | bytes, axis: int = 2) -> int |
             f"The {_LABEL[fmt]} file could not be read: it is damaged or uses a variant the "
             "studio does not support. Export it again."
         ) from exc
-
-
-def with_preferred_window(s: Slice, window: str | Window | None) -> Slice:
-    """Apply a model's preferred window to slices in Hounsfield units only.
-
-    A CT model is trained on one window (e.g. ``ct-abdomen``); a DICOM, NIfTI or ``.npy`` CT
-    slice in HU is shown to it through that window. Display-ready images (8-bit PNG/JPEG, whose
-    grey levels are already a window) and non-HU data keep their own display.
-    """
-    if window is None or s.units != "HU":
-        return s
-    return rewindow(s, window)

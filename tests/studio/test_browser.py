@@ -249,7 +249,7 @@ def test_bad_uploads_show_a_message_and_the_app_keeps_working(
     context.close()  # type: ignore[attr-defined]
 
 
-DOCS = Path(__file__).resolve().parents[2] / "docs"
+DOCS_IMAGES = Path(__file__).resolve().parents[2] / "docs" / "images"
 
 
 def _case_name(page: Page) -> str:
@@ -299,7 +299,7 @@ def test_the_workbench_walk_shortcuts_reload_and_canvas_at_1366x768(
     box = a.locator("#candidates-md").bounding_box()
     assert box is not None and box["y"] + box["height"] <= 768, box
     assert "score" in a.inner_text("#candidates-md")
-    a.screenshot(path=str(DOCS / "workbench_1366x768.png"))
+    a.screenshot(path=str(DOCS_IMAGES / "workbench_1366x768.png"))
 
     # shortcuts: R selects the remove mode, A the add mode; a click, then U undoes it
     a.keyboard.press("r")

@@ -367,6 +367,18 @@ def test_window_presets_level_width_and_the_files_own_window(studio: Studio) -> 
         studio.cases.change_window(state, "custom (level/width)", None, None)
 
 
+def test_a_display_window_change_keeps_the_pipeline_result_and_the_clicks(
+    studio: Studio,
+) -> None:
+    state, _ = studio.segment.refine_state(_ran(studio), 30, 30, "add")
+    lung = studio.cases.change_window(state, "ct-lung", None, None)
+    shown = lung["state"]
+    assert shown.slice.window.name == "ct-lung" and shown.token == state.token
+    assert shown.works == state.works and shown.work.all_clicks == state.work.all_clicks
+    assert "1 refinement click" in lung["correction_status"]
+    assert np.array_equal(shown.model_input, state.model_input)
+
+
 def test_the_worklist_walks_each_annotator_through_every_case_once(
     studio: Studio, services: Services
 ) -> None:

@@ -57,9 +57,10 @@ def versioned(tmp_path: Path, studio_bundle_dir: Path) -> Iterator[tuple[Service
 
 
 def _run(studio: Studio) -> tuple[CaseState, str]:
-    loaded = studio.cases.load_upload(str(CT_SMALL), 2, ACTIVE_VERSION_KEY)[0]
+    loaded = studio.cases.load_upload(str(CT_SMALL), 2, ACTIVE_VERSION_KEY)["state"]
     screen = studio.segment.run(loaded, ACTIVE_VERSION_KEY, ["liver"])
-    return screen[0], screen[PIPELINE_SLOTS.index("timings_md")]
+    assert set(screen) == set(PIPELINE_SLOTS)
+    return screen["state"], screen["timings_md"]
 
 
 def test_the_next_prediction_comes_from_the_newly_activated_version(versioned) -> None:

@@ -70,3 +70,37 @@ def test_app_refuses_bad_settings_with_exit_code_2(
     assert app.main() == 2
     err = capsys.readouterr().err
     assert "ADASAM_PORT" in err and "Traceback" not in err
+
+
+MODEL_HANDLERS = {
+    "run",  # the pipeline (button, after a case loads)
+    "rerun",  # after a model change
+    "refine_ui",  # a click on the canvas
+    "predict",  # API
+    "refine",  # API
+    "on_click",  # volume tab: a click on the axial view
+    "on_propagate",  # volume tab
+}
+
+
+def test_every_model_call_goes_through_the_one_queue_with_the_setting(
+    tmp_path: Path, studio_bundle_dir: Path
+) -> None:
+    """ADASAM_MODEL_CONCURRENCY means what it says: every event that calls a model, on every
+    tab, is in one concurrency group limited to that many (the predictors take no lock of
+    their own: tests/adasam/test_predictor_concurrency.py)."""
+    services = build_services(
+        make_settings(tmp_path / "data", studio_bundle_dir),
+        StudioSettings(identity="name", seed_worklist=False, model_concurrency=3),
+    )
+    try:
+        demo = build_ui(services)
+        by_name: dict[str, list[object]] = {}
+        for fn in demo.fns.values():
+            by_name.setdefault(getattr(fn.fn, "__name__", ""), []).append(fn)
+        assert set(by_name) >= MODEL_HANDLERS, MODEL_HANDLERS - set(by_name)
+        for name in MODEL_HANDLERS:
+            for fn in by_name[name]:
+                assert (fn.concurrency_id, fn.concurrency_limit) == ("model", 3), name  # type: ignore[attr-defined]
+    finally:
+        services.close()

@@ -111,8 +111,8 @@ def test_the_llm_button_answers_only_after_the_human_rated(services: Services) -
     segment = SegmentHandlers(services)
     review = ReviewHandlers(services, cases)
     q = QualityHandlers(services, cases)
-    state = cases.load_upload(str(CT_SMALL), 2, "custom")[0]
-    state = segment.run(state, "custom", ["liver", "kidney"])[0]
+    state = cases.load_upload(str(CT_SMALL), 2, "custom")["state"]
+    state = segment.run(state, "custom", ["liver", "kidney"])["state"]
     with pytest.raises(gr.Error, match="LLM observer is off"):
         q.ask_llm(state)
     with fake_llm() as server:
@@ -126,6 +126,6 @@ def test_the_llm_button_answers_only_after_the_human_rated(services: Services) -
             state, "dr.q", GOOD, "Minor edits", [], "", None, {}, gr.Request(), None
         )
         server.script(Reply(good_answer(3, "major_edits")))
-        answer = q.ask_llm(screen[0])
+        answer = q.ask_llm(screen["state"])
     assert "score 3, major_edits (yours: 4, minor_edits)" in answer
     assert b"CT_small" not in server.wire()

@@ -112,7 +112,12 @@ def test_submitting_a_sharply_changed_mask_needs_a_second_press() -> None:
 
 
 def test_the_rating_form_clears_and_the_guard_is_on_by_default() -> None:
-    assert ReviewHandlers.clear_rating() == (None, None, [], "")
+    assert ReviewHandlers.clear_rating() == {
+        "score": None,
+        "verdict": None,
+        "rubric": [],
+        "comment": "",
+    }
     assert StudioSettings().refine_guard is True
     assert StudioSettings.from_env({"ADASAM_REFINE_GUARD": "0"}).refine_guard is False
     with pytest.raises(Exception, match="ADASAM_REFINE_GUARD"):
