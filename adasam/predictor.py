@@ -421,21 +421,7 @@ class Predictor:
             with timer.stage("encode"):
                 emb, cached = self.embedding(image)
         with timer.stage("decode"):
-            todo = [k for k, p in enumerate(prompts) if p is not None]
-            decoded: dict[int, list[Candidate]] = {}
-            if todo:
-                ps = [prompts[k] for k in todo]
-                use_point = prompt_cfg.use_point
-                res = self._decode(
-                    emb,
-                    frame,
-                    boxes=np.stack([p.box for p in ps]),  # type: ignore[union-attr]
-                    points=np.stack([p.point for p in ps])[:, None] if use_point else None,  # type: ignore[union-attr,misc]
-                    labels=np.ones((len(ps), 1)) if use_point else None,
-                    mask_logits=np.stack([p.mask_logits for p in ps]),  # type: ignore[union-attr]
-                    multimask=True,
-                )
-                decoded = dict(zip(todo, res, strict=True))
+            decoded = self._decode_prompts(emb, frame, prompts, prompt_cfg.use_point)
         results = tuple(
             StructureResult(
                 name=n,
@@ -448,6 +434,29 @@ class Predictor:
             for k, (n, i) in enumerate(zip(names, idx, strict=True))
         )
         return Prediction(hw, results, dict(timer.timings_ms), self.model_info, cached, domain)
+
+    def _decode_prompts(
+        self,
+        emb: torch.Tensor,
+        frame: ModelFrame,
+        prompts: Sequence[Prompts | None],
+        use_point: bool,
+    ) -> dict[int, list[Candidate]]:
+        """SAM's candidates for every structure that has prompts (by index), in one call."""
+        todo = [k for k, p in enumerate(prompts) if p is not None]
+        if not todo:
+            return {}
+        ps = [prompts[k] for k in todo]
+        res = self._decode(
+            emb,
+            frame,
+            boxes=np.stack([p.box for p in ps]),  # type: ignore[union-attr]
+            points=np.stack([p.point for p in ps])[:, None] if use_point else None,  # type: ignore[union-attr,misc]
+            labels=np.ones((len(ps), 1)) if use_point else None,
+            mask_logits=np.stack([p.mask_logits for p in ps]),  # type: ignore[union-attr]
+            multimask=True,
+        )
+        return dict(zip(todo, res, strict=True))
 
     def _classify(
         self, image: np.ndarray, idx: list[int], frame: ModelFrame, timer: StageTimer

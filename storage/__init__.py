@@ -98,7 +98,7 @@ from storage.volumes import (
     record_volume_slice,
     volume_slices,
 )
-from storage.worklist import next_case, release_case, walk_case
+from storage.worklist import next_case, release_case, walk_case, walk_left
 
 __all__ = [
     "SEGEX_MAX",
@@ -188,4 +188,5 @@ __all__ = [
     "training_examples_since",
     "volume_slices",
     "walk_case",
+    "walk_left",
 ]

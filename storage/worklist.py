@@ -17,7 +17,7 @@ from collections.abc import Collection
 from datetime import timedelta
 from typing import Any, cast
 
-from sqlalchemy import ColumnElement, and_, delete, exists, select, update
+from sqlalchemy import ColumnElement, and_, delete, exists, func, select, update
 from sqlalchemy.engine import CursorResult
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
@@ -172,41 +172,64 @@ def walk_order(annotator: str, content_hash: str) -> str:
     return hashlib.sha256(f"{annotator}\0{content_hash}".encode()).hexdigest()
 
 
+def _corrected_by(annotator_id: int) -> Any:
+    """``EXISTS`` a correction of the slice (``Slice.id``) by ``annotator_id``."""
+    return exists(
+        select(Correction.id)
+        .join(Prediction, Correction.prediction_id == Prediction.id)
+        .where(Prediction.slice_id == Slice.id, Correction.annotator_id == annotator_id)
+    )
+
+
+def walk_left(store: Store, annotator: str) -> int:
+    """How many slices ``annotator``'s walk holds (those they have not corrected yet)."""
+    with store.read() as session:
+        annotator_id = annotator_by_name(session, annotator).id
+        found = session.scalar(select(func.count(Slice.id)).where(~_corrected_by(annotator_id)))
+        return int(found or 0)
+
+
 def walk_case(
     store: Store,
     annotator: str,
     *,
     after: str | None = None,
+    visited: Collection[str] = (),
     lease: timedelta = DEFAULT_LEASE,
 ) -> SliceRecord | None:
     """The next slice of ``annotator``'s walk through the worklist, leased to them.
 
     Every annotator goes through every slice once (a slice leaves *their* walk when they
     have corrected it), in an order of their own (:func:`walk_order`), starting after the
-    slice ``after`` (the content hash of the one on screen) and wrapping around; a slice
-    someone else holds a live lease on is passed over, so two annotators never have the same
-    case open. Their earlier leases are released. ``None`` when nothing is left for them.
+    slice ``after`` (the content hash of the one on screen) and wrapping around. ``visited``
+    (content hashes) are the slices they were already shown in this round: the next slice is
+    the first one not visited; one someone else holds a live lease on is passed over (two
+    annotators never have the same case open) and stays unvisited for later. Their earlier
+    leases are released.
+
+    Returns:
+        The next unvisited slice; ``None`` when every unvisited one is open by someone else
+        (or nothing is left for them at all). When every slice was visited, a new round: the
+        next slice after ``after`` in their order (a visited one, so the caller knows).
     """
     if lease <= timedelta(0):
         raise InvalidInputError(f"lease must be positive, got {lease}")
     with store.write() as session:
         store.serialize(session, WORKLIST_LOCK_KEY)
         annotator_id = annotator_by_name(session, annotator).id
-        mine = (
-            select(Correction.id)
-            .join(Prediction, Correction.prediction_id == Prediction.id)
-            .where(Prediction.slice_id == Slice.id, Correction.annotator_id == annotator_id)
-        )
-        rows = session.execute(select(Slice.id, Slice.content_hash).where(~exists(mine))).all()
+        rows = session.execute(
+            select(Slice.id, Slice.content_hash).where(~_corrected_by(annotator_id))
+        ).all()
         session.execute(delete(CaseLease).where(CaseLease.annotator_id == annotator_id))
         order = sorted(rows, key=lambda r: walk_order(annotator, r.content_hash))
         keys = [walk_order(annotator, r.content_hash) for r in order]
         start = 0
         if after is not None:
             start = bisect.bisect_right(keys, walk_order(annotator, after))
-        for row in order[start:] + order[:start]:
-            if row.content_hash == after and len(order) > 1:
-                continue
+        ring = order[start:] + order[:start]
+        others = [r for r in ring if r.content_hash != after] or ring
+        unvisited = [r for r in others if r.content_hash not in visited]
+        for row in unvisited or others:  # a new round once every slice was visited
             if _try_claim(session, row.id, annotator_id, lease):
                 return slice_record(session.get_one(Slice, row.id))
         return None

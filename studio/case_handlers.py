@@ -14,7 +14,7 @@ from pathlib import Path
 import gradio as gr
 
 from adasam.imaging import Slice, Window, load_slice, rewindow, with_preferred_window
-from storage import ensure_annotator, release_case, walk_case
+from storage import ensure_annotator, release_case, walk_case, walk_left
 from studio.batch import import_files
 from studio.catalog import ModelChoice
 from studio.errors import StudioError, user_errors
@@ -184,12 +184,12 @@ class CaseHandlers:
         store = self.services.store
         ensure_annotator(store, annotator)
         current = state.source.worklist_hash if state is not None else None
-        record = walk_case(store, annotator, after=current)
+        walks = self.services.walks
+        record = walk_case(store, annotator, after=current, visited=walks.visited(annotator))
         if record is None:
-            if current:
-                release_case(store, annotator, current)
-            gr.Info("You have been through every case of the worklist. Add cases in its tab.")
-            return {"worklist_md": "Worklist: no case left for you."}
+            return self._no_case(annotator, current)
+        if walks.shown(annotator, record.content_hash):
+            gr.Info("You have seen every case of the worklist once: a new round starts.")
         choice = self._model_for(record.content_hash, record.modality, model_key)
         slice_ = _model_window(slice_from_record(store, record), choice)
         source = CaseSource(
@@ -201,6 +201,17 @@ class CaseHandlers:
             **model_updates(choice, model_key),
             "worklist_md": f"Worklist: case #{record.id}, reserved for {annotator} for 30 minutes.",
         }
+
+    def _no_case(self, annotator: str, current: str | None) -> Updates:
+        """No free case: the ones not yet shown are open by colleagues, or none is left."""
+        store = self.services.store
+        if walk_left(store, annotator) == 0:  # they corrected every case
+            if current:
+                release_case(store, annotator, current)
+            gr.Info("You have been through every case of the worklist. Add cases in its tab.")
+            return {"worklist_md": "Worklist: no case left for you."}
+        gr.Info("The cases you have not seen yet are open by colleagues: try again shortly.")
+        return {"worklist_md": "Worklist: the cases left for you are open by colleagues."}
 
     def _reload(self, state: CaseState | None, index: int | None, axis: int | None) -> Updates:
         if state is None:

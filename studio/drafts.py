@@ -1,5 +1,6 @@
 """Unsubmitted work kept per annotator, so a page reload brings back the case on screen with
-its edits (in memory only: nothing of a draft is written to disk, and a restart forgets it).
+its edits, and the worklist cases each annotator was shown in this round (:class:`Walks`).
+In memory only: nothing of either is written to disk, and a restart forgets it.
 """
 
 from __future__ import annotations
@@ -43,3 +44,28 @@ class Drafts:
                 del self._drafts[annotator]
                 return None
             return entry[1]
+
+
+class Walks:
+    """The worklist cases (content hashes) each annotator was shown in their current round
+    (thread-safe): :func:`storage.walk_case` passes them over, so a case another annotator
+    had open is offered later rather than lost for the round."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._seen: dict[str, list[str]] = {}
+
+    def visited(self, annotator: str) -> list[str]:
+        with self._lock:
+            return list(self._seen.get(annotator, ()))
+
+    def shown(self, annotator: str, content_hash: str) -> bool:
+        """Record that ``annotator`` was shown ``content_hash``; True when that starts a new
+        round (they had been shown it already, so every case was)."""
+        with self._lock:
+            seen = self._seen.setdefault(annotator, [])
+            if content_hash in seen:
+                self._seen[annotator] = [content_hash]
+                return True
+            seen.append(content_hash)
+            return False

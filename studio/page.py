@@ -66,8 +66,13 @@ class Page:
         page = self
 
         @functools.wraps(handler)
-        def wrapper(*args: Any, **kwargs: Any) -> dict[Any, Any]:
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
             updates = handler(*args, **kwargs)
+            if not updates:  # nothing changes (Gradio reads an empty dict as one value)
+                import gradio as gr  # loaded already: the page is running
+
+                skips = tuple(gr.skip() for _ in outputs)
+                return skips[0] if len(skips) == 1 else skips
             unknown = set(updates) - allowed
             if unknown:
                 raise KeyError(

@@ -18,7 +18,7 @@ from studio.auxol_view import OnlineSpecialists
 from studio.batch import ImportReport, import_files
 from studio.catalog import ModelCatalog
 from studio.config import StudioSettings
-from studio.drafts import Drafts
+from studio.drafts import Drafts, Walks
 from studio.examples import Example, load_examples
 from studio.exports import ExportArea
 from studio.model_pull import ModelPuller
@@ -44,6 +44,7 @@ class Services:
     specialists: OnlineSpecialists | None = None
     puller: ModelPuller | None = None
     drafts: Drafts = field(default_factory=Drafts)
+    walks: Walks = field(default_factory=Walks)
 
     def close(self) -> None:
         """Finish pending online steps and release the database connections."""

@@ -145,3 +145,37 @@ def test_walk_never_hands_a_slice_someone_has_open_and_drops_corrected_ones(
         assert case is None or case.content_hash != held.content_hash
     with pytest.raises(InvalidInputError):
         storage.walk_case(store, "ann1", lease=timedelta(0))
+
+
+def test_interleaved_walks_visit_every_slice_once_each_and_never_collide(
+    store: Store, samples
+) -> None:
+    """Two annotators press *next* in turn over six slices: each sees all six once (a slice
+    the other has open is passed over and stays unvisited for later), never the same at once;
+    when one's only unvisited slice is open elsewhere they get None, not a repeat; after all
+    six a new round starts with a visited one."""
+    hashes = {samples.slice().content_hash for _ in range(6)}
+    for name in ("ann1", "ann2"):
+        storage.ensure_annotator(store, name)
+    visited: dict[str, list[str]] = {"ann1": [], "ann2": []}
+    current: dict[str, str | None] = {"ann1": None, "ann2": None}
+    waits = 0
+    while any(len(v) < 6 for v in visited.values()) and waits < 20:
+        for who, other in (("ann1", "ann2"), ("ann2", "ann1")):
+            if len(visited[who]) == 6:
+                continue
+            case = storage.walk_case(store, who, after=current[who], visited=visited[who])
+            if case is None:  # the last unvisited one is open by the other annotator
+                left = hashes - set(visited[who])
+                assert left == {current[other]}, left
+                waits += 1
+                continue
+            assert case.content_hash not in visited[who], "no repeat within a round"
+            assert case.content_hash != current[other], "never the case the other has open"
+            current[who] = case.content_hash
+            visited[who].append(case.content_hash)
+    assert set(visited["ann1"]) == set(visited["ann2"]) == hashes
+    assert visited["ann1"] != visited["ann2"], "each in an order of their own"
+    assert storage.walk_left(store, "ann1") == 6
+    again = storage.walk_case(store, "ann1", after=current["ann1"], visited=visited["ann1"])
+    assert again is not None and again.content_hash in hashes, "a new round"

@@ -192,7 +192,8 @@ def test_submitting_a_wrecked_mask_warns_first_and_stores_on_the_second_press(
     from studio.editor import REMOVE_RGB
 
     state = _ran(studio)
-    state, value, _ = studio.review.open_editor(state)
+    opened = studio.review.open_editor(state)
+    state, value = opened["state"], opened["editor"]
     layer = np.zeros((128, 128, 4), np.uint8)
     # paint the whole slice: red (final empty) over a mask, blue (final full) over none
     wipe = state.work.original.mask.any()
@@ -200,10 +201,11 @@ def test_submitting_a_wrecked_mask_warns_first_and_stores_on_the_second_press(
     editor = {"background": value["background"], "layers": [layer], "composite": None}
     args = ("dr.b", "2 · Poor: redrawing is faster than correcting", "Reject", [], "", editor, {})
     first = studio.review.submit(state, *args, gr.Request(), None)
-    assert "differs sharply" in first[PIPELINE_SLOTS.index("confirmation")]
+    assert "differs sharply" in first["confirmation"]
+    assert "downloads" not in first and "browser" not in first, "left as they are"
     assert stats(services.store).corrections == 0, "nothing stored on the first press"
-    second = studio.review.submit(first[0], *args, gr.Request(), None)
-    assert "Saved" in second[PIPELINE_SLOTS.index("confirmation")]
+    second = studio.review.submit(first["state"], *args, gr.Request(), None)
+    assert "Saved" in second["confirmation"]
     assert stats(services.store).corrections == 1
 
 
