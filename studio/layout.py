@@ -37,7 +37,7 @@ import gradio as gr
 
 from adasam.imaging import WINDOW_CHOICES
 from adasam.settings import ASSETS_DIR
-from studio import auxol_view, quality_view, volume_view
+from studio import auxol_view, models_view, quality_view, volume_view
 from studio.case_handlers import CaseHandlers
 from studio.editor import ADD_HEX, BRUSH_OPACITY, REMOVE_HEX
 from studio.page import Page
@@ -393,6 +393,10 @@ def _quality_tab(page: Page, services: Services) -> None:
     quality_view.tab(services, CaseHandlers(services), page["annotator"])
 
 
+def _models_tab(page: Page, services: Services) -> None:
+    models_view.tab(services, CaseHandlers(services), page["annotator"])
+
+
 def _worklist_tab(page: Page, services: Services) -> None:
     with gr.Tab("Worklist", id="worklist"):
         gr.Markdown(
@@ -418,6 +422,7 @@ SIDE_TABS: tuple[Callable[[Page, Services], None], ...] = (
     _volume_tab,
     _statistics_tab,
     _quality_tab,
+    _models_tab,
     _worklist_tab,
     _api_tab,
 )

@@ -32,6 +32,7 @@ CORE = (
     "studio.examples",
     "studio.exports",
     "studio.identity",
+    "studio.model_pull",
     "studio.page",
     "studio.pipeline",
     "studio.rating",
