@@ -119,6 +119,7 @@ def click_and_wait(page: Page, fx: float, fy: float) -> float:
     mask is displayed."""
     image = page.locator("#correct-img img")
     before = image.get_attribute("src")
+    image.scroll_into_view_if_needed()  # at 1366×768 the canvas starts near the fold
     box = image.bounding_box()
     assert box is not None
     start = time.perf_counter()
