@@ -14,10 +14,12 @@ import json
 from dataclasses import replace
 from pathlib import Path
 
-from adasam.config import DOMAIN_FEATURES
 from adasam.errors import ConfigError
 from adasam.settings import Settings
 
+# adasam.config.DOMAIN_FEATURES (importing adasam.config here would load torch for --help;
+# tests/adasam/test_domain.py checks the two agree)
+FEATURES = ("classifier", "sam-embedding")
 HELP = "refit a bundle's out-of-domain check on its training slices (no retraining)"
 NAME = "domain-fit"
 
@@ -27,7 +29,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--data", required=True, type=Path, help="the bundle's training data")
     parser.add_argument(
         "--features",
-        choices=DOMAIN_FEATURES,
+        choices=FEATURES,
         default="classifier",
         help="what the Gaussian models (default: the classifier's pooled features)",
     )

@@ -89,7 +89,11 @@ def test_embedding_features_ignore_the_padding() -> None:
 
 
 def test_domain_features_setting_is_validated() -> None:
+    from adasam.commands.domain_fit import FEATURES
+    from adasam.config import DOMAIN_FEATURES
     from adasam.errors import ConfigError
+
+    assert FEATURES == DOMAIN_FEATURES  # the CLI's choices (kept torch-free) are the config's
 
     with pytest.raises(ConfigError, match="domain.features"):
         DomainSettings("tests", "MR", "a.u.", 1.0, 10, 5, 100.0, 20.0, features="pixels")  # type: ignore[arg-type]
