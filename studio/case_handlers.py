@@ -153,8 +153,16 @@ class CaseHandlers:
         return case_screen(self.open_upload(file, axis=axis, model_key=model_key, owner=owner))
 
     @user_errors
-    def load_example(self, model_key: str | None, evt: gr.SelectData) -> Updates:
-        """The example clicked in the gallery; switches to the model it suits when available."""
+    def load_example(
+        self,
+        model_key: str | None,
+        typed_name: str | None,
+        evt: gr.SelectData,
+        request: gr.Request | None = None,
+        profile: gr.OAuthProfile | None = None,
+    ) -> Updates:
+        """The example clicked in the gallery; switches to the model it suits when available.
+        The case belongs to the annotator when one is known, so a reload restores it."""
         examples = self.services.examples
         index = evt.index if isinstance(evt.index, int) else None
         if index is None or not 0 <= index < len(examples):
@@ -164,8 +172,9 @@ class CaseHandlers:
         key = example.model if example.model in available else model_key
         choice = available.get(key) if key else None
         slice_ = _model_window(self._read(example.path, example.path.name), choice)
+        owner = self.known_annotator(typed_name, request, profile)
         state = CaseState.new(
-            slice_, CaseSource("example", example.path, example.path.name), time.time()
+            slice_, CaseSource("example", example.path, example.path.name), time.time(), owner
         )
         return {**case_screen(state), **model_updates(choice, model_key)}
 

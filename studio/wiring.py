@@ -157,7 +157,7 @@ def _wire_cases(page: Page, h: Handlers) -> list[Any]:
     ran = [_chain_run(page, h, uploaded)]
     case_and_model = (*CASE_SCREEN_SLOTS, *MODEL_SLOTS)
     for trigger, handler, inputs, outputs in (
-        (page["examples"].select, h.cases.load_example, ["model"], case_and_model),
+        (page["examples"].select, h.cases.load_example, ["model", "annotator"], case_and_model),
         (
             page["next_case"].click,
             h.cases.next_case,
