@@ -6,7 +6,11 @@ Everything else receives these values as arguments. Variables:
 - ``ADASAM_DEVICE``: ``cpu``, ``cuda``, ``cuda:1`` or ``auto`` (default: CUDA when available).
 - ``ADASAM_BUNDLE``: model bundle directory. Default: the shipped demo bundle.
 - ``DATABASE_URL``: any SQLAlchemy URL. Default: SQLite file in the data directory.
-- ``ADASAM_MAX_PIXELS``: largest accepted slice (pixels). Default 40 000 000.
+- ``ADASAM_MAX_PIXELS``: largest accepted slice (pixels), checked from the file's header before
+  decoding; a volume may hold 16× that. Default 25 000 000 (5000 × 5000).
+- ``ADASAM_ALLOW_BURNED_IN``: ``1`` accepts DICOM images with ``BurnedInAnnotation = YES``
+  (refused by default: their pixels may show identifying text).
+- ``ADASAM_REQUEST_SECONDS``: time budget of one model request (decode + pipeline). Default 60.
 - ``ADASAM_EMBED_CACHE``: image embeddings kept per predictor (LRU). Default 16.
 - ``ADASAM_EMBED_CACHE_MB``: bound on one predictor's cached embeddings in MiB. Default 256.
 - ``ADASAM_BACKEND``: where the encoder and classifier run: ``auto`` (default: the fastest
@@ -73,14 +77,31 @@ def positive_int(env: Mapping[str, str], name: str, default: int) -> int:
     return value
 
 
+def flag(env: Mapping[str, str], name: str, default: bool = False) -> bool:
+    """The yes/no value of ``env[name]`` (``default`` when unset or blank).
+
+    Raises :class:`~adasam.errors.ConfigError` naming the variable for anything else.
+    """
+    raw = env.get(name, "").strip().lower()
+    if not raw:
+        return default
+    if raw in ("1", "true", "yes", "on"):
+        return True
+    if raw in ("0", "false", "no", "off"):
+        return False
+    raise ConfigError(f"{name}={raw!r} must be 1/0, true/false, yes/no or on/off")
+
+
 @dataclass(frozen=True)
 class Settings:
     data_dir: Path
     device: str
     bundle_dir: Path
     database_url: str
-    max_pixels: int = 40_000_000
+    max_pixels: int = 25_000_000
     embed_cache_size: int = 16
+    allow_burned_in: bool = False
+    request_seconds: int = 60
     llm_endpoint: str = ""
     llm_model: str = ""
     llm_token: str = field(default="", repr=False)
@@ -101,8 +122,10 @@ class Settings:
             device=env.get("ADASAM_DEVICE", "auto") or "auto",
             bundle_dir=Path(env.get("ADASAM_BUNDLE") or DEFAULT_BUNDLE).expanduser(),
             database_url=database_url,
-            max_pixels=positive_int(env, "ADASAM_MAX_PIXELS", 40_000_000),
+            max_pixels=positive_int(env, "ADASAM_MAX_PIXELS", 25_000_000),
             embed_cache_size=positive_int(env, "ADASAM_EMBED_CACHE", 16),
+            allow_burned_in=flag(env, "ADASAM_ALLOW_BURNED_IN"),
+            request_seconds=positive_int(env, "ADASAM_REQUEST_SECONDS", 60),
             llm_endpoint=env.get("ADASAM_LLM_ENDPOINT", "").strip(),
             llm_model=env.get("ADASAM_LLM_MODEL", "").strip(),
             llm_token=env.get("ADASAM_LLM_TOKEN") or env.get("HF_TOKEN") or "",

@@ -65,6 +65,7 @@ _KEEP_KEYS = frozenset(
         "protocolname",
         "slicelocation",
         "bodypartexamined",
+        "patientidentityremoved",
     }
 )
 """Normalised keys that are kept although a denied fragment matches them."""

@@ -33,7 +33,12 @@ class ImportReport:
 
 
 def import_files(
-    store: Store, paths: Iterable[Path], *, max_pixels: int, names: Iterable[str] | None = None
+    store: Store,
+    paths: Iterable[Path | bytes],
+    *,
+    max_pixels: int,
+    names: Iterable[str] | None = None,
+    allow_burned_in: bool = False,
 ) -> ImportReport:
     """Decode each file (any format :func:`~adasam.imaging.load_slice` reads; the middle slice
     of a volume) and store it as a worklist case. Files that cannot be read are reported, not
@@ -41,19 +46,27 @@ def import_files(
 
     Args:
         store: the open store.
-        paths: the files, in order.
+        paths: the files (or their bytes), in order.
         max_pixels: the largest slice accepted.
-        names: the names to record (default: the files' base names; uploads have temporary
-            names).
+        names: the names to report them by (default: the files' base names). Only the report
+            shows them; the stored case is named by its pixels (``case-…``).
+        allow_burned_in: accept DICOM images that declare burned-in annotation.
     """
-    path_list = [Path(p) for p in paths]
-    name_list = [p.name for p in path_list] if names is None else list(names)
+    path_list = [p if isinstance(p, bytes) else Path(p) for p in paths]
+    if names is None:
+        name_list = [
+            f"file {i + 1}" if isinstance(p, bytes) else p.name for i, p in enumerate(path_list)
+        ]
+    else:
+        name_list = list(names)
     added: list[str] = []
     already: list[str] = []
     failed: list[tuple[str, str]] = []
     for path, name in zip(path_list, name_list, strict=True):
         try:
-            slice_ = load_slice(path, name=name, max_pixels=max_pixels)
+            slice_ = load_slice(
+                path, name=name, max_pixels=max_pixels, allow_burned_in=allow_burned_in
+            )
         except IngestError as exc:
             failed.append((name, str(exc)))
             continue

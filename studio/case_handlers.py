@@ -24,6 +24,7 @@ from studio.screens import CUSTOM_WINDOW, FILE_WINDOW, case_screen
 from studio.services import Services
 from studio.state import CaseSource, CaseState
 from studio.stored_slices import slice_from_record
+from studio.uploads import take_upload
 
 
 def _model_window(slice_: Slice, choice: ModelChoice | None) -> Slice:
@@ -66,16 +67,23 @@ class CaseHandlers:
             return None
 
     def _read(
-        self, path: Path, name: str, *, slice_index: int | None = None, axis: int = 2
+        self,
+        source: Path | bytes,
+        name: str,
+        *,
+        slice_index: int | None = None,
+        axis: int = 2,
     ) -> Slice:
-        if not path.is_file():
+        if isinstance(source, Path) and not source.is_file():
             raise StudioError(f"{name} is no longer on the server; upload it again.")
+        settings = self.services.settings
         return load_slice(
-            path,
+            source,
             name=name,
             slice_index=slice_index,
             axis=axis,
-            max_pixels=self.services.settings.max_pixels,
+            max_pixels=settings.max_pixels,
+            allow_burned_in=settings.allow_burned_in,
         )
 
     def _model_for(
@@ -127,15 +135,18 @@ class CaseHandlers:
         ``window``."""
         if not file:
             raise StudioError("Choose a file to upload.")
-        path = Path(file)
+        name = Path(file).name
+        data = take_upload(file, self.services.upload_root)  # the cached copy is gone now
         slice_ = self._read(
-            path, path.name, slice_index=slice_index, axis=int(axis) if axis is not None else 2
+            data, name, slice_index=slice_index, axis=int(axis) if axis is not None else 2
         )
         if window:
             slice_ = rewindow(slice_, None if window == FILE_WINDOW else window)
         else:
             slice_ = _model_window(slice_, self._choice(model_key))
-        return CaseState.new(slice_, CaseSource("upload", path, path.name), time.time(), owner)
+        keep = data if slice_.num_slices is not None else None  # to show another slice
+        source = CaseSource("upload", None, name, data=keep)
+        return CaseState.new(slice_, source, time.time(), owner)
 
     # -- handlers -----------------------------------------------------------------------------
     @user_errors
@@ -225,12 +236,13 @@ class CaseHandlers:
     def _reload(self, state: CaseState | None, index: int | None, axis: int | None) -> Updates:
         if state is None:
             raise StudioError("Upload a volume first.")
-        if state.source.path is None:
-            raise StudioError("Worklist cases have a single slice.")
+        source: Path | bytes | None = state.source.path or state.source.data
+        if source is None:
+            raise StudioError("This case has a single slice.")
         new_axis = int(axis) if axis is not None else (state.slice.axis or 2)
         if new_axis != state.slice.axis:
             index = None  # the middle slice along the new axis
-        slice_ = self._read(state.source.path, state.source.name, slice_index=index, axis=new_axis)
+        slice_ = self._read(source, state.source.name, slice_index=index, axis=new_axis)
         if state.slice.window is not None and slice_.default_window is not None:
             slice_ = rewindow(slice_, state.slice.window)
         return case_screen(CaseState.new(slice_, state.source, time.time(), state.owner))
@@ -297,10 +309,14 @@ class CaseHandlers:
         """Add uploaded files to the worklist (each file one case)."""
         if not files:
             raise StudioError("Choose one or more files to add to the worklist.")
+        names = [Path(f).name for f in files]
+        datas = [take_upload(f, self.services.upload_root) for f in files]
         report = import_files(
             self.services.store,
-            [Path(f) for f in files],
+            datas,
+            names=names,
             max_pixels=self.services.settings.max_pixels,
+            allow_burned_in=self.services.settings.allow_burned_in,
         )
         return {"batch_md": report.message()}
 

@@ -23,6 +23,7 @@ from studio.examples import Example, load_examples
 from studio.exports import ExportArea
 from studio.model_pull import ModelPuller
 from studio.submission import SubmissionLedger
+from studio.uploads import gradio_upload_root
 
 log = logging.getLogger("studio")
 
@@ -45,6 +46,7 @@ class Services:
     puller: ModelPuller | None = None
     drafts: Drafts = field(default_factory=Drafts)
     walks: Walks = field(default_factory=Walks)
+    upload_root: Path = field(default_factory=gradio_upload_root)
 
     def close(self) -> None:
         """Finish pending online steps and release the database connections."""

@@ -29,16 +29,22 @@ class CaseSource:
 
     Attributes:
         kind: an upload, a shipped example or a worklist case.
-        path: the file on the server (uploads, examples), to load another slice or window of a
-            volume; None for worklist cases (their pixels come from storage).
-        name: the file's base name.
+        path: the file on the server (shipped examples), to load another slice of a volume;
+            None for uploads (deleted from the upload cache once read) and worklist cases
+            (their pixels come from storage).
+        name: what the uploader called the file, shown to them in their own session only;
+            never stored, logged or written (records and downloads use the slice's neutral
+            ``source_name``).
         worklist_hash: the storage hash of a worklist case (to skip it or release it).
+        data: an uploaded volume's bytes, kept in this session's memory (never on disk) so
+            another slice can be shown; None for single images.
     """
 
     kind: SourceKind
     path: Path | None
     name: str
     worklist_hash: str | None = None
+    data: bytes | None = field(default=None, repr=False)
 
 
 @dataclass(frozen=True, eq=False)

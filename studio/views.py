@@ -5,6 +5,7 @@ Pure functions (arrays and strings out), built on :mod:`adasam.render`.
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import numpy as np
@@ -198,7 +199,11 @@ def structures_markdown(state: CaseState | None) -> str:
 def case_markdown(slice_: Slice, source: CaseSource) -> str:
     """A one-line description of the slice (never any identifying metadata)."""
     h, w = slice_.shape
-    parts = [f"**{source.name}**", slice_.source_format.upper(), slice_.modality, f"{w}×{h} px"]
+    title = f"**{slice_.source_name}**"
+    if source.kind == "upload" and source.name and source.name != slice_.source_name:
+        shown = re.sub(r"([\\`\[\]()<>])", r"\\\1", source.name[:120])  # no links or HTML
+        title += f" (your file {shown}: the name is shown to you only, never stored)"
+    parts = [title, slice_.source_format.upper(), slice_.modality, f"{w}×{h} px"]
     if slice_.spacing is not None:
         parts.append(f"{slice_.spacing[1]:.2f}×{slice_.spacing[0]:.2f} mm")
     if slice_.num_slices is not None and slice_.slice_index is not None:
@@ -245,7 +250,7 @@ def result_json(state: CaseState | None) -> dict[str, Any]:
         )
     return {
         "case": state.token,
-        "source": state.source.name,
+        "source": state.slice.source_name,
         "shape": list(state.slice.shape),
         "model": {"name": state.model_name, "version": state.model_version},
         "active": state.active,

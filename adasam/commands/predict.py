@@ -110,6 +110,7 @@ def _load(args: argparse.Namespace, settings: Settings, model_window: str | None
         axis=args.axis,
         window=args.window,
         max_pixels=settings.max_pixels,
+        allow_burned_in=settings.allow_burned_in,
     )
     if args.window is None:  # shown in the model's window, for HU data only
         sl = with_preferred_window(sl, model_window)

@@ -8,7 +8,7 @@ Formats: PNG, JPEG, TIFF (8/16-bit grey, RGB, RGBA, palette; multi-page TIFF as 
 Public API::
 
     load_slice(source, *, name=None, slice_index=None, axis=2, window=None,
-               max_pixels=40_000_000) -> Slice
+               max_pixels=25_000_000, allow_burned_in=False) -> Slice
     rewindow(slice, window) -> Slice
     model_image(slice, bundle_window) -> uint8 (H, W, 3)   (the one window policy: what a
         model is given, from the pixels and the bundle's window, never the display window)

@@ -15,6 +15,13 @@ VOLUME_FACTOR = 16
 Only the chosen slice is decoded into memory (``max_pixels`` bounds it); this second bound
 refuses absurd headers (a 4096³ volume) before any data is read."""
 
+MAX_ASPECT_RATIO = 64
+"""The longest side of a slice may be at most this many times its shortest side.
+
+The models resize the longest side to their input size (256 or 1024 pixels); a 1 × 513 strip
+would become 0 pixels high. 64 keeps every sagittal or coronal cut of a volume with 8 or more
+slices per 512 pixels."""
+
 _LUMA = np.array([0.299, 0.587, 0.114], dtype=np.float32)
 
 
@@ -56,7 +63,8 @@ def format_pixels(n: int) -> str:
 
 
 def check_plane(height: int, width: int, max_pixels: int) -> None:
-    """Refuse a zero-sized image or one above ``max_pixels``, before decoding it.
+    """Refuse a zero-sized image, a strip (aspect ratio above :data:`MAX_ASPECT_RATIO`) or an
+    image above ``max_pixels``, before decoding it.
 
     Raises:
         IngestError: with the size and the limit in words.
@@ -64,6 +72,12 @@ def check_plane(height: int, width: int, max_pixels: int) -> None:
     if height <= 0 or width <= 0:
         raise IngestError(f"The image is empty: it is {width} × {height} pixels. Export it again.")
     n = height * width
+    long, short = max(height, width), min(height, width)
+    if long > MAX_ASPECT_RATIO * short:
+        raise IngestError(
+            f"The image is {width} × {height} pixels, a strip {long // short}× longer than it "
+            f"is wide; the limit is {MAX_ASPECT_RATIO}×. Crop it or choose another slice axis."
+        )
     if n > max_pixels:
         raise IngestError(
             f"The image is {width} × {height} pixels ({format_pixels(n)}); the limit is "

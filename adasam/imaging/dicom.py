@@ -34,7 +34,7 @@ from adasam.imaging.decoded import (
     luminance,
     to_uint8_by_depth,
 )
-from adasam.imaging.deid import dicom_metadata
+from adasam.imaging.deid import check_burned_in, dicom_metadata
 from adasam.imaging.sniff import SUPPORTED_HINT, Source
 from adasam.imaging.windows import Window
 
@@ -308,7 +308,9 @@ def _decode_frame(ds: Dataset, frame: int | None) -> np.ndarray:
         ) from exc
 
 
-def decode_dicom(src: Source, *, slice_index: int | None, max_pixels: int) -> Decoded:
+def decode_dicom(
+    src: Source, *, slice_index: int | None, max_pixels: int, allow_burned_in: bool = False
+) -> Decoded:
     """Decode one frame of a DICOM file.
 
     Returns:
@@ -317,9 +319,10 @@ def decode_dicom(src: Source, *, slice_index: int | None, max_pixels: int) -> De
 
     Raises:
         IngestError: not DICOM, no image, damaged, truncated, unsupported compression, too
-            large, or frame out of range.
+            large, frame out of range, or burned-in annotation (unless ``allow_burned_in``).
     """
     ds = read_dataset(src)
+    burned_in = check_burned_in(ds, allow=allow_burned_in)
     rows, cols, frames = dicom_geometry(ds)
     samples = _int_attr(ds, "SamplesPerPixel", 1)
     check_plane(rows, cols, max_pixels)
@@ -334,6 +337,8 @@ def decode_dicom(src: Source, *, slice_index: int | None, max_pixels: int) -> De
     photometric = str(view.get("PhotometricInterpretation", "MONOCHROME2") or "").upper()
     modality_code = str(ds.get("Modality", "") or "").upper()
     metadata = dicom_metadata(ds, view)
+    if burned_in:
+        metadata["BurnedInAnnotation"] = "YES"
     syntax = UID(str(ds.file_meta.TransferSyntaxUID))
     if syntax.is_transfer_syntax and syntax.name != str(syntax):
         metadata["TransferSyntax"] = syntax.name

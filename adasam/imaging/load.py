@@ -27,11 +27,12 @@ import numpy as np
 
 from adasam.errors import IngestError
 from adasam.imaging.decoded import Decoded
+from adasam.imaging.deid import case_name
 from adasam.imaging.dicom import decode_dicom, dicom_depth
 from adasam.imaging.nifti import decode_nifti, nifti_depth
 from adasam.imaging.npy import decode_npy, npy_depth
 from adasam.imaging.raster import decode_raster, raster_depth
-from adasam.imaging.slice import Slice
+from adasam.imaging.slice import Slice, pixels_hash
 from adasam.imaging.sniff import Source, detect_format, open_source
 from adasam.imaging.windows import (
     WINDOW_PRESETS,
@@ -70,12 +71,24 @@ def _check_max_pixels(max_pixels: int) -> int:
     return int(max_pixels)
 
 
-def _decode(src: Source, fmt: str, slice_index: int | None, axis: int, max_pixels: int) -> Decoded:
+def _decode(
+    src: Source,
+    fmt: str,
+    slice_index: int | None,
+    axis: int,
+    max_pixels: int,
+    allow_burned_in: bool = False,
+) -> Decoded:
     try:
         if fmt in ("png", "jpeg", "tiff"):
             return decode_raster(src, fmt, slice_index=slice_index, max_pixels=max_pixels)
         if fmt == "dicom":
-            return decode_dicom(src, slice_index=slice_index, max_pixels=max_pixels)
+            return decode_dicom(
+                src,
+                slice_index=slice_index,
+                max_pixels=max_pixels,
+                allow_burned_in=allow_burned_in,
+            )
         if fmt == "nifti":
             return decode_nifti(src, slice_index=slice_index, axis=axis, max_pixels=max_pixels)
         if fmt == "npy":
@@ -169,14 +182,15 @@ def load_slice(
     slice_index: int | None = None,
     axis: int = 2,
     window: str | Window | None = None,
-    max_pixels: int = 40_000_000,
+    max_pixels: int = 25_000_000,
+    allow_burned_in: bool = False,
 ) -> Slice:
     """Decode one 2D slice of an uploaded image, window it and de-identify it.
 
     Args:
         source: a file path, or the file's bytes. The format is found from the content.
-        name: the file name to record (reduced to its base name); defaults to the path's base
-            name, or ``"upload"`` for bytes.
+        name: the file name, used in error messages only (the slice is named
+            :func:`~adasam.imaging.deid.case_name` of its pixels; the file name is never kept).
         slice_index: slice of a volume (NIfTI, 3D .npy) along ``axis``, or frame of a
             multi-frame DICOM / page of a multi-page TIFF; None = the middle one
             (``depth // 2``). A 2D image only accepts None or 0.
@@ -186,6 +200,9 @@ def load_slice(
             display images shown as they are), a preset name (:data:`WINDOW_PRESETS`),
             ``"auto"`` or a :class:`Window`.
         max_pixels: the largest slice (H × W) accepted; volumes may hold 16× that in all.
+            Both are checked from the header, before any pixel data is decoded.
+        allow_burned_in: accept DICOM images declaring ``BurnedInAnnotation = YES`` (refused
+            by default: their pixels may show identifying text).
 
     Returns:
         A :class:`Slice`: ``pixels`` float32 (H, W) finite, ``display`` uint8 (H, W, 3).
@@ -197,8 +214,9 @@ def load_slice(
     max_pixels = _check_max_pixels(max_pixels)
     src = open_source(source, name)
     fmt = detect_format(src)
-    decoded = _decode(src, fmt, slice_index, axis, max_pixels)
+    decoded = _decode(src, fmt, slice_index, axis, max_pixels, allow_burned_in)
     values, replaced = _make_finite(decoded.values)
+    content_hash = pixels_hash(values)
     metadata = dict(decoded.metadata)
     if replaced:
         metadata["NonFinitePixelsReplaced"] = replaced
@@ -206,7 +224,7 @@ def load_slice(
     chosen, display = _shown(decoded, values, window, default_window, default_display)
     if decoded.invert:
         metadata.setdefault("PhotometricInterpretation", "MONOCHROME1")
-    return Slice(
+    made = Slice(
         pixels=values,
         display=display,
         spacing=decoded.spacing,
@@ -214,7 +232,7 @@ def load_slice(
         units=decoded.units,
         window=chosen,
         source_format=decoded.source_format,
-        source_name=src.name,
+        source_name=case_name(content_hash),
         metadata=metadata,
         slice_index=decoded.slice_index,
         axis=decoded.axis,
@@ -222,6 +240,8 @@ def load_slice(
         default_window=default_window,
         default_display=default_display,
     )
+    made.__dict__["content_hash"] = content_hash  # computed once (cached_property's slot)
+    return made
 
 
 def rewindow(s: Slice, window: str | Window | None) -> Slice:

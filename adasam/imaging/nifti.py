@@ -117,7 +117,28 @@ def _check_dtype(image: Any) -> None:
         )
 
 
+def _check_affine(image: Any) -> None:
+    """Refuse a header whose orientation (affine: sform/qform, or the voxel sizes) is not finite.
+
+    Raises:
+        IngestError: NaN or infinite values, which would silently flip or rescale the slice.
+    """
+    try:
+        affine = np.asarray(image.affine, dtype=np.float64)
+        zooms = np.asarray(image.header.get_zooms()[:3], dtype=np.float64)
+    except Exception as exc:
+        raise _damaged(" (its orientation could not be read)") from exc
+    if affine.shape != (4, 4) or not np.isfinite(affine).all() or not np.isfinite(zooms).all():
+        raise IngestError(
+            "This NIfTI file's orientation is broken: its affine (sform/qform) or voxel sizes "
+            "hold NaN or infinite values, so neither the slice direction nor the pixel spacing "
+            "can be trusted. Fix the header (e.g. re-save it with nibabel or 3D Slicer) and "
+            "upload it again."
+        )
+
+
 def _canonical_geometry(image: Any, axis: int) -> tuple[np.ndarray, tuple[int, int, int], int]:
+    _check_affine(image)
     shape = _shape3(image)
     ornt = _orientation(image.affine)
     canon = [0, 0, 0]

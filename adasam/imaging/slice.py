@@ -13,6 +13,16 @@ from adasam.imaging.windows import Window
 MetadataValue = str | int | float
 
 
+def pixels_hash(pixels: np.ndarray) -> str:
+    """SHA-256 (hex) of ``float32:{H}x{W}:`` and the little-endian float32 C-order bytes of a
+    float32 (H, W) array: :attr:`Slice.content_hash`."""
+    digest = hashlib.sha256()
+    h, w = pixels.shape
+    digest.update(f"float32:{h}x{w}:".encode("ascii"))
+    digest.update(np.ascontiguousarray(pixels, dtype="<f4").tobytes())
+    return digest.hexdigest()
+
+
 def _read_only(array: np.ndarray) -> np.ndarray:
     view = array.view()
     view.flags.writeable = False
@@ -37,7 +47,9 @@ class Slice:
         units: ``"HU"`` (CT) or ``"a.u."`` (arbitrary units).
         window: the window that made ``display``; None when ``display`` is the 8-bit input itself.
         source_format: ``"png"``, ``"jpeg"``, ``"tiff"``, ``"dicom"``, ``"nifti"`` or ``"npy"``.
-        source_name: the file's base name (never a directory path).
+        source_name: a neutral case name (``case-`` + 12 hex digits of ``content_hash``, see
+            :func:`adasam.imaging.deid.case_name`) when made by ``load_slice``; never the
+            uploaded file's name.
         metadata: de-identified technical facts only (see :mod:`adasam.imaging.deid`).
         slice_index: index of this slice along ``axis`` (volumes) or of the frame (multi-frame
             DICOM, multi-page TIFF); None for a single 2D image.
@@ -103,11 +115,7 @@ class Slice:
         Depends on nothing but the de-identified pixel values, so the same image gives the same
         hash whatever its file name, format or window (a cache key for model embeddings).
         """
-        digest = hashlib.sha256()
-        h, w = self.shape
-        digest.update(f"float32:{h}x{w}:".encode("ascii"))
-        digest.update(np.ascontiguousarray(self.pixels, dtype="<f4").tobytes())
-        return digest.hexdigest()
+        return pixels_hash(self.pixels)
 
     def __repr__(self) -> str:
         h, w = self.shape

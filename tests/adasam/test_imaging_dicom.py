@@ -351,19 +351,23 @@ def test_deidentification_keeps_no_identifying_value(tmp_path: Path) -> None:
     identifying_keys = {*PHI, "SOPInstanceUID", "SeriesInstanceUID", "PatientSex", "PatientAge"}
     assert identifying_keys.isdisjoint(s.metadata)
     assert all(isinstance(v, (str, int, float)) for v in s.metadata.values())
-    assert s.source_name == "ct.dcm"
+    assert s.source_name == f"case-{s.content_hash[:12]}"
     assert s.metadata["Modality"] == "CT" and s.metadata["KVP"] == 120.0
+    assert s.metadata["PatientIdentityRemoved"] == "YES"
 
 
 @pytest.mark.parametrize(
-    ("given", "kept"),
+    "given",
     [
-        ("/home/dr/Patients/Doe^John/scan.dcm", "scan.dcm"),
-        ("C:\\Users\\dr\\Doe John\\scan 2.dcm", "scan 2.dcm"),
-        ("scan\x00\n.dcm", "scan.dcm"),
-        ("/", "upload"),
+        "/home/dr/Patients/Doe^John/scan.dcm",
+        "C:\\Users\\dr\\Doe John\\scan 2.dcm",
+        "DOE_JOHN_PID12345_19470317.dcm",
+        "scan\x00\n.dcm",
+        "/",
     ],
 )
-def test_source_name_is_a_base_name(given: str, kept: str) -> None:
+def test_source_name_is_a_neutral_case_name_never_the_file_name(given: str) -> None:
     s = load_slice(_file("MR_small.dcm").read_bytes(), name=given)
-    assert s.source_name == kept
+    assert s.source_name == f"case-{s.content_hash[:12]}"
+    for part in ("DOE", "John", "PID12345", "19470317", "scan.dcm", "scan 2"):
+        assert part.lower() not in repr(s).lower()

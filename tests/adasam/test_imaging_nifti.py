@@ -102,7 +102,7 @@ def test_nii_gz_file_with_a_misleading_name(tmp_path: Path) -> None:
         assert s.source_format == "nifti"
         canon = np.asarray(nib.as_closest_canonical(nib.Nifti1Image(data, LPS)).dataobj)
         np.testing.assert_array_equal(s.pixels, _display(canon, 2, 1))
-    assert load_slice(renamed).source_name == "looks-like.png"
+    assert load_slice(renamed).source_name.startswith("case-")
     assert volume_depth(path, axis=0) == 4
 
 
@@ -213,7 +213,7 @@ def test_over_large_volumes_are_refused_from_the_header() -> None:
     with pytest.raises(IngestError) as info:
         load_slice(_header_only((20000, 20000, 1)))
     assert str(info.value) == (
-        "The image is 20000 × 20000 pixels (400 MP); the limit is 40 MP. "
+        "The image is 20000 × 20000 pixels (400 MP); the limit is 25 MP. "
         "Downsample it or crop it first."
     )
     with pytest.raises(IngestError, match=r"volume is 1000 × 1000 × 1000 \(1000 MP in all\)"):

@@ -106,7 +106,7 @@ def test_npy_limits_come_from_the_header() -> None:
         header, {"descr": "<f4", "fortran_order": False, "shape": (20000, 20000)}
     )
     data = header.getvalue()
-    with pytest.raises(IngestError, match=r"20000 × 20000 pixels \(400 MP\); the limit is 40 MP"):
+    with pytest.raises(IngestError, match=r"20000 × 20000 pixels \(400 MP\); the limit is 25 MP"):
         load_slice(data)
 
 

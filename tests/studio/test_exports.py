@@ -17,7 +17,9 @@ def test_mask_png_nifti_and_overlay_are_written_binary_at_the_slice_shape(tmp_pa
     mask = np.zeros((128, 128), bool)
     mask[10:40, 20:90] = True
     png, nifti, overlay = ExportArea(tmp_path).write(case.slice, "liver", mask)
-    assert png.name == "CT_small_liver_mask.png" and nifti.name == "CT_small_liver_mask.nii.gz"
+    stem = case.slice.source_name  # the neutral case name, never the uploaded file's
+    assert stem.startswith("case-") and "CT_small" not in str(png)
+    assert png.name == f"{stem}_liver_mask.png" and nifti.name == f"{stem}_liver_mask.nii.gz"
     read = np.asarray(Image.open(png))
     assert read.shape == (128, 128) and set(np.unique(read)) == {0, 255}
     assert np.array_equal(read == 255, mask)
