@@ -6,6 +6,7 @@ import json
 import socket
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from gradio_client import Client, handle_file
@@ -35,8 +36,8 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-@pytest.fixture
-def client(services: Services) -> Iterator[Client]:
+def serve(services: Services) -> tuple[Any, str]:
+    """The studio of ``services`` served on a free local port: (demo, url); close the demo."""
     demo = build_ui(services)
     demo.queue(default_concurrency_limit=4)
     options = launch_options(services)
@@ -44,6 +45,12 @@ def client(services: Services) -> Iterator[Client]:
         server_name="127.0.0.1", server_port=free_port(), prevent_thread_lock=True, quiet=True
     )
     _, url, _ = demo.launch(**options)
+    return demo, url
+
+
+@pytest.fixture
+def client(services: Services) -> Iterator[Client]:
+    demo, url = serve(services)
     try:
         yield Client(url, verbose=False, download_files=False)
     finally:
