@@ -10,9 +10,14 @@ from __future__ import annotations
 import logging
 import os
 import sys
+import tempfile
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
+# Gradio's upload cache: a folder of the studio's own, swept at start-up (see studio.uploads).
+os.environ.setdefault(
+    "GRADIO_TEMP_DIR", os.path.join(tempfile.gettempdir(), "adasam-studio-uploads")
+)
 
 
 def main() -> int:
@@ -20,6 +25,7 @@ def main() -> int:
     from adasam.errors import AdaSamError
     from adasam.settings import Settings, environment
     from studio import StudioSettings, build_services, build_ui, launch_options
+    from studio.uploads import gradio_upload_root, sweep_upload_cache
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     for noisy in ("httpx", "alembic"):
@@ -31,6 +37,10 @@ def main() -> int:
     except (AdaSamError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    log = logging.getLogger("studio")
+    for warning in studio.warnings():
+        log.warning("\n%s\n%s\n%s", "!" * 100, warning, "!" * 100)
+    sweep_upload_cache(gradio_upload_root())  # what a crash left: raw uploads with PHI
     services = build_services(settings, studio)
     demo = build_ui(services)
     demo.queue(default_concurrency_limit=8)

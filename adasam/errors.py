@@ -21,3 +21,7 @@ class BundleError(AdaSamError):
 
 class ConfigError(AdaSamError, ValueError):
     """A configuration value is invalid."""
+
+
+class TimeBudgetError(AdaSamError):
+    """A request ran past its time budget and was stopped before its next step."""

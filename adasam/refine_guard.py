@@ -14,7 +14,7 @@ the model, not the guard).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -147,11 +147,16 @@ def refine_checked(
     previous: Candidate,
     box: Sequence[float] | None = None,
     cfg: GuardConfig | None = None,
+    refine: Callable[..., Candidate] | None = None,
 ) -> CheckedRefinement:
     """:meth:`Predictor.refine` with the previous candidate's logits fed back, checked against
-    that candidate for the last click (see :func:`check_refinement`)."""
+    that candidate for the last click (see :func:`check_refinement`).
+
+    ``refine``: what to call instead of ``predictor.refine`` (same arguments: image, clicks,
+    ``previous_logits=``, ``box=``), e.g. :func:`adasam.scaling.refine` bound to the predictor."""
     if not clicks:
         raise ValueError("refine_checked needs at least one click")
-    refined = predictor.refine(image, clicks, previous_logits=previous.logits, box=box)
+    refine = refine or predictor.refine
+    refined = refine(image, clicks, previous_logits=previous.logits, box=box)
     verdict = check_refinement(previous, refined, clicks[-1], cfg)
     return CheckedRefinement(refined if verdict.ok else previous, refined, verdict)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import gradio as gr
 import numpy as np
 
+from adasam.budget import Deadline
 from studio import pipeline, views
 from studio.case_handlers import CaseHandlers
 from studio.errors import StudioError, user_errors
@@ -66,6 +67,7 @@ class ApiHandlers:
         choice = catalog.choice(model) if model else catalog.default()
         if choice is None:
             raise StudioError("No model is installed.")
+        deadline = Deadline(self.cases.services.settings.request_seconds)
         state = self.cases.open_upload(
             file,
             slice_index=None if slice_index is None or slice_index < 0 else int(slice_index),
@@ -73,6 +75,7 @@ class ApiHandlers:
             model_key=choice.key,
         )
         names = split_names(structures) or list(choice.structures)
+        deadline.check("decoding the upload", "the pipeline")
         state = self.segment.run_state(state, choice.key, names)
         work = state.work
         assert work is not None  # the pipeline ran on at least one structure

@@ -24,7 +24,7 @@ from studio.screens import CUSTOM_WINDOW, FILE_WINDOW, case_screen
 from studio.services import Services
 from studio.state import CaseSource, CaseState
 from studio.stored_slices import slice_from_record
-from studio.uploads import take_upload
+from studio.uploads import discard_upload, take_upload
 
 
 def _model_window(slice_: Slice, choice: ModelChoice | None) -> Slice:
@@ -304,9 +304,26 @@ class CaseHandlers:
         """The level/width typed by the user."""
         return self.change_window(state, CUSTOM_WINDOW, level, width)
 
+    def require_user(self, request: gr.Request | None, profile: gr.OAuthProfile | None) -> None:
+        """Refuse a request without a signed-in user when the studio has an identity provider
+        (hidden events are callable by anyone who reaches the server)."""
+        if self.services.studio.identity != "name":
+            self.annotator(None, request, profile)
+
     @user_errors
-    def import_batch(self, files: Sequence[str] | None) -> Updates:
+    def import_batch(
+        self,
+        files: Sequence[str] | None,
+        request: gr.Request = None,  # type: ignore[assignment]
+        profile: gr.OAuthProfile | None = None,
+    ) -> Updates:
         """Add uploaded files to the worklist (each file one case)."""
+        try:
+            self.require_user(request, profile)
+        except StudioError:
+            for f in files or ():
+                discard_upload(Path(f), self.services.upload_root)
+            raise
         if not files:
             raise StudioError("Choose one or more files to add to the worklist.")
         names = [Path(f).name for f in files]
@@ -321,8 +338,13 @@ class CaseHandlers:
         return {"batch_md": report.message()}
 
     @user_errors
-    def import_examples(self) -> Updates:
+    def import_examples(
+        self,
+        request: gr.Request = None,  # type: ignore[assignment]
+        profile: gr.OAuthProfile | None = None,
+    ) -> Updates:
         """Add the shipped example cases to the worklist."""
+        self.require_user(request, profile)
         examples = self.services.examples
         if not examples:
             raise StudioError("No example cases are installed.")

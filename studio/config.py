@@ -3,8 +3,12 @@
 The ML settings (data directory, device, bundle, database, pixel limit) are
 :class:`adasam.settings.Settings`; these are the studio's own:
 
-- ``ADASAM_HOST`` (default ``0.0.0.0``) and ``ADASAM_PORT`` (default ``GRADIO_SERVER_PORT`` or
-  7860): where the server listens.
+- ``ADASAM_HOST`` and ``ADASAM_PORT`` (default ``GRADIO_SERVER_PORT`` or 7860): where the
+  server listens. The host defaults to ``127.0.0.1`` (this machine only); ``GRADIO_SERVER_NAME``
+  is used when set, and a Hugging Face Space (``SPACE_ID``) listens on ``0.0.0.0``. The
+  Dockerfile sets ``ADASAM_HOST=0.0.0.0``. A server reachable from other machines without an
+  identity provider (``name`` identity) logs a loud warning at start-up: anyone who reaches it
+  can submit under any name.
 - ``ADASAM_IDENTITY``: how the annotator is known. ``auto`` (default) picks ``oauth`` on a
   Hugging Face Space with OAuth enabled (``SPACE_ID`` and ``OAUTH_CLIENT_ID`` set, and
   ``authlib`` + ``itsdangerous`` installed), ``password`` when ``ADASAM_USERS`` is set, else
@@ -13,6 +17,9 @@ The ML settings (data directory, device, bundle, database, pixel limit) are
   - ``oauth``: "Sign in with Hugging Face" (``gr.LoginButton``); the Hub user name is stored.
   - ``password``: the log-in page of Gradio, users from ``ADASAM_USERS`` = ``alice:pw,bob:pw``.
   - ``name``: a name field on the page (``ADASAM_ANNOTATOR`` pre-fills it).
+- ``ADASAM_ADMINS``: comma-separated user names with the admin role (oauth/password identity):
+  only they see statistics per annotator; everyone else sees totals only. With ``name``
+  identity nobody is admin unless the server listens on this machine only.
 - ``ADASAM_MAX_UPLOAD_MB`` (default 200): largest accepted upload; bigger files are refused by
   the server before they are stored.
 - ``ADASAM_MODEL_CONCURRENCY`` (default 1): model calls (pipeline runs, clicks, volume
@@ -40,6 +47,7 @@ from adasam.errors import ConfigError
 from adasam.settings import positive_int
 
 IdentityMode = Literal["oauth", "password", "name"]
+LOCAL_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
 IDENTITY_MODES: tuple[str, ...] = ("auto", "oauth", "password", "name")
 
 
@@ -52,6 +60,16 @@ def _flag(env: Mapping[str, str], name: str, default: bool) -> bool:
     if raw in ("0", "false", "no", "off"):
         return False
     raise ConfigError(f"{name}={raw!r} must be 1/0, true/false, yes/no or on/off")
+
+
+def _host(env: Mapping[str, str]) -> str:
+    """``ADASAM_HOST``, else ``GRADIO_SERVER_NAME``, else ``0.0.0.0`` on a Space, else
+    ``127.0.0.1``."""
+    for name in ("ADASAM_HOST", "GRADIO_SERVER_NAME"):
+        value = env.get(name, "").strip()
+        if value:
+            return value
+    return "0.0.0.0" if env.get("SPACE_ID", "").strip() else "127.0.0.1"
 
 
 def oauth_available() -> bool:
@@ -85,7 +103,7 @@ def parse_users(raw: str) -> tuple[tuple[str, str], ...]:
 class StudioSettings:
     """The web server's settings (see the module docstring for the variables)."""
 
-    host: str = "0.0.0.0"
+    host: str = "127.0.0.1"
     port: int = 7860
     identity: IdentityMode = "name"
     users: tuple[tuple[str, str], ...] = ()
@@ -96,6 +114,29 @@ class StudioSettings:
     auxol: bool = True
     refine_guard: bool = True
     model_pull_seconds: int = 60
+    admins: tuple[str, ...] = ()
+
+    @property
+    def local_only(self) -> bool:
+        """Whether the server listens on this machine only (loopback)."""
+        return self.host.strip().lower() in LOCAL_HOSTS
+
+    def is_admin(self, user: str | None) -> bool:
+        """Whether ``user`` (the identified annotator, None when unknown) has the admin role."""
+        if self.identity == "name":
+            return self.local_only
+        return bool(user) and user in self.admins
+
+    def warnings(self) -> list[str]:
+        """What a start-up log must say loudly about this deployment."""
+        if self.local_only or self.identity != "name":
+            return []
+        return [
+            f"SHARED DEPLOYMENT WITHOUT AN IDENTITY PROVIDER: the studio listens on {self.host} "
+            "and annotators only type a name, so anyone who reaches this server can submit, "
+            "rate and take worklist cases under any name. Set ADASAM_USERS (password log-in) "
+            "or run it as a Hugging Face Space with OAuth, or bind ADASAM_HOST=127.0.0.1."
+        ]
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> StudioSettings:
@@ -125,7 +166,7 @@ class StudioSettings:
             raise ConfigError("ADASAM_IDENTITY=password needs ADASAM_USERS=name:password,...")
         default_port = positive_int(env, "GRADIO_SERVER_PORT", 7860)
         return cls(
-            host=env.get("ADASAM_HOST", "").strip() or "0.0.0.0",
+            host=_host(env),
             port=positive_int(env, "ADASAM_PORT", default_port),
             identity=mode,  # type: ignore[arg-type]
             users=users,
@@ -136,4 +177,5 @@ class StudioSettings:
             auxol=_flag(env, "ADASAM_AUXOL", True),
             refine_guard=_flag(env, "ADASAM_REFINE_GUARD", True),
             model_pull_seconds=positive_int(env, "ADASAM_MODEL_PULL_SECONDS", 60),
+            admins=tuple(a.strip() for a in env.get("ADASAM_ADMINS", "").split(",") if a.strip()),
         )

@@ -40,6 +40,7 @@ from adasam.settings import ASSETS_DIR
 from studio import auxol_view, models_view, quality_view, volume_view
 from studio.case_handlers import CaseHandlers
 from studio.editor import ADD_HEX, BRUSH_OPACITY, REMOVE_HEX
+from studio.identity import LoginGuard
 from studio.page import Page
 from studio.pipeline import CLICK_MODES
 from studio.rating import RUBRIC_ITEMS, SCORE_LABELS, VERDICT_LABELS
@@ -469,6 +470,6 @@ def launch_options(services: Services) -> dict[str, Any]:
         "ssr_mode": False,
     }
     if studio.identity == "password":
-        options["auth"] = list(studio.users)
+        options["auth"] = LoginGuard(studio.users)  # rate-limited, logged
         options["auth_message"] = "ADA-SAM Studio: log in with the name your team gave you."
     return options

@@ -10,10 +10,12 @@ from __future__ import annotations
 import uuid
 from collections.abc import Sequence
 from dataclasses import replace
+from functools import partial
 from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 
+from adasam import scaling
 from adasam.imaging import model_image
 from adasam.predictor import Click, Predictor
 from adasam.refine_guard import CheckedRefinement, GuardConfig, refine_checked
@@ -53,7 +55,7 @@ def run_pipeline(
             f"{', '.join(choice.structures)}."
         )
     image = model_image(state.slice, choice.window)  # never the display window
-    prediction = predictor.predict(image, names)
+    prediction = scaling.predict(predictor, image, names)  # large slices: downscaled for models
     frame = predictor.frame(prediction.image_hw)
     works = []
     for s in prediction.structures:
@@ -160,7 +162,7 @@ def click(
             return work.then(corner=(fx, fy))
         (ax, ay) = work.corner
         box = (min(ax, fx), min(ay, fy), max(ax, fx), max(ay, fy))
-        candidates = predictor.segment(image, box=box, multimask=True)
+        candidates = scaling.segment(predictor, image, box=box, multimask=True)
         return work.then(
             candidates=tuple(candidates),
             prompt_source="user",
@@ -183,8 +185,8 @@ def click(
                 "a box."
             )
         prompt_clicks = (*work.prompt_clicks, new)
-        candidates = predictor.segment(
-            image, box=work.user_box, clicks=prompt_clicks, multimask=True
+        candidates = scaling.segment(
+            predictor, image, box=work.user_box, clicks=prompt_clicks, multimask=True
         )
         return work.then(
             candidates=tuple(candidates),
@@ -201,12 +203,22 @@ def click(
     if guard is not None and work.rejected is not None and _same_spot(work.rejected[0], new):
         refined = work.rejected[1]  # the refused spot clicked again: the user insists
     elif guard is not None:
-        checked = refine_checked(predictor, image, everything, current, box=work.box, cfg=guard)
+        checked = refine_checked(
+            predictor,
+            image,
+            everything,
+            current,
+            box=work.box,
+            cfg=guard,
+            refine=partial(scaling.refine, predictor),  # large slices: downscaled for the model
+        )
         if not checked.accepted:  # the mask stays as it was (no undo step); the handler says so
             return replace(work, rejected=(new, checked.refined, refusal_message(checked)))
         refined = checked.refined
     else:
-        refined = predictor.refine(image, everything, previous_logits=current.logits, box=work.box)
+        refined = scaling.refine(
+            predictor, image, everything, previous_logits=current.logits, box=work.box
+        )
     return work.then(clicks=clicks, refined=(*work.refined, refined), corner=None, brushed=None)
 
 

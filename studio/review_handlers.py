@@ -203,10 +203,20 @@ class ReviewHandlers:
         return {"downloads": self.download_files(state, editor)}
 
     @user_errors
-    def statistics(self) -> Updates:
-        """Cases done, ratings per verdict, mean Dice original → final, with a plot."""
+    def statistics(
+        self,
+        request: gr.Request = None,  # type: ignore[assignment]
+        profile: gr.OAuthProfile | None = None,
+    ) -> Updates:
+        """Cases done, ratings per verdict, mean Dice original → final, with a plot. The list
+        of corrections per annotator only for the admin role (see ``ADASAM_ADMINS``)."""
+        studio = self.services.studio
+        viewer = None
+        if studio.identity != "name":
+            viewer = self.cases.annotator(None, request, profile)  # refuses the unidentified
         s = stats(self.services.store)
-        return {"stats_md": stats_markdown(s), "stats_plot": stats_figure(s)}
+        text = stats_markdown(s, per_annotator_visible=studio.is_admin(viewer), viewer=viewer)
+        return {"stats_md": text, "stats_plot": stats_figure(s)}
 
     def remember_name(self, browser: dict[str, Any] | None, typed_name: str | None) -> Updates:
         """The annotator typed their name: this browser keeps it (for a reload)."""

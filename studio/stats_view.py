@@ -19,9 +19,22 @@ def _fmt(value: float | None, digits: int = 3) -> str:
     return "—" if value is None else f"{value:.{digits}f}"
 
 
-def stats_markdown(s: StorageStats) -> str:
-    """Cases done, effort and agreement, in a few lines."""
-    per_annotator = ", ".join(f"{k} {v}" for k, v in s.corrections_per_annotator.items()) or "—"
+def stats_markdown(
+    s: StorageStats, *, per_annotator_visible: bool = True, viewer: str | None = None
+) -> str:
+    """Cases done, effort and agreement, in a few lines.
+
+    Corrections per annotator are listed only when ``per_annotator_visible`` (the admin role);
+    otherwise the line gives the number of annotators and the ``viewer``'s own count."""
+    if per_annotator_visible:
+        per_annotator = ", ".join(f"{k} {v}" for k, v in s.corrections_per_annotator.items()) or "—"
+    else:
+        mine = s.corrections_per_annotator.get(viewer or "", 0) if viewer else None
+        per_annotator = (
+            f"{len(s.corrections_per_annotator)} annotators"
+            + ("" if mine is None else f"; yours: {mine}")
+            + " (the list per annotator is for administrators)"
+        )
     verdicts = ", ".join(
         f"{label} {s.ratings_per_verdict.get(value, 0)}" for label, value in VERDICT_LABELS.items()
     )

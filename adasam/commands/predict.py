@@ -59,6 +59,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
+    from adasam import scaling
     from adasam.bundle import read_config
     from adasam.imaging import model_image
 
@@ -81,7 +82,8 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
             file=sys.stderr,
         )
     predictor = _predictor(bundle_dir, settings)
-    pred = predictor.predict(image, [args.structure] if args.structure else None)
+    structures = [args.structure] if args.structure else None
+    pred = scaling.predict(predictor, image, structures)  # large slices downscaled
     manual = _manual_prompts(args, image, predictor, pred, settings, drawn)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)

@@ -6,9 +6,9 @@ from adasam.errors import ConfigError
 from studio.config import StudioSettings, parse_users
 
 
-def test_defaults_listen_on_all_interfaces_port_7860_with_a_name_field() -> None:
+def test_defaults_listen_on_this_machine_only_port_7860_with_a_name_field() -> None:
     s = StudioSettings.from_env({})
-    assert (s.host, s.port, s.identity) == ("0.0.0.0", 7860, "name")
+    assert (s.host, s.port, s.identity) == ("127.0.0.1", 7860, "name")
     assert s.max_upload_mb == 200 and s.model_concurrency == 1 and s.seed_worklist
 
 

@@ -1,0 +1,222 @@
+"""Safe defaults and bounded cost (issue 13): local host by default, a loud warning for a shared
+deployment without identities, rate-limited and logged log-ins, hidden events that check the
+identity, per-annotator statistics for admins only, bounded worklist leases, the upload cache
+emptied, the time budget."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from types import SimpleNamespace
+
+import gradio as gr
+import pytest
+
+from adasam.budget import Deadline
+from adasam.errors import TimeBudgetError
+from storage import ensure_annotator, next_case
+from storage.models import CaseLease
+from studio.case_handlers import CaseHandlers
+from studio.config import StudioSettings
+from studio.identity import LoginGuard
+from studio.layout import launch_options
+from studio.review_handlers import ReviewHandlers
+from studio.services import Services, build_services
+from studio.uploads import discard_upload, sweep_upload_cache, take_upload
+from tests.studio.conftest import CT_SMALL, make_settings
+
+
+# -- where the server listens --------------------------------------------------------------------
+@pytest.mark.parametrize(
+    ("env", "host"),
+    [
+        ({}, "127.0.0.1"),
+        ({"GRADIO_SERVER_NAME": "0.0.0.0"}, "0.0.0.0"),
+        ({"SPACE_ID": "org/studio"}, "0.0.0.0"),
+        ({"ADASAM_HOST": "10.1.2.3", "GRADIO_SERVER_NAME": "0.0.0.0"}, "10.1.2.3"),
+    ],
+)
+def test_the_server_listens_on_this_machine_unless_a_host_is_set(
+    env: dict[str, str], host: str
+) -> None:
+    assert StudioSettings.from_env(env).host == host
+
+
+def test_the_dockerfile_sets_the_host_for_containers() -> None:
+    dockerfile = (Path(__file__).parents[2] / "Dockerfile").read_text()
+    assert "ADASAM_HOST=0.0.0.0" in dockerfile
+
+
+def test_a_shared_deployment_without_identities_warns_loudly() -> None:
+    shared = StudioSettings.from_env({"ADASAM_HOST": "0.0.0.0"})
+    (warning,) = shared.warnings()
+    assert "WITHOUT AN IDENTITY PROVIDER" in warning and "ADASAM_USERS" in warning
+    assert StudioSettings.from_env({}).warnings() == []  # local only
+    with_users = {"ADASAM_HOST": "0.0.0.0", "ADASAM_USERS": "alice:pw"}
+    assert StudioSettings.from_env(with_users).warnings() == []
+
+
+# -- log-in ---------------------------------------------------------------------------------------
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_login_attempts_are_rate_limited_and_logged(caplog: pytest.LogCaptureFixture) -> None:
+    clock = FakeClock()
+    guard = LoginGuard((("alice", "s3cret"), ("bob", "pw")), max_failures=5, clock=clock)
+    caplog.set_level(logging.WARNING, logger="studio")
+    assert guard("alice", "s3cret")
+    for _ in range(5):
+        assert not guard("alice", "guess")
+    assert not guard("alice", "s3cret"), "locked: even the right password waits"
+    assert guard("bob", "pw"), "other users are not locked"
+    text = caplog.text
+    assert text.count("login failed for user 'alice'") == 5 and "login locked" in text
+    assert "guess" not in text and "s3cret" not in text  # passwords are never logged
+    clock.now += 61
+    assert guard("alice", "s3cret")
+
+
+def test_guessing_over_many_names_locks_everyone_out_for_a_while() -> None:
+    clock = FakeClock()
+    guard = LoginGuard((("alice", "pw"),), max_global=10, clock=clock)
+    for i in range(10):
+        assert not guard(f"user{i}", "x")
+    assert not guard("alice", "pw")
+    clock.now += 61
+    assert guard("alice", "pw")
+
+
+def test_password_log_in_goes_through_the_guard(services: Services) -> None:
+    services.studio = StudioSettings(identity="password", users=(("alice", "pw"),))
+    auth = launch_options(services)["auth"]
+    assert isinstance(auth, LoginGuard) and auth("alice", "pw") and not auth("alice", "no")
+
+
+# -- identity checks and roles --------------------------------------------------------------------
+@pytest.fixture
+def password_services(tmp_path: Path, studio_bundle_dir: Path) -> Services:
+    built = build_services(
+        make_settings(tmp_path / "data", studio_bundle_dir),
+        StudioSettings(
+            identity="password",
+            users=(("alice", "pw"), ("bob", "pw")),
+            admins=("alice",),
+            seed_worklist=False,
+        ),
+    )
+    yield built
+    built.close()
+
+
+def _as(user: str | None) -> SimpleNamespace:
+    return SimpleNamespace(username=user)
+
+
+def test_hidden_events_refuse_a_request_without_a_log_in(
+    password_services: Services, tmp_path: Path
+) -> None:
+    cases = CaseHandlers(password_services)
+    password_services.upload_root = tmp_path / "cache"
+    upload = password_services.upload_root / "abc" / "scan.dcm"
+    upload.parent.mkdir(parents=True)
+    upload.write_bytes(CT_SMALL.read_bytes())
+    with pytest.raises(gr.Error, match="log in"):
+        cases.import_batch([str(upload)], _as(None), None)
+    assert not upload.exists(), "a refused upload is not left in the cache"
+    with pytest.raises(gr.Error, match="log in"):
+        cases.import_examples(_as(None), None)
+    assert "added" in cases.import_examples(_as("bob"), None)
+
+
+def test_statistics_per_annotator_are_for_admins_only(password_services: Services) -> None:
+    cases = CaseHandlers(password_services)
+    review = ReviewHandlers(password_services, cases)
+    ensure_annotator(password_services.store, "bob")
+    admin, _ = review.statistics(_as("alice"), None)
+    other, _ = review.statistics(_as("bob"), None)
+    assert "Corrections per annotator**: —" in admin
+    assert "for administrators" in other and "yours: 0" in other
+    with pytest.raises(gr.Error):
+        review.statistics(_as(None), None)
+
+
+def test_name_identity_shows_annotators_only_on_a_local_server() -> None:
+    assert StudioSettings(identity="name", host="127.0.0.1").is_admin(None)
+    assert not StudioSettings(identity="name", host="0.0.0.0").is_admin("anyone")
+    assert not StudioSettings(identity="password", admins=("alice",)).is_admin("bob")
+
+
+def test_an_annotator_holds_at_most_one_worklist_lease(password_services: Services) -> None:
+    cases = CaseHandlers(password_services)
+    cases.import_examples(_as("alice"), None)
+    store = password_services.store
+    ensure_annotator(store, "alice")
+    first = next_case(store, "alice")
+    assert first is not None
+    for _ in range(6):
+        assert next_case(store, "alice").id == first.id  # type: ignore[union-attr]
+    with store.read() as session:
+        assert session.query(CaseLease).count() == 1
+
+
+# -- the upload cache -----------------------------------------------------------------------------
+def test_an_upload_is_deleted_from_the_cache_as_soon_as_it_is_read(tmp_path: Path) -> None:
+    root = tmp_path / "cache"
+    upload = root / "0a1b2c" / "DOE_JOHN.dcm"
+    upload.parent.mkdir(parents=True)
+    upload.write_bytes(b"DICM-bytes")
+    assert take_upload(upload, root) == b"DICM-bytes"
+    assert not upload.exists() and not upload.parent.exists()
+    outside = tmp_path / "example.png"
+    outside.write_bytes(b"x")
+    assert take_upload(outside, root) == b"x" and outside.exists(), "never outside the cache"
+    assert not discard_upload(root, root) and root.exists()
+
+
+def test_start_up_sweeps_what_a_crash_left_in_the_cache(tmp_path: Path) -> None:
+    root = tmp_path / "cache"
+    for name in ("a1/DOE.dcm", "b2/c3/x.png", "stray.tmp"):
+        (root / name).parent.mkdir(parents=True, exist_ok=True)
+        (root / name).write_bytes(b"PHI")
+    assert sweep_upload_cache(root) == 3
+    assert list(root.iterdir()) == []
+    assert sweep_upload_cache(tmp_path / "missing") == 0
+
+
+# -- time budget -----------------------------------------------------------------------------------
+def test_a_request_over_its_time_budget_stops_before_the_next_step() -> None:
+    clock = FakeClock()
+    deadline = Deadline(60, clock=clock)
+    deadline.check("decoding", "the pipeline")
+    clock.now += 61
+    with pytest.raises(TimeBudgetError, match="61 s for decoding, more than its 60 s budget"):
+        deadline.check("decoding", "the pipeline")
+    with pytest.raises(ValueError):
+        Deadline(0)
+
+
+def test_the_api_predict_stops_when_decoding_used_the_budget(
+    services: Services, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tests.studio.test_handlers import Studio
+
+    clock = FakeClock()
+    monkeypatch.setattr("studio.api_handlers.Deadline", lambda s: Deadline(s, clock=clock))
+    studio = Studio(services)
+    original = studio.cases.open_upload
+
+    def slow_open(*args: object, **kwargs: object) -> object:
+        clock.now += services.settings.request_seconds + 1
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(studio.cases, "open_upload", slow_open)
+    ran: list[object] = []
+    monkeypatch.setattr(studio.segment, "run_state", lambda *a: ran.append(a))
+    with pytest.raises(gr.Error, match="budget"):
+        studio.api.predict(str(CT_SMALL), "custom", "", -1, "")
+    assert ran == []  # the pipeline never started
