@@ -20,6 +20,7 @@ import numpy as np
 from PIL import Image
 
 import storage
+from adasam import scaling
 from adasam.imaging import Volume, load_volume, model_window
 from adasam.imaging.export3d import label_array, write_dicom_seg, write_nifti_labels
 from adasam.predictor import Click, Predictor
@@ -35,6 +36,7 @@ from studio.catalog import ModelChoice
 from studio.errors import StudioError
 from studio.exports import safe_stem
 from studio.services import Services
+from studio.uploads import discard_upload, take_upload
 
 log = logging.getLogger("studio")
 
@@ -129,15 +131,24 @@ class VolumeHandlers:
         """Decode the upload (several DICOM files, a zip, a NIfTI or a multi-frame DICOM)."""
         if not files:
             raise StudioError("Choose the files of a DICOM series, a zip of one, or a NIfTI.")
+        root = self.services.upload_root
+        try:  # every cached copy is deleted before anything else, whatever happens next
+            datas = [take_upload(f, root) for f in files]
+        finally:
+            for f in files:
+                discard_upload(Path(f), root)
         choice = self._choice(model_key)
         structure = structure or choice.structures[0]
         if structure not in choice.structures:
             raise StudioError(
                 f"{choice.label} segments {', '.join(choice.structures)}, not {structure}."
             )
-        paths = [Path(f) for f in files]
-        upload = paths if len(paths) > 1 else paths[0]
-        volume = load_volume(upload, max_pixels=self.services.settings.max_pixels)
+        settings = self.services.settings
+        volume = load_volume(
+            datas if len(datas) > 1 else datas[0],
+            max_pixels=settings.max_pixels,
+            allow_burned_in=settings.allow_burned_in,
+        )
         return VolumeSession(
             volume=volume,
             model_key=choice.key,
@@ -150,7 +161,7 @@ class VolumeHandlers:
     def segment(self, session: VolumeSession, k: int) -> None:
         """Run the automatic pipeline (classifier, CAM prompts, SAM) on slice ``k``."""
         predictor = self._predictor(session)
-        result = predictor.predict(session.model_image(k), [session.structure])
+        result = scaling.predict(predictor, session.model_image(k), [session.structure])
         found = result.structure(session.structure)
         if not found.found or not found.candidates:
             raise StudioError(
@@ -180,7 +191,7 @@ class VolumeHandlers:
         logits = ann.logits.get(k)
         if logits is None and ann.masks[k].any():
             logits = mask_prompt_logits(predictor, ann.masks[k])
-        cand = predictor.refine(session.model_image(k), clicks, previous_logits=logits)
+        cand = scaling.refine(predictor, session.model_image(k), clicks, previous_logits=logits)
         session.model_masks.setdefault(k, ann.masks[k].copy())
         ann.correct(k, cand.mask)
         ann.logits[k] = cand.logits

@@ -13,7 +13,7 @@ Public API::
     model_image(slice, bundle_window) -> uint8 (H, W, 3)   (the one window policy: what a
         model is given, from the pixels and the bundle's window, never the display window)
     volume_depth(source, axis=2) -> int | None
-    load_volume(upload | [files], *, name=None, max_pixels=40_000_000) -> Volume
+    load_volume(upload | [files], *, max_pixels=40_000_000, allow_burned_in=False) -> Volume
         (a DICOM series as several files or one zip, a multi-frame DICOM, a 3D NIfTI)
     Slice, Window, WINDOW_PRESETS, WINDOW_CHOICES, apply_window, auto_window, resolve_window
 

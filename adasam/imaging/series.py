@@ -36,7 +36,7 @@ from pydicom.pixels import apply_modality_lut
 
 from adasam.errors import IngestError
 from adasam.imaging.decoded import VOLUME_FACTOR, check_plane, check_volume
-from adasam.imaging.deid import dicom_metadata
+from adasam.imaging.deid import check_burned_in, dicom_metadata
 from adasam.imaging.dicom import (
     _decode_frame,
     _file_window,
@@ -342,8 +342,11 @@ def _finite(values: np.ndarray) -> np.ndarray:
     return _make_finite(values)[0]
 
 
-def load_series(sources: Sequence[Source], *, max_pixels: int) -> Volume:
-    """A single-frame DICOM series (one :class:`Source` per file) as a :class:`Volume`."""
+def load_series(
+    sources: Sequence[Source], *, max_pixels: int, allow_burned_in: bool = False
+) -> Volume:
+    """A single-frame DICOM series (one :class:`Source` per file) as a :class:`Volume`
+    (a file declaring burned-in annotation is refused unless ``allow_burned_in``)."""
     if len(sources) > MAX_ZIP_MEMBERS:
         raise IngestError(
             f"{len(sources):,} files were uploaded; the limit is {MAX_ZIP_MEMBERS:,}."
@@ -361,7 +364,9 @@ def load_series(sources: Sequence[Source], *, max_pixels: int) -> Volume:
     planes = []
     first = None
     for k in order:
-        decoded = decode_dicom(opened[k][0], slice_index=None, max_pixels=max_pixels)
+        decoded = decode_dicom(
+            opened[k][0], slice_index=None, max_pixels=max_pixels, allow_burned_in=allow_burned_in
+        )
         first = first or decoded
         planes.append(decoded.values)
     assert first is not None
@@ -422,10 +427,12 @@ def _frame_geometry(ds: Dataset, frames: int) -> tuple[list, list, list]:
     return orientations, positions, spacings
 
 
-def load_multiframe(src: Source, *, max_pixels: int) -> Volume:
+def load_multiframe(src: Source, *, max_pixels: int, allow_burned_in: bool = False) -> Volume:
     """A multi-frame DICOM file as a :class:`Volume` (frames sorted by their plane positions
-    when the file has them; else in file order with ``geometry_known=False``)."""
+    when the file has them; else in file order with ``geometry_known=False``; refused when it
+    declares burned-in annotation, unless ``allow_burned_in``)."""
     ds = read_dataset(src)
+    check_burned_in(ds, allow=allow_burned_in)
     rows, cols, frames = dicom_geometry(ds)
     if frames < 2:
         raise IngestError(

@@ -10,7 +10,7 @@ import numpy as np
 
 from adasam.errors import IngestError
 from adasam.imaging.decoded import check_plane, check_volume
-from adasam.imaging.nifti import _check_dtype, _guess_modality, _shape3, open_nifti
+from adasam.imaging.nifti import _check_affine, _check_dtype, _guess_modality, _shape3, open_nifti
 from adasam.imaging.series import (
     _default_window,
     _finite,
@@ -41,6 +41,7 @@ def load_nifti_volume(src: Source, *, max_pixels: int) -> Volume:
     docstring of :mod:`adasam.imaging.volume3d`)."""
     with open_nifti(src) as image:
         _check_dtype(image)
+        _check_affine(image)
         shape = _shape3(image)
         check_volume(shape, max_pixels)
         try:
@@ -84,6 +85,7 @@ def load_volume(
     upload: Upload | Sequence[Upload],
     *,
     max_pixels: int = 40_000_000,
+    allow_burned_in: bool = False,
 ) -> Volume:
     """Decode a 3D study and de-identify it.
 
@@ -91,6 +93,8 @@ def load_volume(
         upload: one file (path or bytes): a NIfTI volume, a multi-frame DICOM, or a zip of one
             DICOM series; or several files (paths or bytes), the DICOM files of one series.
         max_pixels: the largest slice (H × W); the volume may hold 16× that in all.
+        allow_burned_in: accept DICOM files declaring ``BurnedInAnnotation = YES`` (refused by
+            default, as for single slices: see :func:`adasam.imaging.deid.check_burned_in`).
 
     Returns:
         A :class:`Volume` (``voxels`` float32 ``(D, H, W)``; see its docstring). No file or
@@ -112,10 +116,10 @@ def load_volume(
             if fmt == "nifti":
                 return load_nifti_volume(src, max_pixels=max_pixels)
             if fmt == "dicom":
-                return load_multiframe(src, max_pixels=max_pixels)
+                return load_multiframe(src, max_pixels=max_pixels, allow_burned_in=allow_burned_in)
             raise IngestError(
                 f"A {fmt.upper()} file is a 2D image, not a volume. Upload a NIfTI volume, a "
                 "DICOM series (several files or a zip) or a multi-frame DICOM."
             )
     sources = sources_from_upload(files, max_pixels)
-    return load_series(sources, max_pixels=max_pixels)
+    return load_series(sources, max_pixels=max_pixels, allow_burned_in=allow_burned_in)

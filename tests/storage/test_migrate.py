@@ -62,3 +62,28 @@ def test_processes_starting_together_upgrade_once(tmp_path: Path, child_env: dic
     engine = make_engine(url)
     assert current_revision(engine) == head_revision()
     engine.dispose()
+
+
+def test_identifying_source_names_stored_before_0005_become_neutral(tmp_path: Path) -> None:
+    engine = make_engine(f"sqlite:///{tmp_path / 'old.sqlite3'}")
+    try:
+        config = alembic_config()
+        with engine.connect() as connection:
+            config.attributes["connection"] = connection
+            command.upgrade(config, "0002")
+            connection.execute(
+                sa.text(
+                    "INSERT INTO slices (content_hash, modality, units, height, width, "
+                    "source_format, source_name, metadata, pixels_blob, display_blob, "
+                    "created_at) VALUES (:h, 'CT', 'HU', 4, 4, 'dicom', :name, '{}', 'p', 'd', "
+                    "'2026-01-01 00:00:00')"
+                ),
+                {"h": "ab" * 32, "name": "SURNAME_FIRSTNAME_PID12345.dcm"},
+            )
+            connection.commit()
+        upgrade_database(engine)
+        with engine.connect() as connection:
+            names = connection.execute(sa.text("SELECT source_name FROM slices")).scalars().all()
+        assert names == ["case-" + "ab" * 6]
+    finally:
+        engine.dispose()

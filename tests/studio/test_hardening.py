@@ -6,6 +6,7 @@ emptied, the time budget."""
 from __future__ import annotations
 
 import logging
+from dataclasses import replace
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -18,6 +19,7 @@ from storage import ensure_annotator, next_case
 from storage.models import CaseLease
 from studio.case_handlers import CaseHandlers
 from studio.config import StudioSettings
+from studio.errors import StudioError
 from studio.identity import LoginGuard
 from studio.layout import launch_options
 from studio.review_handlers import ReviewHandlers
@@ -220,3 +222,35 @@ def test_the_api_predict_stops_when_decoding_used_the_budget(
     with pytest.raises(gr.Error, match="budget"):
         studio.api.predict(str(CT_SMALL), "custom", "", -1, "")
     assert ran == []  # the pipeline never started
+
+
+def test_a_volume_upload_leaves_the_cache_and_burned_in_series_are_refused(
+    services: Services, tmp_path: Path
+) -> None:
+    from adasam.errors import IngestError
+    from adasam.phantoms import generate_volume, volume_to_dicom_series
+    from studio.volume_handlers import VolumeHandlers
+
+    vol = generate_volume("liver-ct", 41, 0, depth=3, size=32, z_range=(0.1, 0.5))
+    root = tmp_path / "upload-cache"
+    services.upload_root = root
+
+    def upload(extra: dict[str, object]) -> list[str]:
+        paths = []
+        for k, data in enumerate(volume_to_dicom_series(vol.image, vol.spacing, "CT", extra=extra)):
+            path = root / f"u{k}" / f"DOE_JOHN_{k}.dcm"
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_bytes(data)
+            paths.append(str(path))
+        return paths
+
+    h = VolumeHandlers(services)
+    with pytest.raises(IngestError, match="burned-in annotation"):
+        h.open(upload({"BurnedInAnnotation": "YES"}), None, None)
+    assert list(root.rglob("*")) == []  # refused, and still nothing left in the cache
+    with pytest.raises(StudioError, match="segments"):
+        h.open(upload({}), None, "spleen")
+    assert list(root.rglob("*")) == []
+    services.settings = replace(services.settings, allow_burned_in=True)
+    session = h.open(upload({"BurnedInAnnotation": "YES"}), None, None)
+    assert session.volume.shape == (3, 32, 32) and list(root.rglob("*")) == []

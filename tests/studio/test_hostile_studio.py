@@ -180,6 +180,51 @@ def _hits(files: dict[Path, bytes], needle: str) -> list[Path]:
     return [p for p, data in files.items() if any(v in data for v in variants)]
 
 
+SERIES_PHI = {
+    "PatientName": "ZORGLUBQXS^HILDEGARDQXS",
+    "PatientID": "PATID-QXS-4711",
+    "PatientBirthDate": "19470317",
+    "InstitutionName": "Sankt QuirinQXS Hospital",
+    "AccessionNumber": "ACC-QXS-31337",
+    "StudyDescription": "Abdomen ZORGLUBQXS staging",
+    "BodyPartExamined": "HILDEGARDQXS",
+}
+
+
+def _volume_upload(served: Served) -> list[str]:
+    """A PHI-laden DICOM series through the volume tab (open, correct a slice, save, export),
+    its files placed in the upload cache under PHI names as Gradio would; the identifiers."""
+    from adasam.phantoms import generate_volume, volume_to_dicom_series
+    from studio.volume_handlers import VolumeHandlers
+
+    vol = generate_volume("liver-ct", 41, 0, depth=4, size=48, z_range=(0.1, 0.5))
+    names = [f"SURNAMEQXS_FIRSTNAMEQXS_{k}.dcm" for k in range(4)]
+    paths = []
+    series = volume_to_dicom_series(vol.image, vol.spacing, "CT", extra=SERIES_PHI)
+    for k, (name, data) in enumerate(zip(names, series, strict=True)):
+        folder = served.cache / f"volupload{k}"
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / name).write_bytes(data)
+        paths.append(folder / name)
+    h = VolumeHandlers(served.services)
+    session = h.open([str(p) for p in paths], None, None)
+    assert not any(p.exists() for p in paths)  # taken out of the upload cache before decoding
+    assert not any(n.removesuffix(".dcm") in session.volume.source_name for n in names)
+    h.click(session, 2, 24.0, 24.0, True)
+    assert h.save(session, "phi-tester") > 0
+    exported = h.export(session)
+    assert {p.suffix for p in exported} == {".gz", ".dcm"}
+    return [
+        "SURNAMEQXS",
+        "FIRSTNAMEQXS",
+        "ZORGLUBQXS",
+        "HILDEGARDQXS",
+        "PATID-QXS-4711",
+        "QuirinQXS",
+        "ACC-QXS-31337",
+    ]
+
+
 def test_phi_laden_dicoms_leave_no_identifier_anywhere(served: Served) -> None:
     folder = served.inputs / "phi"
     folder.mkdir(parents=True, exist_ok=True)
@@ -205,6 +250,7 @@ def test_phi_laden_dicoms_leave_no_identifier_anywhere(served: Served) -> None:
     needles += _identifiers("SURNAMEQX_BATCH_19470317.dcm", "QXD")
     assert "1 case(s) added" in CaseHandlers(served.services).import_batch([str(batch)])
     assert not batch.exists()
+    needles += _volume_upload(served)
 
     written = {
         **_files(served.data_dir),
