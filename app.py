@@ -17,7 +17,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 # Gradio's upload cache: a folder of the studio's own, swept at start-up (see studio.uploads).
 os.environ.setdefault(
     "GRADIO_TEMP_DIR", os.path.join(tempfile.gettempdir(), "adasam-studio-uploads")
-)
+)  # the name is studio.uploads.STUDIO_CACHE_NAME (that module imports gradio: kept lazy here)
 
 
 def main() -> int:

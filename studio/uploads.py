@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import re
 import shutil
 from pathlib import Path
 
@@ -82,14 +83,34 @@ def take_upload(path: str | Path, root: Path) -> bytes:
     return data
 
 
+STUDIO_CACHE_NAME = "adasam-studio-uploads"
+"""Name of the upload-cache folder the studio owns (``app.py`` points ``GRADIO_TEMP_DIR`` at
+``<tmp>/adasam-studio-uploads`` unless it is set)."""
+
+_GRADIO_FOLDER = re.compile(r"^[0-9a-f]{64}$")  # Gradio names a folder by the sha256 of its file
+
+
+def _swept(entry: Path, own: bool) -> bool:
+    """Whether the start-up sweep removes ``entry``: anything in the studio's own folder; in a
+    folder set by the administrator (it may be shared, e.g. ``/tmp``) only Gradio's own
+    per-upload folders."""
+    return own or (
+        entry.is_dir() and not entry.is_symlink() and bool(_GRADIO_FOLDER.match(entry.name))
+    )
+
+
 def sweep_upload_cache(root: Path) -> int:
-    """Remove everything in the upload cache (at start-up, before the server serves anyone);
-    the number of entries removed."""
+    """Remove what earlier runs left in the upload cache (at start-up, before the server serves
+    anyone): everything when ``root`` is the studio's own folder (:data:`STUDIO_CACHE_NAME`),
+    else only Gradio's per-upload folders. The number of entries removed."""
     root = Path(root)
     if not root.is_dir():
         return 0
+    own = root.name == STUDIO_CACHE_NAME
     count = 0
     for entry in root.iterdir():
+        if not _swept(entry, own):
+            continue
         try:
             if entry.is_dir() and not entry.is_symlink():
                 shutil.rmtree(entry)

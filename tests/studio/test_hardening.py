@@ -24,7 +24,7 @@ from studio.identity import LoginGuard
 from studio.layout import launch_options
 from studio.review_handlers import ReviewHandlers
 from studio.services import Services, build_services
-from studio.uploads import discard_upload, sweep_upload_cache, take_upload
+from studio.uploads import STUDIO_CACHE_NAME, discard_upload, sweep_upload_cache, take_upload
 from tests.studio.conftest import CT_SMALL, make_settings
 
 
@@ -181,13 +181,25 @@ def test_an_upload_is_deleted_from_the_cache_as_soon_as_it_is_read(tmp_path: Pat
 
 
 def test_start_up_sweeps_what_a_crash_left_in_the_cache(tmp_path: Path) -> None:
-    root = tmp_path / "cache"
+    root = tmp_path / STUDIO_CACHE_NAME
     for name in ("a1/DOE.dcm", "b2/c3/x.png", "stray.tmp"):
         (root / name).parent.mkdir(parents=True, exist_ok=True)
         (root / name).write_bytes(b"PHI")
     assert sweep_upload_cache(root) == 3
     assert list(root.iterdir()) == []
     assert sweep_upload_cache(tmp_path / "missing") == 0
+
+
+def test_a_shared_cache_folder_loses_only_gradios_upload_folders(tmp_path: Path) -> None:
+    shared = tmp_path / "tmp"  # e.g. GRADIO_TEMP_DIR=/tmp set by an administrator
+    upload = shared / ("ab" * 32) / "DOE_JOHN.dcm"
+    others = [shared / "someone-elses.txt", shared / "cafe" / "x.bin", shared / ("ab" * 31)]
+    for path in (upload, *others):
+        target = path if path.suffix else path / "f"
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_bytes(b"x")
+    assert sweep_upload_cache(shared) == 1
+    assert not upload.exists() and all(p.exists() for p in others)
 
 
 # -- time budget -----------------------------------------------------------------------------------
