@@ -243,7 +243,7 @@ def test_a_volume_upload_leaves_the_cache_and_burned_in_series_are_refused(
     from adasam.phantoms import generate_volume, volume_to_dicom_series
     from studio.volume_handlers import VolumeHandlers
 
-    vol = generate_volume("liver-ct", 41, 0, depth=3, size=32, z_range=(0.1, 0.5))
+    vol = generate_volume("liver-ct", 41, 0, depth=3, size=64, z_range=(0.1, 0.5))
     root = tmp_path / "upload-cache"
     services.upload_root = root
 
@@ -257,12 +257,13 @@ def test_a_volume_upload_leaves_the_cache_and_burned_in_series_are_refused(
         return paths
 
     h = VolumeHandlers(services)
+    key = services.catalog.default().key
     with pytest.raises(IngestError, match="burned-in annotation"):
-        h.open(upload({"BurnedInAnnotation": "YES"}), None, None)
+        h.open(upload({"BurnedInAnnotation": "YES"}), key, None)
     assert list(root.rglob("*")) == []  # refused, and still nothing left in the cache
     with pytest.raises(StudioError, match="segments"):
-        h.open(upload({}), None, "spleen")
+        h.open(upload({}), key, "spleen")
     assert list(root.rglob("*")) == []
     services.settings = replace(services.settings, allow_burned_in=True)
-    session = h.open(upload({"BurnedInAnnotation": "YES"}), None, None)
-    assert session.volume.shape == (3, 32, 32) and list(root.rglob("*")) == []
+    session = h.open(upload({"BurnedInAnnotation": "YES"}), key, None)
+    assert session.volume.shape == (3, 64, 64) and list(root.rglob("*")) == []

@@ -197,7 +197,7 @@ def _volume_upload(served: Served) -> list[str]:
     from adasam.phantoms import generate_volume, volume_to_dicom_series
     from studio.volume_handlers import VolumeHandlers
 
-    vol = generate_volume("liver-ct", 41, 0, depth=4, size=48, z_range=(0.1, 0.5))
+    vol = generate_volume("liver-ct", 41, 0, depth=4, size=64, z_range=(0.1, 0.5))
     names = [f"SURNAMEQXS_FIRSTNAMEQXS_{k}.dcm" for k in range(4)]
     paths = []
     series = volume_to_dicom_series(vol.image, vol.spacing, "CT", extra=SERIES_PHI)
@@ -207,10 +207,11 @@ def _volume_upload(served: Served) -> list[str]:
         (folder / name).write_bytes(data)
         paths.append(folder / name)
     h = VolumeHandlers(served.services)
-    session = h.open([str(p) for p in paths], None, None)
+    key = served.services.catalog.default().key
+    session = h.open([str(p) for p in paths], key, None)
     assert not any(p.exists() for p in paths)  # taken out of the upload cache before decoding
     assert not any(n.removesuffix(".dcm") in session.volume.source_name for n in names)
-    h.click(session, 2, 24.0, 24.0, True)
+    h.click(session, 2, 32.0, 32.0, True)
     assert h.save(session, "phi-tester") > 0
     exported = h.export(session)
     assert {p.suffix for p in exported} == {".gz", ".dcm"}
