@@ -52,7 +52,7 @@ def test_the_page_builds_for_each_identity_mode(
         annotator = next(b for b in _blocks_of(demo, gr.Textbox) if b.elem_id == "annotator")
         assert annotator.visible == (identity == "name")
         options = launch_options(services)
-        assert options["server_name"] == "0.0.0.0" and options["server_port"] == 7860
+        assert options["server_name"] == "127.0.0.1" and options["server_port"] == 7860
         assert options["max_file_size"] == "200mb" and options["show_error"] is False
         assert ("auth" in options) == (identity == "password")
         # first start: the six examples were put in the worklist
