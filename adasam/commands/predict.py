@@ -60,7 +60,6 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
     from adasam import scaling
-    from adasam.backends import backend_factory
     from adasam.bundle import read_config
     from adasam.imaging import model_image
 

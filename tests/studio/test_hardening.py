@@ -15,7 +15,7 @@ import pytest
 
 from adasam.budget import Deadline
 from adasam.errors import TimeBudgetError
-from storage import ensure_annotator, next_case
+from storage import ensure_annotator, next_case, walk_case
 from storage.models import CaseLease
 from studio.case_handlers import CaseHandlers
 from studio.config import StudioSettings
@@ -132,15 +132,15 @@ def test_hidden_events_refuse_a_request_without_a_log_in(
     assert not upload.exists(), "a refused upload is not left in the cache"
     with pytest.raises(gr.Error, match="log in"):
         cases.import_examples(_as(None), None)
-    assert "added" in cases.import_examples(_as("bob"), None)
+    assert "added" in cases.import_examples(_as("bob"), None)["batch_md"]
 
 
 def test_statistics_per_annotator_are_for_admins_only(password_services: Services) -> None:
     cases = CaseHandlers(password_services)
     review = ReviewHandlers(password_services, cases)
     ensure_annotator(password_services.store, "bob")
-    admin, _ = review.statistics(_as("alice"), None)
-    other, _ = review.statistics(_as("bob"), None)
+    admin = review.statistics(_as("alice"), None)["stats_md"]
+    other = review.statistics(_as("bob"), None)["stats_md"]
     assert "Corrections per annotator**: —" in admin
     assert "for administrators" in other and "yours: 0" in other
     with pytest.raises(gr.Error):
@@ -164,6 +164,14 @@ def test_an_annotator_holds_at_most_one_worklist_lease(password_services: Servic
         assert next_case(store, "alice").id == first.id  # type: ignore[union-attr]
     with store.read() as session:
         assert session.query(CaseLease).count() == 1
+    seen: list[str] = []  # the page's walk: each press moves the one lease on
+    for _ in range(6):
+        record = walk_case(store, "alice", visited=seen)
+        assert record is not None
+        seen.append(record.content_hash)
+        with store.read() as session:
+            assert session.query(CaseLease).count() == 1
+    assert len(set(seen)) == 6
 
 
 # -- the upload cache -----------------------------------------------------------------------------

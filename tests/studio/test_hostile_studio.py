@@ -249,7 +249,7 @@ def test_phi_laden_dicoms_leave_no_identifier_anywhere(served: Served) -> None:
     batch = batch_dir / "SURNAMEQX_BATCH_19470317.dcm"
     batch.write_bytes(_phi_dataset("CT_small.dcm", "QXD"))
     needles += _identifiers("SURNAMEQX_BATCH_19470317.dcm", "QXD")
-    assert "1 case(s) added" in CaseHandlers(served.services).import_batch([str(batch)])
+    assert "1 case(s) added" in CaseHandlers(served.services).import_batch([str(batch)])["batch_md"]
     assert not batch.exists()
     needles += _volume_upload(served)
 
