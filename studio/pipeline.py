@@ -17,7 +17,7 @@ import numpy as np
 
 from adasam import scaling
 from adasam.imaging import model_image
-from adasam.predictor import Click, Predictor
+from adasam.predictor import Candidate, Click, Predictor
 from adasam.refine_guard import CheckedRefinement, GuardConfig, refine_checked
 from studio.errors import StudioError
 from studio.state import CaseState, StructureWork
@@ -199,27 +199,38 @@ def click(
             brushed=None,
         )
     clicks = (*work.clicks, new)
-    everything = (*work.prompt_clicks, *clicks)
+    refined = _refine_click(
+        predictor, image, work, current, new, (*work.prompt_clicks, *clicks), guard
+    )
+    if isinstance(refined, StructureWork):  # refused: the mask stays, the handler says why
+        return refined
+    return work.then(clicks=clicks, refined=(*work.refined, refined), corner=None, brushed=None)
+
+
+def _refine_click(
+    predictor: Predictor,
+    image: np.ndarray,
+    work: StructureWork,
+    current: Candidate,
+    new: Click,
+    everything: tuple[Click, ...],
+    guard: GuardConfig | None,
+) -> Candidate | StructureWork:
+    """The refined mask after click ``new`` (large slices downscaled for the model), or the
+    work with the refusal recorded when the guard kept the previous mask."""
     if guard is not None and work.rejected is not None and _same_spot(work.rejected[0], new):
-        refined = work.rejected[1]  # the refused spot clicked again: the user insists
-    elif guard is not None:
-        checked = refine_checked(
-            predictor,
-            image,
-            everything,
-            current,
-            box=work.box,
-            cfg=guard,
-            refine=partial(scaling.refine, predictor),  # large slices: downscaled for the model
-        )
-        if not checked.accepted:  # the mask stays as it was (no undo step); the handler says so
-            return replace(work, rejected=(new, checked.refined, refusal_message(checked)))
-        refined = checked.refined
-    else:
-        refined = scaling.refine(
+        return work.rejected[1]  # the refused spot clicked again: the user insists
+    if guard is None:
+        return scaling.refine(
             predictor, image, everything, previous_logits=current.logits, box=work.box
         )
-    return work.then(clicks=clicks, refined=(*work.refined, refined), corner=None, brushed=None)
+    refine = partial(scaling.refine, predictor)
+    checked = refine_checked(
+        predictor, image, everything, current, box=work.box, cfg=guard, refine=refine
+    )
+    if not checked.accepted:  # the mask stays as it was (no undo step)
+        return replace(work, rejected=(new, checked.refined, refusal_message(checked)))
+    return checked.refined
 
 
 def _same_spot(a: Click, b: Click) -> bool:

@@ -336,12 +336,7 @@ def decode_dicom(
     view = _frame_view(ds, frame or 0, frames)
     photometric = str(view.get("PhotometricInterpretation", "MONOCHROME2") or "").upper()
     modality_code = str(ds.get("Modality", "") or "").upper()
-    metadata = dicom_metadata(ds, view)
-    if burned_in:
-        metadata["BurnedInAnnotation"] = "YES"
-    syntax = UID(str(ds.file_meta.TransferSyntaxUID))
-    if syntax.is_transfer_syntax and syntax.name != str(syntax):
-        metadata["TransferSyntax"] = syntax.name
+    metadata = _metadata(ds, view, burned_in)
     modality = modality_code if modality_code in ("CT", "MR") else "OT"
     common: dict[str, Any] = {
         "source_format": "dicom",
@@ -393,6 +388,18 @@ def decode_dicom(
         invert=invert,
         **common,
     )
+
+
+def _metadata(ds: Dataset, view: Dataset, burned_in: bool) -> dict[str, Any]:
+    """The de-identified metadata of one frame (see :func:`adasam.imaging.deid.dicom_metadata`),
+    with the burned-in flag (when allowed) and the transfer syntax's name."""
+    metadata: dict[str, Any] = dict(dicom_metadata(ds, view))
+    if burned_in:
+        metadata["BurnedInAnnotation"] = "YES"
+    syntax = UID(str(ds.file_meta.TransferSyntaxUID))
+    if syntax.is_transfer_syntax and syntax.name != str(syntax):
+        metadata["TransferSyntax"] = syntax.name
+    return metadata
 
 
 def _colour(rgb: np.ndarray, common: dict[str, Any]) -> Decoded:
