@@ -149,7 +149,7 @@ def slice_controls(state: CaseState) -> Updates:
     s = state.slice
     depth = s.num_slices or 1
     number = (s.slice_index or 0) + 1
-    volume = depth > 1 and state.source.path is not None
+    volume = depth > 1 and (state.source.path is not None or state.source.data is not None)
     return {
         "slice_slider": gr.Slider(
             minimum=1,
