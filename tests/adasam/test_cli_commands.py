@@ -162,4 +162,6 @@ def test_settings_have_no_dead_fields() -> None:
         "embed_cache_mb",  # the embedding cache's byte bound
         "model_repo",  # published model versions (storage.model_hub)
         "hub_token",
+        "allow_burned_in",  # DICOMs flagged BurnedInAnnotation=YES (adasam.imaging.deid)
+        "request_seconds",  # the per-request time budget (adasam.budget)
     }
