@@ -160,7 +160,7 @@ def test_train_and_evaluate_cli(thigh_dir: Path, tmp_path: Path, capsys) -> None
             "30",
         ]
     )
-    assert rc == 0 and "best validation Dice" in capsys.readouterr().out
+    assert rc == 0 and "best validation score" in capsys.readouterr().out
     assert read_config(out).training["max_minutes"] == 30  # the flag reaches the run
     report = tmp_path / "report.json"
     threads = torch.get_num_threads()
