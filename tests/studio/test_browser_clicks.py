@@ -198,12 +198,6 @@ def test_one_click_inside_a_good_mask_keeps_it(
     context.close()  # type: ignore[attr-defined]
 
 
-@pytest.mark.xfail(
-    strict=False,
-    raises=AssertionError,  # only the IoU goal may fail: a studio that does not start errors
-    reason="the LiteMedSAM demo bundles had only two click rounds on one item per step for "
-    "200 (thigh) / 600 (liver) CPU steps; evaluate shows clicks not yet helping (issue 12)",
-)
 @pytest.mark.parametrize("file", list(CASES))
 def test_three_corrective_clicks_fix_a_shrunken_mask(
     browser: object, studio: StudioProcess, shots: Path, file: str
@@ -244,12 +238,6 @@ def paint(page: Page, dy: float) -> None:
     page.mouse.up()
 
 
-@pytest.mark.xfail(
-    strict=False,
-    raises=AssertionError,
-    reason="seen failing once with the LiteMedSAM bundles on a loaded 2-core machine: the editor "
-    "still showed its pending overlay after 'Apply brush edits' (issue 12, not yet understood)",
-)
 def test_brush_twice_in_a_row_and_rating_resets_between_structures(
     browser: object, studio: StudioProcess, shots: Path
 ) -> None:
