@@ -23,6 +23,7 @@ from adasam.commands import (
     propagate_bench,
     segex,
     train,
+    train_clicks,
 )
 from adasam.errors import AdaSamError
 from adasam.settings import Settings
@@ -37,6 +38,7 @@ COMMANDS: list[ModuleType] = [
     predict,
     phantoms,
     train,
+    train_clicks,
     evaluate,
     pretrain_sam,
     compare,

@@ -141,14 +141,16 @@ class InteractiveItem:
 @dataclass
 class InteractiveResult:
     """``total``: weighted scalar loss to backpropagate; ``rounds[k]``: the (Dice + BCE +
-    ``w_iou`` · IoU-MSE) loss of round k (0 = first prompt); ``distill``: the distillation
-    term (None without a teacher); ``ious[k]``: mean IoU with the ground truth after round k
-    (binarised, original size; for monitoring)."""
+    ``w_iou`` · IoU-MSE) loss of round k (0 = first prompt; detached for a round outside
+    ``grad_rounds``); ``distill``: the distillation term (None without a teacher); ``ious[k]``:
+    mean IoU with the ground truth after round k (binarised, original size; for monitoring);
+    ``item_ious[k][i]``: item i's IoU after round k."""
 
     total: torch.Tensor
     rounds: list[torch.Tensor]
     distill: torch.Tensor | None
     ious: list[float]
+    item_ious: list[list[float]] = field(default_factory=list)
 
 
 def frozen_copy(sam: nn.Module) -> nn.Module:
@@ -333,30 +335,31 @@ def _round(
     states: Sequence[_State],
     first_round: bool,
     w_iou: float,
-) -> tuple[torch.Tensor, float]:
-    """Decode every item once, update its previous logits and mask; (mean loss, mean IoU)."""
+) -> tuple[torch.Tensor, list[float]]:
+    """Decode every item once, update its previous logits and mask; (mean loss, each item's
+    IoU in ``states`` order)."""
     pe = sam.prompt_encoder
     losses: list[torch.Tensor] = []
-    ious: list[float] = []
+    ious = [0.0] * len(states)
     for (frame, _, _), idx in _groups(states, frames).items():
         group = [states[i] for i in idx]
         sparse, dense = _prompts(pe, frame, group, first_round, embeddings.device)
         emb = embeddings[torch.as_tensor([s.item.image for s in group], device=embeddings.device)]
         low, iou_pred = _decode(sam, emb, sparse, dense, first_round)
-        full = frame.lowres_to_original(low)  # (n, K, H, W)
+        full = frame.lowres_to_original(low.float())  # (n, K, H, W)
         n, k = full.shape[:2]
         gt = torch.stack([s.gt_t for s in group])[:, None]  # (n, 1, H, W)
         seg = dice_bce_per_item(full.flatten(0, 1), gt.expand(-1, k, -1, -1).flatten(0, 1))
         seg = seg.view(n, k).min(dim=1).values  # best of three in the first round
         true_iou = mask_iou(full.detach(), gt)
-        iou_mse = ((iou_pred - true_iou) ** 2).mean(dim=1)
+        iou_mse = ((iou_pred.float() - true_iou) ** 2).mean(dim=1)
         losses.append(seg + w_iou * iou_mse)
         pick = iou_pred.detach().argmax(dim=1)  # fed back: the best-scored output, as SAM
-        for j, s in enumerate(group):
-            s.prev = low[j, pick[j]].detach()
+        for j, (i, s) in enumerate(zip(idx, group, strict=True)):
+            s.prev = low[j, pick[j]].detach().float()
             s.mask = (full[j, pick[j]] > 0).detach().cpu().numpy()
-            ious.append(float(true_iou[j, pick[j]]))
-    return torch.cat(losses).mean(), float(np.mean(ious))
+            ious[i] = float(true_iou[j, pick[j]])
+    return torch.cat(losses).mean(), ious
 
 
 def distillation_loss(
@@ -422,6 +425,7 @@ def interactive_losses(
     teacher: nn.Module | None = None,
     distill: Sequence[tuple[int, np.ndarray]] = (),
     teacher_embeddings: torch.Tensor | None = None,
+    grad_rounds: Sequence[int] | None = None,
 ) -> InteractiveResult:
     """Run the first prompt and ``cfg.rounds`` corrective-click rounds on every item.
 
@@ -437,9 +441,13 @@ def interactive_losses(
         distill: ``(image index, box)`` prompts for distillation (unlabeled slices welcome);
             the items' own boxes are added.
         teacher_embeddings: see :func:`distillation_loss`.
+        grad_rounds: the rounds (0 … ``cfg.rounds``) whose loss enters ``total``; the others
+            run without a gradient (they only move the simulated user on, a saving on CPU:
+            the fed-back logits are detached, so no round's loss depends on another's graph).
+            None: every round.
 
     Returns:
-        :class:`InteractiveResult`: ``total = mean(rounds) + w_distill · distill``.
+        :class:`InteractiveResult`: ``total = mean(kept rounds) + w_distill · distill``.
     """
     if not items:
         raise ValueError("interactive training needs at least one item")
@@ -454,15 +462,19 @@ def interactive_losses(
             )
         gt_t = torch.as_tensor(np.asarray(it.gt, bool), device=dev).float()
         states.append(_State(it, gt_t))
-    rounds, ious = [], []
+    keep = set(range(cfg.rounds + 1) if grad_rounds is None else grad_rounds)
+    if not keep or not keep <= set(range(cfg.rounds + 1)):
+        raise ValueError(f"grad_rounds {grad_rounds} must name rounds 0…{cfg.rounds}")
+    rounds, item_ious = [], []
     for r in range(cfg.rounds + 1):
         if r:
             for s in states:
                 s.clicks.append(_click(s, rng, cfg))
-        loss, mean_iou = _round(sam, embeddings, frames, states, r == 0, cfg.w_iou)
-        rounds.append(loss)
-        ious.append(mean_iou)
-    total = torch.stack(rounds).mean()
+        with torch.set_grad_enabled(torch.is_grad_enabled() and r in keep):
+            loss, per_item = _round(sam, embeddings, frames, states, r == 0, cfg.w_iou)
+        rounds.append(loss if r in keep else loss.detach())
+        item_ious.append(per_item)
+    total = torch.stack([rounds[r] for r in sorted(keep)]).mean()
     dist = None
     if teacher is not None:
         own = [(it.image, it.first.box) for it in items if it.first.box is not None]
@@ -470,7 +482,8 @@ def interactive_losses(
             sam, teacher, embeddings, frames, [*distill, *own], teacher_embeddings
         )
         total = total + cfg.w_distill * dist
-    return InteractiveResult(total, rounds, dist, ious)
+    ious = [float(np.mean(v)) for v in item_ious]
+    return InteractiveResult(total, rounds, dist, ious, item_ious)
 
 
 def _click(state: _State, rng: np.random.Generator, cfg: InteractiveConfig) -> Click | None:
