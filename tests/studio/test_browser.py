@@ -27,6 +27,7 @@ from tests.studio.browser_support import (
     require_chromium,
     run_studio,
     screenshot_dir,
+    shown_width,
 )
 from tests.studio.conftest import CT_SMALL, THIGH_PNG
 
@@ -405,7 +406,7 @@ def test_the_workbench_walk_shortcuts_reload_and_canvas_at_1366x768(
         "() => document.querySelector('#case-md')?.innerText.includes('small64.png')"
     )
     _pipeline_done(a)
-    width = a.locator("#correct-img img").bounding_box()["width"]
+    width = shown_width(a, "#correct-img img")
     REPORT.append(f"64x64 slice shown {width:.0f} px wide on the canvas at 1366x768")
     assert width >= 512
 
