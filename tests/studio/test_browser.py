@@ -376,6 +376,17 @@ def test_the_workbench_walk_shortcuts_reload_and_canvas_at_1366x768(
     assert box is not None and box["y"] + box["height"] <= 768, box
     assert "score" in a.inner_text("#candidates-md")
     assert a.locator("#score-note").bounding_box()["y"] < 768
+    # the compact header (it took ~300 px) leaves the canvas starting in the top half; the
+    # slice buttons are small buttons, not boxes the height of the slider's row
+    header = a.locator("#header").bounding_box()
+    canvas_top = a.locator("#correct-img img").bounding_box()["y"]
+    prev = a.locator("#slice-prev").bounding_box()
+    REPORT.append(
+        f"1366x768: header {header['height']:.0f} px high, canvas from y = {canvas_top:.0f}, "
+        f"slice button {prev['width']:.0f}x{prev['height']:.0f} px"
+    )
+    assert header["height"] <= 140 and canvas_top <= 420, (header, canvas_top)
+    assert prev["width"] <= 60 and prev["height"] <= 48, prev
     a.screenshot(path=str(DOCS_IMAGES / "workbench_1366x768.png"))
 
     # shortcuts: R selects the remove mode, A the add mode; a click, then U undoes it
