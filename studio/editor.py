@@ -71,6 +71,17 @@ def _strokes(layer: Any, shape: tuple[int, int]) -> tuple[np.ndarray, np.ndarray
     return added, removed
 
 
+def has_strokes(value: dict[str, Any] | None) -> bool:
+    """Whether the editor's layers hold any painted pixel (alpha at least
+    :data:`ALPHA_THRESHOLD`)."""
+    layers = [] if not value else [la for la in value.get("layers") or [] if la is not None]
+    for layer in layers:
+        array = np.asarray(layer)
+        if array.ndim == 3 and array.shape[2] == 4 and (array[..., 3] >= ALPHA_THRESHOLD).any():
+            return True
+    return False
+
+
 def apply_strokes(mask: np.ndarray, value: dict[str, Any] | None) -> np.ndarray:
     """The mask after the strokes in the editor's layers: bool at ``mask``'s shape.
 

@@ -70,13 +70,19 @@ def _image(page: Page, name: str, elem_id: str, **options: Any) -> gr.Image:
 
 
 def _header(page: Page, services: Services) -> None:
+    """One compact row (the workbench must start high at 1366×768): the title and a line of
+    introduction with the model's description under it, then the annotator and the model."""
     studio = services.studio
     choices = services.catalog.choices()
     default = services.catalog.default(choices)
-    with gr.Row(elem_id="header"):
-        with gr.Column(scale=3):
+    with gr.Row(elem_id="header", equal_height=False):
+        with gr.Column(scale=5, min_width=320):
             gr.Markdown(INTRO, elem_id="intro")
-        with gr.Column(scale=2):
+            page.add(
+                "model_md",
+                gr.Markdown(default.describe() if default else "", elem_id="model-md"),
+            )
+        with gr.Column(scale=2, min_width=200):
             if studio.identity == "oauth":
                 gr.LoginButton()
             page.add(
@@ -90,6 +96,7 @@ def _header(page: Page, services: Services) -> None:
                     max_lines=1,
                 ),
             )
+        with gr.Column(scale=2, min_width=200):
             page.add(
                 "model",
                 gr.Dropdown(
@@ -98,10 +105,6 @@ def _header(page: Page, services: Services) -> None:
                     label="Model",
                     elem_id="model",
                 ),
-            )
-            page.add(
-                "model_md",
-                gr.Markdown(default.describe() if default else "", elem_id="model-md"),
             )
 
 
@@ -117,7 +120,7 @@ def _case_column(page: Page, services: Services) -> None:
             file_count="single",
             type="filepath",
             elem_id="upload",
-            height=90,
+            height=112,
         ),
     )
     page.add(
@@ -171,8 +174,11 @@ def _window_controls(page: Page) -> None:
 
 def _slice_navigation(page: Page) -> None:
     """Always visible: previous/next buttons (← →), a slider and a typed number, 1-based."""
-    with gr.Row(elem_id="slice-nav", equal_height=True):
-        page.add("slice_prev", gr.Button("◀", size="sm", elem_id="slice-prev", scale=0))
+    with gr.Row(elem_id="slice-nav"):
+        page.add(
+            "slice_prev",
+            gr.Button("◀", size="sm", elem_id="slice-prev", scale=0, min_width=44),
+        )
         page.add(
             "slice_slider",
             gr.Slider(
@@ -198,7 +204,10 @@ def _slice_navigation(page: Page) -> None:
                 min_width=90,
             ),
         )
-        page.add("slice_next", gr.Button("▶", size="sm", elem_id="slice-next", scale=0))
+        page.add(
+            "slice_next",
+            gr.Button("▶", size="sm", elem_id="slice-next", scale=0, min_width=44),
+        )
 
 
 def _canvas_column(page: Page) -> None:
@@ -213,21 +222,20 @@ def _canvas_column(page: Page) -> None:
 
 
 def _review_column(page: Page, services: Services) -> None:
-    with gr.Row(elem_id="candidates-row"):
-        page.add(
-            "gallery",
-            gr.Gallery(
-                columns=3,
-                height=120,
-                allow_preview=False,
-                interactive=False,
-                format="png",
-                show_label=False,
-                elem_id="candidates",
-                scale=3,
-            ),
-        )
-        page.add("candidates_md", gr.Markdown(elem_id="candidates-md"))
+    # the thumbnails, then their scores under them at the column's full width
+    page.add(
+        "gallery",
+        gr.Gallery(
+            columns=3,
+            height=112,
+            allow_preview=False,
+            interactive=False,
+            format="png",
+            show_label=False,
+            elem_id="candidates",
+        ),
+    )
+    page.add("candidates_md", gr.Markdown(elem_id="candidates-md"))
     gr.Markdown(SCORE_NOTE, elem_id="score-note", elem_classes=["small"])
     page.add(
         "structure_radio",
@@ -435,7 +443,10 @@ def build_page(services: Services) -> tuple[gr.Blocks, Page]:
     """The studio's ``gr.Blocks`` (not launched) and its named components."""
     page = Page()
     with gr.Blocks(
-        title="ADA-SAM Studio", analytics_enabled=False, delete_cache=(1800, 7200)
+        title="ADA-SAM Studio",
+        analytics_enabled=False,
+        delete_cache=(1800, 7200),
+        fill_width=True,  # the workbench uses the whole width of a 1366 px screen
     ) as demo:
         page.add("state", gr.State(None, time_to_live=4 * 3600))
         page.add("browser", gr.BrowserState({}, storage_key="adasam-studio"))

@@ -12,7 +12,7 @@ import numpy as np
 from storage import stats
 from studio import auxol_view, pipeline
 from studio.case_handlers import CaseHandlers
-from studio.editor import apply_strokes, editor_value
+from studio.editor import apply_strokes, editor_value, has_strokes
 from studio.errors import StudioError, user_errors
 from studio.page import Updates
 from studio.rating import parse_rating
@@ -31,20 +31,32 @@ BRUSH_HINT = (
 )
 
 
+STALE_STROKES = (
+    "The brush editor holds strokes painted on an earlier mask of {name} (it changed since: a "
+    "click, undo, reset or another candidate), so they were not used. Close and reopen the "
+    "'Brush' panel to load the current mask, paint again, then submit."
+)
+
+
 def final_mask(state: CaseState, editor: dict[str, Any] | None) -> np.ndarray:
     """The mask to submit: the current mask with the brush editor's strokes when the editor
     shows the current mask (so unapplied strokes count). Always bool at the slice's shape.
+    Strokes on another structure's mask are not this structure's and are left out.
 
     Raises:
-        StudioError: there is no mask yet.
+        StudioError: there is no mask yet, or the editor holds strokes painted on an earlier
+            mask of this structure (they are neither applied nor dropped silently).
     """
     work = state.work
     if work is None or work.mask is None:
         raise StudioError(
             "There is no mask to submit yet: run the pipeline and choose a candidate."
         )
-    if state.editor_version == (work.name, work.stamp):
+    version = state.editor_version
+    if version == (work.name, work.stamp):
         return apply_strokes(work.mask, editor)
+    if version is not None and version[0] == work.name and has_strokes(editor):
+        raise StudioError(STALE_STROKES.format(name=work.name))
     return np.array(work.mask, dtype=bool, copy=True)
 
 
@@ -118,7 +130,8 @@ class ReviewHandlers:
         mask = final_mask(state, editor)
         work = state.work
         if work.mask is not None and not np.array_equal(mask, work.mask):
-            state = state.with_work(pipeline.apply_brush(work, mask))
+            brushed = pipeline.apply_brush(work, mask)  # the editor shows this mask now
+            state = replace(state.with_work(brushed), editor_version=(brushed.name, brushed.stamp))
         new, receipt, repeated = submit(
             self.services.store,
             self.services.ledger,

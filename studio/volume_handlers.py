@@ -37,6 +37,7 @@ from studio.errors import StudioError
 from studio.exports import safe_stem
 from studio.services import Services
 from studio.uploads import discard_upload, take_upload
+from studio.views import canvas_scale, upscale
 
 log = logging.getLogger("studio")
 
@@ -95,6 +96,13 @@ def views(session: VolumeSession, k: int, window: str | None) -> tuple[np.ndarra
         plane[d - 1 - k] = SLICE_LINE
         out.append(_stretch(plane, vol.spacing[0] / vol.spacing[2 if axis == 1 else 1]))
     return tuple(out)
+
+
+def canvas_views(session: VolumeSession, k: int, window: str | None) -> tuple[np.ndarray, ...]:
+    """:func:`views` as the page shows them: each upscaled like the Annotate tab's canvas
+    (:func:`~studio.views.upscale`), so a 64² slice fills its 512 px box sharply and a click
+    on the slice maps back to slice pixels exactly (:meth:`VolumeHandlers.click_canvas`)."""
+    return tuple(upscale(view) for view in views(session, k, window))
 
 
 def status_text(session: VolumeSession, k: int) -> str:
@@ -196,6 +204,22 @@ class VolumeHandlers:
         ann.correct(k, cand.mask)
         ann.logits[k] = cand.logits
         session.clicks[k] = clicks
+
+    def click_canvas(
+        self, session: VolumeSession, k: int, index: object, positive: bool
+    ) -> tuple[int, int]:
+        """A click on the shown slice (canvas pixels of :func:`canvas_views`): :meth:`click`
+        at the slice pixel under it; that pixel ``(x, y)``.
+
+        Raises:
+            StudioError: the click was not on the image.
+        """
+        if not isinstance(index, (list, tuple)) or len(index) != 2 or None in index:
+            raise StudioError("Click on the slice itself.")
+        scale = canvas_scale(session.volume.shape[1:])
+        x, y = int(index[0]) // scale, int(index[1]) // scale
+        self.click(session, k, float(x), float(y), positive)
+        return x, y
 
     def clear(self, session: VolumeSession, k: int) -> None:
         """The structure is not on slice ``k``: an empty, corrected mask."""

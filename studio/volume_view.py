@@ -18,7 +18,7 @@ from studio.case_handlers import hub_username
 from studio.errors import StudioError, user_errors
 from studio.identity import resolve_annotator
 from studio.services import Services
-from studio.volume_handlers import VolumeHandlers, VolumeSession, status_text, views
+from studio.volume_handlers import VolumeHandlers, VolumeSession, canvas_views, status_text
 from studio.wiring import model_queue
 
 HELP = (
@@ -44,7 +44,7 @@ def _window(name: str | None) -> str | None:
 
 def _screen(session: VolumeSession, k: int, window: str | None) -> tuple[Any, ...]:
     k = int(k)
-    axial, coronal, sagittal = views(session, k, _window(window))
+    axial, coronal, sagittal = canvas_views(session, k, _window(window))
     return session, axial, coronal, sagittal, status_text(session, k)
 
 
@@ -154,8 +154,7 @@ def build(services: Services, *, model: Any, annotator: Any) -> dict[str, Any]:
         session: VolumeSession | None, k: float, win: str, mode: str, evt: gr.SelectData
     ) -> tuple[Any, ...]:
         session = _need(session)
-        x, y = evt.index
-        h.click(session, int(k), x, y, mode == "add")
+        h.click_canvas(session, int(k), evt.index, mode == "add")
         return _screen(session, int(k), win)
 
     @user_errors

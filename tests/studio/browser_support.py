@@ -16,6 +16,8 @@ from pathlib import Path
 
 import pytest
 
+from studio.uploads import STUDIO_CACHE_NAME
+
 REPO_ROOT = Path(__file__).resolve().parents[2]
 SCREENSHOTS = REPO_ROOT / "artifacts" / "screenshots"
 CHROMIUM = Path("/usr/bin/chromium")
@@ -78,6 +80,9 @@ def run_studio(tmp: Path, bundle_dir: Path, **env: str) -> Iterator[StudioProces
         "ADASAM_PORT": str(port),
         "ADASAM_IDENTITY": "name",
         "GRADIO_ANALYTICS_ENABLED": "False",
+        # an upload cache of its own: app.py empties the default one (shared by every studio
+        # on the machine) at start-up, which took the files of studios started by others
+        "GRADIO_TEMP_DIR": str(tmp / STUDIO_CACHE_NAME),
         **env,
     }
     environ.pop("DATABASE_URL", None)
@@ -113,6 +118,24 @@ def run_studio(tmp: Path, bundle_dir: Path, **env: str) -> Iterator[StudioProces
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
+
+
+SHOWN_WIDTH_JS = """(selector) => {
+  const i = document.querySelector(selector);
+  if (!i || !i.naturalWidth) return 0;
+  const fit = getComputedStyle(i).objectFit;
+  const contain = Math.min(i.clientWidth / i.naturalWidth, i.clientHeight / i.naturalHeight);
+  const fill = i.clientWidth / i.naturalWidth;
+  const scale = { none: 1, "scale-down": Math.min(1, contain), fill: fill }[fit];
+  return i.naturalWidth * (scale === undefined ? contain : scale);
+}"""
+
+
+def shown_width(page: object, selector: str) -> float:
+    """CSS pixels the picture of the ``<img>`` at ``selector`` is drawn wide: its element's box
+    can be far larger than the picture in it (``object-fit``), so the box alone proves
+    nothing."""
+    return float(page.evaluate(SHOWN_WIDTH_JS, selector))  # type: ignore[attr-defined]
 
 
 def screenshot_dir() -> Path:

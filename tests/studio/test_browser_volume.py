@@ -22,18 +22,11 @@ from tests.studio.browser_support import (
     StudioProcess,
     require_chromium,
     run_studio,
+    shown_width,
 )
 from tests.studio.test_volume_handlers import write_series
 
-pytestmark = [
-    pytest.mark.browser,
-    pytest.mark.slow,
-    pytest.mark.xfail(
-        run=False,
-        reason="not yet seen passing: its last run here failed at propagation (the min-score "
-        "slider ignored the typed 0; the test now sets the range input, unverified)",
-    ),
-]
+pytestmark = [pytest.mark.browser, pytest.mark.slow]
 playwright_api = pytest.importorskip("playwright.sync_api")
 WAIT_MS = 120_000
 
@@ -75,6 +68,13 @@ def test_series_propagate_correct_save_export(studio: StudioProcess, tmp_path: P
         page.get_by_role("tab", name="Volume").click()
         page.set_input_files("#vol-upload input[type=file]", [str(s) for s in series])
         _wait_status(page, "Slice 3 of 5: none")
+        # the 64² slice is scaled up to fill its box, like the Annotate tab's canvas
+        page.wait_for_function("() => document.querySelector('#vol-axial img')?.naturalWidth > 64")
+        SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(SCREENSHOTS / "volume_tab.png"))
+        width = shown_width(page, "#vol-axial img")
+        browser_support.REPORT.append(f"64x64 volume slice shown {width:.0f} px wide")
+        assert width >= 512, f"the 64² slice is shown {width:.0f} px wide"
         page.click("#vol-segment")
         _wait_status(page, "Slice 3 of 5: propagated")
         page.click("#vol-accept")

@@ -209,6 +209,81 @@ def test_submitting_a_wrecked_mask_warns_first_and_stores_on_the_second_press(
     assert stats(services.store).corrections == 1
 
 
+def _editor_payload(tmp_path: Path, background: np.ndarray, layer: np.ndarray) -> Any:
+    """What the browser sends for the brush editor (Gradio's ``EditorData``: PNG files), read
+    by the page's own ``gr.ImageEditor`` exactly as Gradio reads it before calling a handler."""
+    from gradio.components.image_editor import EditorData
+    from gradio.data_classes import FileData
+    from PIL import Image
+
+    Image.fromarray(background).save(tmp_path / "background.png")
+    Image.fromarray(layer).save(tmp_path / "layer.png")
+    return EditorData(
+        background=FileData(path=str(tmp_path / "background.png")),
+        layers=[FileData(path=str(tmp_path / "layer.png"))],
+        composite=None,
+    )
+
+
+def _submit_confirmed(studio: Studio, state: CaseState, editor: Any) -> dict[str, Any]:
+    """Submit (a second press when the mask is far from the candidate); the screen."""
+    args = ("dr.b", "4 · Good: minor edits only", "Minor edits", [], "", editor, {})
+    screen = studio.review.submit(state, *args, gr.Request(), None)
+    if "Saved" not in screen["confirmation"]:
+        screen = studio.review.submit(screen["state"], *args, gr.Request(), None)
+    assert "Saved" in screen["confirmation"]
+    return screen
+
+
+def test_a_stroke_sent_as_the_browser_sends_it_is_in_the_submitted_mask(
+    studio: Studio, services: Services, tmp_path: Path
+) -> None:
+    """The stroke's way from the page's editor component to the stored mask, unapplied, in
+    the value shape of the installed Gradio (layer at the editor's own, doubled size)."""
+    from storage import load_correction_masks
+    from studio.layout import build_page
+
+    editor = build_page(services)[1]["editor"]
+    state = _ran(studio)
+    opened = studio.review.open_editor(state)
+    state = opened["state"]
+    before = state.work.mask.copy()
+    layer = np.zeros((256, 256, 4), np.uint8)  # the editor returns its layer at 2x here
+    layer[120:136, 40:200] = (*ADD_RGB, 153)  # the brush's 60 % opacity
+    value = editor.preprocess(_editor_payload(tmp_path, opened["editor"]["background"], layer))
+    screen = _submit_confirmed(studio, state, value)
+    stored = load_correction_masks(services.store, 1).final
+    expected = before.copy()
+    expected[60:68, 20:100] = True  # the stroke, at the slice's size
+    np.testing.assert_array_equal(stored, expected)
+    # the downloads after the submission are of that same mask (the editor shows it now)
+    assert len(studio.review.downloads(screen["state"], value)["downloads"]) == 3
+
+
+def test_strokes_painted_on_an_earlier_mask_are_refused_not_dropped(studio: Studio) -> None:
+    """Paint, then click on the canvas (the mask changes): the strokes in the editor belong to
+    the earlier mask; submitting says so instead of silently storing the mask without them."""
+    state = _ran(studio)
+    opened = studio.review.open_editor(state)
+    state = opened["state"]
+    layer = np.zeros((128, 128, 4), np.uint8)
+    layer[60:68, 20:100] = (*ADD_RGB, 200)
+    editor = {"background": opened["editor"]["background"], "layers": [layer], "composite": None}
+    state = studio.segment.refine_ui(state, "Add (+)", _select([8 * 64 + 7, 8 * 40]))["state"]
+    args = ("dr.b", "4 · Good: minor edits only", "Minor edits", [], "", editor, {})
+    with pytest.raises(gr.Error) as info:
+        studio.review.submit(state, *args, gr.Request(), None)
+    assert "earlier mask of liver" in _message(info) and "reopen the 'Brush' panel" in (
+        _message(info)
+    )
+    with pytest.raises(gr.Error, match="earlier mask"):
+        studio.review.downloads(state, editor)
+    # reopened: the editor shows the current mask, and an empty editor submits as it is
+    state = studio.review.open_editor(state)["state"]
+    empty = {**editor, "layers": [np.zeros((128, 128, 4), np.uint8)]}
+    _submit_confirmed(studio, state, empty)
+
+
 def test_apply_brush_needs_the_editor_to_show_the_current_mask(studio: Studio) -> None:
     state = _ran(studio)
     with pytest.raises(gr.Error, match="older mask"):

@@ -14,7 +14,7 @@ import storage
 from adasam.phantoms import generate_volume, volume_to_dicom_series
 from adasam.propagate import PropagationConfig
 from studio.errors import StudioError
-from studio.volume_handlers import VolumeHandlers, status_text, views
+from studio.volume_handlers import VolumeHandlers, canvas_views, status_text, views
 
 PHI = {"PatientName": "Doe^Jane", "PatientID": "MRN-884421", "InstitutionName": "St Example"}
 LOOSE = PropagationConfig(min_score=0.0, min_area=1, max_growth=1e6, batch_size=4)
@@ -82,6 +82,27 @@ def test_whole_flow_and_files_read_back(services, tmp_path: Path) -> None:
             if f.is_file():
                 raw = f.read_bytes()
                 assert b"Doe" not in raw and b"884421" not in raw and b"Example" not in raw
+
+
+def test_the_slice_is_shown_upscaled_and_clicks_map_back_to_slice_pixels(
+    services, tmp_path: Path
+) -> None:
+    h = VolumeHandlers(services)
+    session = h.open(
+        [str(p) for p in write_series(tmp_path / "in")], services.catalog.default().key, "liver"
+    )
+    axial, coronal, sagittal = canvas_views(session, 3, None)
+    small = views(session, 3, None)
+    assert axial.shape == (1024, 1024, 3), "a 64² slice is sent 16x, like the Annotate canvas"
+    np.testing.assert_array_equal(axial[::16, ::16], small[0])
+    assert coronal.shape[1] > 64 and sagittal.shape[1] > 64
+    h.segment(session, 3)
+    assert h.click_canvas(session, 3, [16 * 30 + 15, 16 * 41], True) == (30, 41)
+    click = session.clicks[3][-1]
+    assert (click.x, click.y, click.positive) == (30.0, 41.0, True)
+    assert session.annotation.status[3] == "corrected"
+    with pytest.raises(StudioError, match="Click on the slice"):
+        h.click_canvas(session, 3, None, True)
 
 
 def test_errors_say_what_to_do(services, tmp_path: Path) -> None:
