@@ -17,6 +17,7 @@ from studio.errors import StudioError, user_errors
 from studio.page import Updates
 from studio.review_handlers import ReviewHandlers
 from studio.segment_handlers import SegmentHandlers
+from studio.shown import VIEW_SIDE, Shown
 from studio.state import CaseState
 
 
@@ -79,7 +80,7 @@ class ApiHandlers:
         state = self.segment.run_state(state, choice.key, names)
         work = state.work
         assert work is not None  # the pipeline ran on at least one structure
-        display = np.asarray(state.slice.display)
+        display = Shown.of(np.asarray(state.slice.display), VIEW_SIDE)  # bounded pictures
         captions = [f"#{i + 1} · score {c.score:.2f}" for i, c in enumerate(work.candidates)]
         return {
             "state": state,

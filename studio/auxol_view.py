@@ -26,6 +26,7 @@ from adasam.errors import BundleError, ConfigError
 from adasam.frame import ModelFrame
 from adasam.render import contour
 from studio.errors import StudioError
+from studio.shown import VIEW_SIDE, Shown
 from studio.state import CaseState, StructureWork
 
 log = logging.getLogger("studio")
@@ -166,9 +167,10 @@ def fused_view(services: Any, state: CaseState | None) -> tuple[Any, str]:
         return None, "AuxOL: choose a candidate to see the fused mask."
     work = state.work
     assert work.original is not None
-    image = state.slice.display.copy()
-    image[contour(work.original.mask, 1)] = SAM_COLOUR
-    image[contour(fusion.mask, 1)] = FUSED_COLOUR
+    shown = Shown.of(np.asarray(state.slice.display), VIEW_SIDE)  # a bounded picture
+    image = np.array(shown.image, copy=True)
+    image[contour(shown.mask(work.original.mask), 1)] = SAM_COLOUR
+    image[contour(shown.mask(fusion.mask), 1)] = FUSED_COLOUR
     aux = specialists.get(state.model_name, state.model_version)
     if fusion.sam_only:
         text = (

@@ -21,6 +21,7 @@ from PIL import Image
 
 from adasam.render import mask_overlay
 from studio.errors import StudioError
+from studio.shown import CANVAS_MAX_SIDE, Shown
 
 ADD_HEX = "#00c8ff"
 ADD_RGB = (0, 200, 255)
@@ -33,14 +34,19 @@ ALPHA_THRESHOLD = 64
 paints at 60 % opacity, anti-aliased stroke edges fade below it."""
 
 
-def editor_value(display: np.ndarray, mask: np.ndarray) -> dict[str, Any]:
+def editor_value(
+    display: np.ndarray, mask: np.ndarray, max_side: int = CANVAS_MAX_SIDE
+) -> dict[str, Any]:
     """The editor's value: the slice (uint8 (H, W, 3)) with ``mask`` (bool (H, W)) tinted on
-    it, as an opaque RGBA background, and no layer (the editor adds an empty one)."""
-    h, w = mask.shape
-    if display.shape[:2] != (h, w):
+    it, as an opaque RGBA background at most ``max_side`` pixels on its longer side (the
+    strokes come back at that size and are mapped to the slice's), and no layer (the editor
+    adds an empty one)."""
+    if display.shape[:2] != mask.shape:
         raise ValueError(f"display {display.shape} and mask {mask.shape} differ in size")
+    shown = Shown.of(np.asarray(display)[..., :3], max_side)
+    h, w = shown.hw
     background = np.empty((h, w, 4), np.uint8)
-    background[..., :3] = mask_overlay(display[..., :3], mask, MASK_TINT, alpha=0.45)
+    background[..., :3] = mask_overlay(shown.image, shown.mask(mask), MASK_TINT, alpha=0.45)
     background[..., 3] = 255
     return {"background": background, "layers": [], "composite": None}
 

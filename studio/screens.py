@@ -19,6 +19,7 @@ import numpy as np
 from adasam.imaging import WINDOW_PRESETS
 from studio import views
 from studio.page import Updates
+from studio.shown import CANVAS_MAX_SIDE, VIEW_SIDE, Shown
 from studio.state import CaseState, StructureWork
 
 FILE_WINDOW = "file default"
@@ -75,11 +76,13 @@ def window_name(state: CaseState) -> str:
     return CUSTOM_WINDOW
 
 
-def _gallery(work: StructureWork | None, display: np.ndarray) -> Updates:
+def _gallery(work: StructureWork | None, display: np.ndarray | Shown) -> Updates:
+    """The gallery as a ``gr.update`` (a ``gr.Gallery(value=...)`` would encode its images
+    once more, as WebP, when constructed: the page's gallery encodes them itself)."""
     if work is None or not work.candidates:
-        return {"gallery": gr.Gallery(value=None, selected_index=None), "candidates_md": ""}
+        return {"gallery": gr.update(value=None, selected_index=None), "candidates_md": ""}
     return {
-        "gallery": gr.Gallery(
+        "gallery": gr.update(
             value=views.candidate_gallery(work, display), selected_index=work.chosen
         ),
         "candidates_md": views.candidates_markdown(work),
@@ -92,12 +95,21 @@ def _can_submit(state: CaseState | None) -> bool:
     return state.receipt(state.work.name) is None
 
 
-def _canvas(work: StructureWork | None, display: np.ndarray) -> np.ndarray:
+def _shown(state: CaseState) -> tuple[Shown, Shown]:
+    """The slice's display image shrunk once for the canvas and once more for the pipeline's
+    pictures (both bounded, see :mod:`studio.shown`)."""
+    canvas = Shown.of(np.asarray(state.slice.display), CANVAS_MAX_SIDE)
+    return canvas, Shown.of(canvas, VIEW_SIDE)
+
+
+def _canvas(work: StructureWork | None, display: np.ndarray | Shown) -> np.ndarray:
     return views.upscale(views.correction_view(work, display))
 
 
-def _empty_pipeline(state: CaseState | None, confirmation: str | None) -> Updates:
-    display = None if state is None else np.asarray(state.slice.display)
+def _empty_pipeline(
+    state: CaseState | None, confirmation: str | None, shown: tuple[Shown, Shown] | None
+) -> Updates:
+    display = None if state is None else (shown or _shown(state))[0]
     return {
         "state": state,
         "heatmap": None,
@@ -116,23 +128,28 @@ def _empty_pipeline(state: CaseState | None, confirmation: str | None) -> Update
     }
 
 
-def pipeline_screen(state: CaseState | None, confirmation: str | None = None) -> Updates:
-    """The pipeline slots for ``state`` (all empty before the pipeline ran)."""
+def pipeline_screen(
+    state: CaseState | None,
+    confirmation: str | None = None,
+    shown: tuple[Shown, Shown] | None = None,
+) -> Updates:
+    """The pipeline slots for ``state`` (all empty before the pipeline ran); ``shown``: the
+    slice's :func:`_shown` pictures when the caller made them already."""
     work = None if state is None else state.work
     if state is None or work is None:
-        return _empty_pipeline(state, confirmation)
-    display = np.asarray(state.slice.display)
+        return _empty_pipeline(state, confirmation, shown)
+    canvas, view = shown or _shown(state)
     names = [w.name for w in state.works]
     receipt = state.receipt(work.name)
     if confirmation is None:
         confirmation = receipt.message() if receipt is not None else ""
     return {
         "state": state,
-        "heatmap": views.heatmap_view(work, display),
-        "prompts": views.prompts_view(work, display),
-        **_gallery(work, display),
+        "heatmap": views.heatmap_view(work, view),
+        "prompts": views.prompts_view(work, view),
+        **_gallery(work, view),
         "steps_md": f"{views.heatmap_label(work)}  \n{views.prompts_label(work)}",
-        "correction": _canvas(work, display),
+        "correction": _canvas(work, canvas),
         "correction_status": views.correction_status(work),
         "structures_md": views.structures_markdown(state),
         "timings_md": views.timings_markdown(state),
@@ -168,9 +185,10 @@ def case_screen(state: CaseState) -> Updates:
     s = state.slice
     window = s.window
     volume = (s.num_slices or 1) > 1
+    shown = _shown(state)
     return {
-        **pipeline_screen(state),
-        "slice_image": np.asarray(s.display),
+        **pipeline_screen(state, shown=shown),
+        "slice_image": shown[1].image,
         "case_md": views.case_markdown(s, state.source),
         **slice_controls(state),
         "axis": gr.Radio(
@@ -188,15 +206,15 @@ def click_screen(
     """The click slots: the correction view and status; the gallery and prompts image only
     when the click produced new candidates (otherwise they are left as they are)."""
     work = state.work
-    display = np.asarray(state.slice.display)
+    canvas, view = _shown(state)
     out: Updates = {
         "state": state,
-        "correction": _canvas(work, display),
+        "correction": _canvas(work, canvas),
         "correction_status": views.correction_status(work, latency_ms),
         "result_json": views.result_json(state),
         "submit_button": gr.Button(interactive=_can_submit(state)),
     }
     if candidates_changed and work is not None:
-        out.update(_gallery(work, display))
-        out["prompts"] = views.prompts_view(work, display)
+        out.update(_gallery(work, view))
+        out["prompts"] = views.prompts_view(work, view)
     return out

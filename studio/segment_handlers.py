@@ -17,7 +17,7 @@ from studio.page import Updates
 from studio.screens import click_screen, pipeline_screen
 from studio.services import Services
 from studio.state import CaseState, StructureWork
-from studio.views import canvas_scale
+from studio.views import canvas_to_slice
 
 NO_MODEL = (
     "**Warning: no model is installed.** Train the demo model or set ADASAM_BUNDLE to a model "
@@ -189,13 +189,15 @@ class SegmentHandlers:
         return click_screen(new, changed, (time.perf_counter() - start) * 1000.0)
 
     def refine_ui(self, state: CaseState | None, mode: str | None, evt: gr.SelectData) -> Updates:
-        """A click on the correction canvas (canvas pixels: the slice upscaled by
-        :func:`~studio.views.canvas_scale`)."""
+        """A click on the correction canvas (canvas pixels: the slice upscaled or shrunk, see
+        :func:`~studio.views.canvas_shape`)."""
         index = evt.index if isinstance(evt.index, (list, tuple)) and len(evt.index) == 2 else None
         if index is None:
             raise gr.Error("Click on the image itself.")
-        k = canvas_scale(state.slice.shape) if state is not None else 1
-        return self.refine(state, float(int(index[0]) // k), float(int(index[1]) // k), mode)
+        if state is None:
+            return self.refine(state, float(index[0]), float(index[1]), mode)
+        x, y = canvas_to_slice(float(index[0]), float(index[1]), state.slice.shape)
+        return self.refine(state, x, y, mode)
 
     @user_errors
     def undo(self, state: CaseState | None) -> Updates:

@@ -14,6 +14,7 @@ from PIL import Image, ImageDraw
 from adasam.imaging import Slice
 from adasam.predictor import Click
 from adasam.render import BOX_COLOUR, MASK_COLOURS, heatmap_overlay, mask_overlay, prompts_overlay
+from studio.shown import CANVAS_MAX_SIDE, VIEW_SIDE, Shown, bounded_shape
 from studio.state import CaseSource, CaseState, StructureWork
 
 POSITIVE_COLOUR = (40, 220, 60)
@@ -57,9 +58,13 @@ def _draw_clicks(
     return np.asarray(pil)
 
 
-def heatmap_view(work: StructureWork, display: np.ndarray) -> np.ndarray:
-    """The GradCAM heatmap blended on the slice."""
-    return heatmap_overlay(display, work.heatmap)
+def heatmap_view(
+    work: StructureWork, display: np.ndarray | Shown, max_side: int = VIEW_SIDE
+) -> np.ndarray:
+    """The GradCAM heatmap blended on the slice (at most ``max_side`` pixels on its longer
+    side, see :mod:`studio.shown`)."""
+    shown = Shown.of(display, max_side)
+    return heatmap_overlay(shown.image, shown.heatmap(work.heatmap))
 
 
 def heatmap_label(work: StructureWork) -> str:
@@ -68,14 +73,27 @@ def heatmap_label(work: StructureWork) -> str:
     return f"GradCAM · {work.name}: p = {work.probability:.2f} ({verdict})"
 
 
-def prompts_view(work: StructureWork, display: np.ndarray) -> np.ndarray:
+def _marks(
+    image: np.ndarray, shown: Shown, clicks: tuple[Click, ...], work: StructureWork
+) -> np.ndarray:
+    """:func:`_draw_clicks` of slice-pixel ``clicks``, the work's box corner and user box."""
+    corner = None if work.corner is None else shown.point(*work.corner)
+    box = None if work.user_box is None else shown.box(work.user_box)
+    return _draw_clicks(image, shown.clicks(clicks), corner, box)
+
+
+def prompts_view(
+    work: StructureWork, display: np.ndarray | Shown, max_side: int = VIEW_SIDE
+) -> np.ndarray:
     """The automatic prompts (box green, mask-prompt contour magenta, point yellow), or the
-    user's own box and clicks when the structure was not found."""
+    user's own box and clicks when the structure was not found (at most ``max_side``)."""
+    shown = Shown.of(display, max_side)
     if work.prompts is not None:
-        out = prompts_overlay(display, work.prompts, work.prompt_mask)
+        region = None if work.prompt_mask is None else shown.mask(work.prompt_mask)
+        out = prompts_overlay(shown.image, shown.prompts(work.prompts), region)
     else:
-        out = np.array(display, copy=True)
-    return _draw_clicks(out, work.prompt_clicks, work.corner, work.user_box)
+        out = np.array(shown.image, copy=True)
+    return _marks(out, shown, work.prompt_clicks, work)
 
 
 def prompts_label(work: StructureWork) -> str:
@@ -93,7 +111,8 @@ SCORE_NOTE = (
 CANVAS_SIDE = 1024
 """The correction canvas is sent at least this many pixels on its longer side (integer
 nearest-neighbour upscaling), so a small slice fills the canvas sharply and clicks map back to
-slice pixels exactly (Gradio's click coordinates are only exact up to the image's own size)."""
+slice pixels exactly (Gradio's click coordinates are only exact up to the image's own size);
+and at most :data:`~studio.shown.CANVAS_MAX_SIDE` (larger slices are shrunk)."""
 
 
 def canvas_scale(shape: tuple[int, ...]) -> int:
@@ -110,11 +129,32 @@ def upscale(image: np.ndarray) -> np.ndarray:
     return np.repeat(np.repeat(image, k, axis=0), k, axis=1)
 
 
-def candidate_gallery(work: StructureWork, display: np.ndarray) -> list[np.ndarray]:
-    """SAM's candidates, each tinted on the slice (no caption on the image: the scores are in
-    :func:`candidates_markdown`, beside the gallery)."""
+def canvas_shape(slice_hw: tuple[int, int]) -> tuple[int, int]:
+    """``(h, w)`` of the correction canvas of a slice of ``slice_hw``."""
+    shown = bounded_shape(slice_hw, CANVAS_MAX_SIDE)
+    if shown != slice_hw:
+        return shown
+    k = canvas_scale(slice_hw)
+    return slice_hw[0] * k, slice_hw[1] * k
+
+
+def canvas_to_slice(x: float, y: float, slice_hw: tuple[int, int]) -> tuple[float, float]:
+    """The slice pixel under canvas pixel ``(x, y)`` (the canvas is :func:`canvas_shape`)."""
+    (h, w), (ch, cw) = slice_hw, canvas_shape(slice_hw)
+    col = min(w - 1, max(0, int((int(x) + 0.5) * w / cw)))
+    row = min(h - 1, max(0, int((int(y) + 0.5) * h / ch)))
+    return float(col), float(row)
+
+
+def candidate_gallery(
+    work: StructureWork, display: np.ndarray | Shown, max_side: int = VIEW_SIDE
+) -> list[np.ndarray]:
+    """SAM's candidates, each tinted on the slice at most ``max_side`` pixels on its longer
+    side (no caption on the image: the scores are in :func:`candidates_markdown`, beside the
+    gallery)."""
+    shown = Shown.of(display, max_side)
     return [
-        mask_overlay(display, c.mask, MASK_COLOURS[i % len(MASK_COLOURS)])
+        mask_overlay(shown.image, shown.mask(c.mask), MASK_COLOURS[i % len(MASK_COLOURS)])
         for i, c in enumerate(work.candidates)
     ]
 
@@ -129,15 +169,20 @@ def candidates_markdown(work: StructureWork) -> str:
     return "\n".join(lines)
 
 
-def correction_view(work: StructureWork | None, display: np.ndarray) -> np.ndarray:
-    """The current mask with the clicks, the box corner and the user's box drawn on it."""
+def correction_view(
+    work: StructureWork | None, display: np.ndarray | Shown, max_side: int = CANVAS_MAX_SIDE
+) -> np.ndarray:
+    """The current mask with the clicks, the box corner and the user's box drawn on it (at
+    most ``max_side`` pixels on its longer side; the mask itself keeps the slice's size)."""
+    shown = Shown.of(display, max_side)
     if work is None:
-        return np.array(display, copy=True)
+        return np.array(shown.image, copy=True)
     mask = work.mask
-    out = (
-        np.array(display, copy=True) if mask is None else mask_overlay(display, mask, FINAL_COLOUR)
-    )
-    return _draw_clicks(out, work.all_clicks, work.corner, work.user_box)
+    if mask is None:
+        out = np.array(shown.image, copy=True)
+    else:
+        out = mask_overlay(shown.image, shown.mask(mask), FINAL_COLOUR)
+    return _marks(out, shown, work.all_clicks, work)
 
 
 def correction_status(work: StructureWork | None, latency_ms: float | None = None) -> str:

@@ -37,6 +37,7 @@ CORE = (
     "studio.pipeline",
     "studio.rating",
     "studio.services",
+    "studio.shown",
     "studio.state",
     "studio.stats_view",
     "studio.stored_slices",

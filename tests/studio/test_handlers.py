@@ -125,7 +125,7 @@ def test_run_shows_heatmap_prompts_and_three_candidates(studio: Studio) -> None:
     slot = studio.segment.run(_loaded(studio), "custom", ["liver", "kidney"])
     assert set(slot) == set(PIPELINE_SLOTS)
     assert slot["heatmap"].shape == (128, 128, 3) and "p = " in slot["steps_md"]
-    assert len(slot["gallery"].value) == 3 and slot["gallery"].selected_index == 0
+    assert len(slot["gallery"]["value"]) == 3 and slot["gallery"]["selected_index"] == 0
     assert "#1: score" in slot["candidates_md"] and "chosen" in slot["candidates_md"]
     # the canvas: a 128 px slice sent 8x larger (1024 px), each pixel an 8x8 block
     assert slot["correction"].shape == (1024, 1024, 3)
