@@ -19,7 +19,8 @@ cleared (they were carried from a mask that no longer holds).
 
 The encoder runs in batches of ``batch_size`` slices ahead of the propagation front
 (:meth:`adasam.predictor.Predictor.embed_batch`); ``progress(done, total)`` is called after every
-slice and ``cancel()`` is checked before every slice (what was done is kept).
+slice, and ``cancel()`` and the request's :class:`~adasam.budget.Deadline` are checked before
+every slice (what was done is kept; stop reasons ``cancelled`` and ``time_budget``).
 """
 
 from __future__ import annotations
@@ -31,13 +32,16 @@ from typing import Literal, Protocol
 
 import numpy as np
 
+from adasam.budget import Deadline
 from adasam.errors import ConfigError
 from adasam.prompts import mask_to_box
 
 SliceStatus = Literal["none", "propagated", "accepted", "corrected"]
 STATUSES: tuple[str, ...] = ("none", "propagated", "accepted", "corrected")
 HUMAN: frozenset[str] = frozenset({"accepted", "corrected"})
-StopReason = Literal["edge", "human", "vanished", "low_score", "grew", "cancelled"]
+StopReason = Literal["edge", "human", "vanished", "low_score", "grew", "cancelled", "time_budget"]
+INTERRUPTED: frozenset[str] = frozenset({"cancelled", "time_budget"})
+"""Stops that end the whole run (not only one direction)."""
 
 
 class _Predictor(Protocol):  # the part of adasam.predictor.Predictor used here
@@ -179,6 +183,11 @@ class PropagationReport:
     def propagated(self) -> list[int]:
         return sorted(k for d in self.directions for k in d.propagated)
 
+    @property
+    def timed_out(self) -> bool:
+        """Whether the request's time budget stopped the run."""
+        return any(d.stop == "time_budget" for d in self.directions)
+
 
 def enlarged_box(mask: np.ndarray, margin: int) -> np.ndarray | None:
     """XYXY box (inclusive pixels) of ``mask`` grown by ``margin`` and clipped to the image;
@@ -216,9 +225,12 @@ def _reach(annotation: VolumeAnnotation, start: int, direction: int) -> list[int
 
 
 class _Run:
-    def __init__(self, predictor, images, annotation, config, progress, cancel, total) -> None:
+    def __init__(
+        self, predictor, images, annotation, config, progress, cancel, total, deadline=None
+    ) -> None:
         self.predictor, self.images, self.ann, self.cfg = predictor, images, annotation, config
         self.progress, self.cancel, self.total = progress, cancel, total
+        self.deadline: Deadline | None = deadline
         self.done = 0
         self.encoded = 0
         self._cache: dict[int, np.ndarray] = {}
@@ -251,6 +263,9 @@ class _Run:
         for i, k in enumerate(todo):
             if self.cancel is not None and self.cancel():
                 report.stop, report.stopped_at = "cancelled", k
+                return report
+            if self.deadline is not None and self.deadline.expired:
+                report.stop, report.stopped_at = "time_budget", k
                 return report
             if i > encoded_until:
                 self.encode_ahead(todo[i:])
@@ -300,6 +315,7 @@ def propagate(
     config: PropagationConfig | None = None,
     progress: Callable[[int, int], None] | None = None,
     cancel: Callable[[], bool] | None = None,
+    deadline: Deadline | None = None,
 ) -> PropagationReport:
     """Propagate slice ``start``'s mask up (``start + 1``, ...) and then down the volume.
 
@@ -315,6 +331,8 @@ def propagate(
             within reach, up to the next human slices or the edges).
         cancel: checked before each slice; when it returns True the run stops, keeping what
             it did.
+        deadline: the request's time budget, checked before each slice like ``cancel`` (stop
+            reason ``time_budget``), so one propagation cannot hold the model queue for long.
 
     Returns:
         A :class:`PropagationReport` (per direction: slices propagated and why it stopped).
@@ -333,9 +351,9 @@ def propagate(
         raise ValueError(f"slice {start} has an empty mask: nothing to propagate")
     total = len(_reach(annotation, start, 1)) + len(_reach(annotation, start, -1))
     t0 = time.perf_counter()
-    run = _Run(predictor, images, annotation, cfg, progress, cancel, total)
+    run = _Run(predictor, images, annotation, cfg, progress, cancel, total, deadline)
     reports = [run.direction(start, 1)]
-    if reports[0].stop != "cancelled":
+    if reports[0].stop not in INTERRUPTED:
         reports.append(run.direction(start, -1))
     return PropagationReport(
         start=start,

@@ -10,7 +10,8 @@ Everything else receives these values as arguments. Variables:
   decoding; a volume may hold 16× that. Default 25 000 000 (5000 × 5000).
 - ``ADASAM_ALLOW_BURNED_IN``: ``1`` accepts DICOM images with ``BurnedInAnnotation = YES``
   (refused by default: their pixels may show identifying text).
-- ``ADASAM_REQUEST_SECONDS``: time budget of one model request (decode + pipeline). Default 60.
+- ``ADASAM_REQUEST_SECONDS``: time budget of one model request (decode + pipeline; a volume
+  propagation, checked before each slice). Default 60.
 - ``ADASAM_EMBED_CACHE``: image embeddings kept per predictor (LRU). Default 16.
 - ``ADASAM_EMBED_CACHE_MB``: bound on one predictor's cached embeddings in MiB. Default 256.
 - ``ADASAM_BACKEND``: where the encoder and classifier run: ``auto`` (default: the fastest

@@ -135,6 +135,7 @@ class CaseHandlers:
         ``window``."""
         if not file:
             raise StudioError("Choose a file to upload.")
+        started = time.monotonic()
         name = Path(file).name
         data = take_upload(file, self.services.upload_root)  # the cached copy is gone now
         slice_ = self._read(
@@ -146,7 +147,7 @@ class CaseHandlers:
             slice_ = _model_window(slice_, self._choice(model_key))
         keep = data if slice_.num_slices is not None else None  # to show another slice
         source = CaseSource("upload", None, name, data=keep)
-        return CaseState.new(slice_, source, time.time(), owner)
+        return CaseState.new(slice_, source, time.time(), owner, time.monotonic() - started)
 
     # -- handlers -----------------------------------------------------------------------------
     @user_errors
@@ -179,14 +180,14 @@ class CaseHandlers:
         if index is None or not 0 <= index < len(examples):
             raise StudioError("Choose one of the example images.")
         example = examples[index]
+        started = time.monotonic()
         available = {c.key: c for c in self.services.catalog.choices()}
         key = example.model if example.model in available else model_key
         choice = available.get(key) if key else None
         slice_ = _model_window(self._read(example.path, example.path.name), choice)
         owner = self.known_annotator(typed_name, request, profile)
-        state = CaseState.new(
-            slice_, CaseSource("example", example.path, example.path.name), time.time(), owner
-        )
+        source = CaseSource("example", example.path, example.path.name)
+        state = CaseState.new(slice_, source, time.time(), owner, time.monotonic() - started)
         return {**case_screen(state), **model_updates(choice, model_key)}
 
     @user_errors
@@ -211,11 +212,12 @@ class CaseHandlers:
         if walks.shown(annotator, record.content_hash):
             gr.Info("You have seen every case of the worklist once: a new round starts.")
         choice = self._model_for(record.content_hash, record.modality, model_key)
+        started = time.monotonic()
         slice_ = _model_window(slice_from_record(store, record), choice)
         source = CaseSource(
             "worklist", None, record.source_name or f"case {record.id}", record.content_hash
         )
-        new = CaseState.new(slice_, source, time.time(), owner=annotator)
+        new = CaseState.new(slice_, source, time.time(), annotator, time.monotonic() - started)
         return {
             **case_screen(new),
             **model_updates(choice, model_key),
@@ -239,13 +241,15 @@ class CaseHandlers:
         source: Path | bytes | None = state.source.path or state.source.data
         if source is None:
             raise StudioError("This case has a single slice.")
+        started = time.monotonic()
         new_axis = int(axis) if axis is not None else (state.slice.axis or 2)
         if new_axis != state.slice.axis:
             index = None  # the middle slice along the new axis
         slice_ = self._read(source, state.source.name, slice_index=index, axis=new_axis)
         if state.slice.window is not None and slice_.default_window is not None:
             slice_ = rewindow(slice_, state.slice.window)
-        return case_screen(CaseState.new(slice_, state.source, time.time(), state.owner))
+        spent = time.monotonic() - started
+        return case_screen(CaseState.new(slice_, state.source, time.time(), state.owner, spent))
 
     @user_errors
     def go_to_slice(self, state: CaseState | None, number: float | None) -> Updates:

@@ -9,6 +9,8 @@ from dataclasses import replace
 
 import gradio as gr
 
+from adasam.budget import Deadline
+from adasam.errors import TimeBudgetError
 from adasam.predictor import Predictor
 from adasam.refine_guard import GuardConfig
 from studio import pipeline
@@ -120,6 +122,23 @@ class SegmentHandlers:
         if note:
             gr.Warning(note, duration=None)
         return pipeline_screen(new)
+
+    @user_errors
+    def run_loaded(
+        self, state: CaseState | None, model_key: str | None, structures: Sequence[str] | None
+    ) -> Updates:
+        """The pipeline run chained after a case was loaded: one request with the load, so
+        the load's time counts against ``ADASAM_REQUEST_SECONDS`` as decoding does in the
+        API's ``/predict``; over budget, the pipeline is not started (the slice stays on screen
+        and **Run** starts it as a request of its own)."""
+        if state is not None:
+            budget = self.services.settings.request_seconds
+            deadline = Deadline(budget, spent=state.load_seconds)
+            try:
+                deadline.check("loading the case", "the pipeline")
+            except TimeBudgetError as exc:
+                raise StudioError(f"{exc} Press Run to start the pipeline on its own.") from None
+        return self.run(state, model_key, structures)
 
     @user_errors
     def rerun(

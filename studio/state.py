@@ -182,6 +182,10 @@ class CaseState:
             None when the annotator was not known yet).
         input_window: the window of the model's input (the bundle's window the pipeline ran
             with; see :func:`model_input`).
+        load_seconds: how long loading the case took (decoding the upload, reading the
+            worklist slice): charged to the time budget of the pipeline run chained after the
+            load (:meth:`studio.segment_handlers.SegmentHandlers.run_loaded`), as the API's
+            ``/predict`` charges its decoding.
     """
 
     token: str
@@ -202,12 +206,24 @@ class CaseState:
     submit_confirm: str | None = None
     owner: str | None = None
     input_window: str | None = None
+    load_seconds: float = 0.0
 
     @staticmethod
-    def new(slice_: Slice, source: CaseSource, now: float, owner: str | None = None) -> CaseState:
+    def new(
+        slice_: Slice,
+        source: CaseSource,
+        now: float,
+        owner: str | None = None,
+        load_seconds: float = 0.0,
+    ) -> CaseState:
         """A freshly loaded case (no pipeline result yet)."""
         return CaseState(
-            token=uuid.uuid4().hex, slice=slice_, source=source, loaded_at=now, owner=owner
+            token=uuid.uuid4().hex,
+            slice=slice_,
+            source=source,
+            loaded_at=now,
+            owner=owner,
+            load_seconds=load_seconds,
         )
 
     @property

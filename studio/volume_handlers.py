@@ -21,6 +21,7 @@ from PIL import Image
 
 import storage
 from adasam import scaling
+from adasam.budget import Deadline
 from adasam.imaging import Volume, load_volume, model_window
 from adasam.imaging.export3d import label_array, write_dicom_seg, write_nifti_labels
 from adasam.predictor import Click, Predictor
@@ -254,6 +255,7 @@ class VolumeHandlers:
                 config=config,
                 progress=progress,
                 cancel=event.is_set,
+                deadline=Deadline(self.services.settings.request_seconds),
             )
         finally:
             with self._lock:

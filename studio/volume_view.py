@@ -13,7 +13,7 @@ from typing import Any
 import gradio as gr
 
 from adasam.imaging import WINDOW_CHOICES
-from adasam.propagate import PropagationConfig
+from adasam.propagate import PropagationConfig, PropagationReport
 from studio.case_handlers import hub_username
 from studio.errors import StudioError, user_errors
 from studio.identity import resolve_annotator
@@ -181,6 +181,8 @@ def build(services: Services, *, model: Any, annotator: Any) -> dict[str, Any]:
             for d in report.directions
         )
         gr.Info(f"Propagated {len(report.propagated)} slices in {report.seconds:.1f} s ({stops}).")
+        if report.timed_out:
+            gr.Warning(budget_message(report, services.settings.request_seconds), duration=None)
         return _screen(session, int(k), win)
 
     @user_errors
@@ -234,6 +236,16 @@ def build(services: Services, *, model: Any, annotator: Any) -> dict[str, Any]:
     save_btn.click(on_save, [state, annotator], [status], **private)
     export_btn.click(on_export, [state], [downloads], **private)
     return {"state": state, "structure": structure, "index": index, "status": status}
+
+
+def budget_message(report: PropagationReport, seconds: float) -> str:
+    """What the page says when the time budget stopped a propagation."""
+    return (
+        f"Propagation stopped after {len(report.propagated)} slices: it used its {seconds:g} s "
+        "time budget (ADASAM_REQUEST_SECONDS), so other users get the model. The slices done "
+        "are kept, unchecked (yellow), and nothing is saved until you press Save: accept or "
+        "correct the last one and propagate again from it to go on."
+    )
 
 
 def initial_structures(services: Services) -> list[str]:

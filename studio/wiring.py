@@ -131,7 +131,7 @@ def _chain_run(page: Page, h: Handlers, event: Any) -> Any:
     """After a case is on screen: run the pipeline on it (the run's dependency)."""
     ran = page.on(
         event.success,
-        h.segment.run,
+        h.segment.run_loaded,  # the load's time counts against the request's budget
         inputs=RUN_INPUTS,
         outputs=PIPELINE_SLOTS,
         show_progress_on=[page["gallery"]],

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 import torch
 
+from adasam.budget import Deadline
 from adasam.errors import ConfigError
 from adasam.frame import ModelFrame
 from adasam.predictor import Candidate, Predictor
@@ -155,6 +156,33 @@ def test_cancel_keeps_what_was_done_and_logits_option() -> None:
     first, later = model.calls[0][2], model.calls[1][2]
     assert first is not None and first.shape == (16, 16) and first.max() > 0 > first.min()
     np.testing.assert_array_equal(later, np.full((16, 16), 1.0))  # the previous slice's logits
+
+
+class StepClock:
+    """Monotonic seconds that advance by one at every reading."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        self.now += 1.0
+        return self.now
+
+
+def test_the_time_budget_stops_before_the_next_slice_and_keeps_what_was_done() -> None:
+    gt = _truth()
+    ann = _start(gt)
+    before = list(ann.status)
+    deadline = Deadline(2, clock=StepClock())  # read at start, then once before each slice
+    rep = propagate(Scripted(gt), _images(), ann, 6, deadline=deadline)
+    assert rep.timed_out and not rep.cancelled
+    assert rep.propagated == [7, 8] and len(rep.directions) == 1, "the run ends, both ways"
+    assert rep.directions[0].stop == "time_budget" and rep.directions[0].stopped_at == 9
+    assert [ann.status[k] for k in (7, 8)] == ["propagated"] * 2
+    assert ann.status[9:] == before[9:] and ann.status[:6] == before[:6]  # nothing half-done
+    assert ann.masks[8].any() and not ann.masks[9].any()
+    relaxed = propagate(Scripted(gt), _images(), _start(gt), 6, deadline=Deadline(600))
+    assert not relaxed.timed_out and len(relaxed.directions) == 2
 
 
 def test_bad_arguments() -> None:

@@ -244,6 +244,74 @@ def test_the_api_predict_stops_when_decoding_used_the_budget(
     assert ran == []  # the pipeline never started
 
 
+def test_loading_a_case_records_its_time_for_the_chained_run(
+    services: Services, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    clock = FakeClock()
+    monkeypatch.setattr(
+        "studio.case_handlers.time", SimpleNamespace(time=lambda: 0.0, monotonic=clock)
+    )
+    cases = CaseHandlers(services)
+    original = cases._read
+
+    def slow_read(*args: object, **kwargs: object) -> object:
+        clock.now += 7.0  # decoding takes 7 s
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(cases, "_read", slow_read)
+    assert cases.load_upload(str(CT_SMALL), 2, "custom")["state"].load_seconds == 7.0
+
+
+def test_the_ui_run_after_a_load_stops_when_the_load_used_the_budget(
+    services: Services, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tests.studio.test_handlers import Studio
+
+    studio = Studio(services)
+    state = studio.cases.load_upload(str(CT_SMALL), 2, "custom")["state"]
+    budget = services.settings.request_seconds
+    ran: list[object] = []
+    real_run = studio.segment.run_state
+    monkeypatch.setattr(studio.segment, "run_state", lambda *a: ran.append(a) or real_run(*a))
+    slow = replace(state, load_seconds=budget + 1.0)
+    with pytest.raises(gr.Error, match=f"more than its {budget} s budget") as refused:
+        studio.segment.run_loaded(slow, "custom", ["liver"])
+    assert "loading the case" in str(refused.value.message)
+    assert "Press Run" in str(refused.value.message)
+    assert ran == [], "the pipeline never started (no state came back: nothing half-stored)"
+    after_run = studio.segment.run(slow, "custom", ["liver"])  # Run: a request of its own
+    assert after_run["state"].work is not None and len(ran) == 1
+    quick = studio.segment.run_loaded(replace(state, load_seconds=1.0), "custom", ["liver"])
+    assert quick["state"].work is not None and len(ran) == 2
+
+
+def test_a_propagation_over_the_time_budget_stops_and_says_why(
+    services: Services, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from adasam.propagate import PropagationConfig
+    from studio.volume_handlers import VolumeHandlers
+    from studio.volume_view import budget_message
+    from tests.studio.test_volume_handlers import write_series
+
+    h = VolumeHandlers(services)
+    key = services.catalog.default().key
+    session = h.open([str(p) for p in write_series(tmp_path / "in", depth=8)], key, "liver")
+    h.segment(session, 4)
+    h.accept(session, 4)
+    ticks = iter(range(1000))  # the budget's clock advances one second per reading
+    monkeypatch.setattr(
+        "studio.volume_handlers.Deadline",
+        lambda s: Deadline(2, clock=lambda: float(next(ticks))),
+    )
+    loose = PropagationConfig(min_score=0.0, min_area=1, max_growth=1e6, batch_size=4)
+    report = h.propagate(session, 4, loose)
+    assert report.timed_out and report.propagated == [5, 6]
+    assert session.annotation.status[5:] == ["propagated", "propagated", "none"]
+    assert session.annotation.status[:4] == ["none"] * 4, "the run ended: nothing downwards"
+    text = budget_message(report, 2)
+    assert "2 slices" in text and "2 s time budget" in text and "nothing is saved" in text
+
+
 def test_a_volume_upload_leaves_the_cache_and_burned_in_series_are_refused(
     services: Services, tmp_path: Path
 ) -> None:

@@ -73,7 +73,8 @@ def test_app_refuses_bad_settings_with_exit_code_2(
 
 
 MODEL_HANDLERS = {
-    "run",  # the pipeline (button, after a case loads)
+    "run",  # the pipeline (button)
+    "run_loaded",  # the pipeline after a case loads
     "rerun",  # after a model change
     "refine_ui",  # a click on the canvas
     "predict",  # API
