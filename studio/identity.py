@@ -8,7 +8,9 @@ import threading
 import time
 import unicodedata
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
+from contextvars import ContextVar
+from typing import Any
 
 from studio.config import IdentityMode
 from studio.errors import StudioError
@@ -65,36 +67,70 @@ def resolve_annotator(
     return clean_name(typed)
 
 
+CLIENT_ADDRESS: ContextVar[str | None] = ContextVar("adasam_client_address", default=None)
+"""The client address of the HTTP request being served (set by :class:`ClientAddress`)."""
+
+
+class ClientAddress:
+    """ASGI middleware: puts each HTTP request's client address in :data:`CLIENT_ADDRESS`,
+    so :class:`LoginGuard` (which Gradio calls with the user name and password only) can
+    count failures per address. Behind a reverse proxy the address is the proxy's unless the
+    server is told to trust its forwarded headers."""
+
+    def __init__(self, app: Callable[..., Awaitable[None]]) -> None:
+        self.app = app
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope.get("type") != "http":
+            await self.app(scope, receive, send)
+            return
+        client = scope.get("client")
+        token = CLIENT_ADDRESS.set(str(client[0]) if client else None)
+        try:
+            await self.app(scope, receive, send)
+        finally:
+            CLIENT_ADDRESS.reset(token)
+
+
 class LoginGuard:
     """Gradio's ``auth`` callable for password log-in: checks passwords in constant time,
-    locks a name out after repeated failures, throttles failures from everyone together, and
-    logs every failure and lockout (the name only, never a password).
+    locks one account name from one client address after repeated failures, locks a client
+    address that fails over many names, and logs every failure and lockout (the name and
+    address only, never a password).
+
+    Nothing is global: an attacker's failures lock the attacker's own address (and the names
+    it tried, from that address) but never another user's log-in from elsewhere. Without a
+    client address (no :class:`ClientAddress` middleware) failures are counted per name.
 
     Args:
         users: ``(name, password)`` pairs.
-        max_failures: failures of one name within ``window_s`` that lock it for ``lockout_s``.
-        max_global: failures of all names together within ``window_s`` that refuse every
-            attempt for ``lockout_s`` (a guessing run over many names).
+        max_failures: failures of one name from one address within ``window_s`` that lock
+            that name from that address for ``lockout_s``.
+        max_per_address: failures of all names from one address within ``window_s`` that lock
+            the address for ``lockout_s`` (a guessing run over many names).
         clock: seconds, monotonic (a test hands in a fake one).
     """
+
+    MAX_TRACKED = 4096
+    """Entries kept before the expired ones are pruned (bounds memory under a spray)."""
 
     def __init__(
         self,
         users: tuple[tuple[str, str], ...],
         *,
         max_failures: int = 5,
-        max_global: int = 30,
+        max_per_address: int = 30,
         window_s: float = 60.0,
         lockout_s: float = 60.0,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._users = dict(users)
-        self.max_failures, self.max_global = max_failures, max_global
+        self.max_failures, self.max_per_address = max_failures, max_per_address
         self.window_s, self.lockout_s = window_s, lockout_s
         self._clock = clock
-        self._failures: dict[str, deque[float]] = {}
-        self._all: deque[float] = deque()
-        self._locked: dict[str, float] = {}
+        self._failures: dict[tuple[str, str | None], deque[float]] = {}
+        self._by_address: dict[str, deque[float]] = {}
+        self._locked: dict[tuple[str, str | None] | str, float] = {}
         self._lock = threading.Lock()
 
     def _recent(self, times: deque[float], now: float) -> int:
@@ -102,30 +138,64 @@ class LoginGuard:
             times.popleft()
         return len(times)
 
-    def _fail(self, name: str, now: float) -> None:
-        times = self._failures.setdefault(name, deque())
-        times.append(now)
-        self._all.append(now)
-        count = self._recent(times, now)
-        log.warning("login failed for user %r (%d in the last minute)", name[:40], count)
-        if count >= self.max_failures:
-            self._locked[name] = now + self.lockout_s
-            log.warning("login locked for user %r for %.0f s", name[:40], self.lockout_s)
-        if self._recent(self._all, now) >= self.max_global:
-            self._locked[""] = now + self.lockout_s
-            log.warning("logins refused for %.0f s: too many failures overall", self.lockout_s)
+    def _prune(self, now: float) -> None:
+        for table in (self._failures, self._by_address):
+            if len(table) > self.MAX_TRACKED:
+                for key in [k for k, times in table.items() if not self._recent(times, now)]:
+                    del table[key]  # type: ignore[arg-type]
+        if len(self._locked) > self.MAX_TRACKED:
+            for key in [k for k, until in self._locked.items() if until <= now]:
+                del self._locked[key]
 
-    def __call__(self, username: str, password: str) -> bool:
+    def _fail(self, name: str, address: str | None, now: float) -> None:
+        where = address or "an unknown address"
+        times = self._failures.setdefault((name, address), deque())
+        times.append(now)
+        count = self._recent(times, now)
+        log.warning(
+            "login failed for user %r from %s (%d in the last minute)", name[:40], where, count
+        )
+        if count >= self.max_failures:
+            self._locked[(name, address)] = now + self.lockout_s
+            log.warning(
+                "login locked for user %r from %s for %.0f s", name[:40], where, self.lockout_s
+            )
+        if address is not None:
+            spray = self._by_address.setdefault(address, deque())
+            spray.append(now)
+            if self._recent(spray, now) >= self.max_per_address:
+                self._locked[address] = now + self.lockout_s
+                log.warning(
+                    "logins from %s refused for %.0f s: too many failures over several names",
+                    address,
+                    self.lockout_s,
+                )
+        self._prune(now)
+
+    def attempt(self, username: str, password: str, address: str | None) -> bool:
+        """One log-in attempt from ``address`` (None: unknown)."""
         name = str(username or "")[:MAX_NAME].strip()
         with self._lock:
             now = self._clock()
-            for key in (name, ""):
+            keys: tuple[tuple[str, str | None] | str, ...] = (
+                ((name, address),) if address is None else ((name, address), address)
+            )
+            for key in keys:
                 if self._locked.get(key, 0.0) > now:
-                    log.warning("login refused for user %r: locked after failures", name[:40])
+                    log.warning(
+                        "login refused for user %r from %s: locked after failures",
+                        name[:40],
+                        address or "an unknown address",
+                    )
                     return False
             expected = self._users.get(name)
             given = str(password or "").encode()
-            ok = expected is not None and hmac.compare_digest(given, expected.encode())
+            same = hmac.compare_digest(given, (expected or "").encode())  # unknown: same time
+            ok = expected is not None and same
             if not ok:
-                self._fail(name, now)
+                self._fail(name, address, now)
             return ok
+
+    def __call__(self, username: str, password: str) -> bool:
+        """Gradio's ``auth`` call: :meth:`attempt` from the request's client address."""
+        return self.attempt(username, password, CLIENT_ADDRESS.get())

@@ -34,13 +34,14 @@ from pathlib import Path
 from typing import Any
 
 import gradio as gr
+from starlette.middleware import Middleware
 
 from adasam.imaging import WINDOW_CHOICES
 from adasam.settings import ASSETS_DIR
 from studio import auxol_view, models_view, quality_view, volume_view
 from studio.case_handlers import CaseHandlers
 from studio.editor import ADD_HEX, BRUSH_OPACITY, REMOVE_HEX
-from studio.identity import LoginGuard
+from studio.identity import ClientAddress, LoginGuard
 from studio.page import Page
 from studio.pipeline import CLICK_MODES
 from studio.rating import RUBRIC_ITEMS, SCORE_LABELS, VERDICT_LABELS
@@ -481,6 +482,7 @@ def launch_options(services: Services) -> dict[str, Any]:
         "ssr_mode": False,
     }
     if studio.identity == "password":
-        options["auth"] = LoginGuard(studio.users)  # rate-limited, logged
+        options["auth"] = LoginGuard(studio.users)  # rate-limited per name and address, logged
+        options["app_kwargs"] = {"middleware": [Middleware(ClientAddress)]}  # the address
         options["auth_message"] = "ADA-SAM Studio: log in with the name your team gave you."
     return options

@@ -83,14 +83,88 @@ def test_login_attempts_are_rate_limited_and_logged(caplog: pytest.LogCaptureFix
     assert guard("alice", "s3cret")
 
 
-def test_guessing_over_many_names_locks_everyone_out_for_a_while() -> None:
+USERS = (("alice", "pw-a"), ("bob", "pw-b"))
+
+
+def test_one_users_failures_lock_that_user_only(caplog: pytest.LogCaptureFixture) -> None:
     clock = FakeClock()
-    guard = LoginGuard((("alice", "pw"),), max_global=10, clock=clock)
-    for i in range(10):
-        assert not guard(f"user{i}", "x")
-    assert not guard("alice", "pw")
+    guard = LoginGuard(USERS, max_failures=5, max_per_address=30, clock=clock)
+    caplog.set_level(logging.WARNING, logger="studio")
+    for _ in range(5):
+        assert not guard.attempt("alice", "guess", "10.0.0.9")
+    assert not guard.attempt("alice", "pw-a", "10.0.0.9"), "A is still locked"
+    assert guard.attempt("bob", "pw-b", "10.0.0.9"), "B, even from the same address, is not"
+    assert guard.attempt("alice", "pw-a", "10.0.0.7"), "A from another address is not locked"
+    assert "login locked for user 'alice' from 10.0.0.9" in caplog.text
     clock.now += 61
-    assert guard("alice", "pw")
+    assert guard.attempt("alice", "pw-a", "10.0.0.9")
+
+
+def test_guessing_over_many_names_locks_that_address_not_everyone(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    clock = FakeClock()
+    guard = LoginGuard(USERS, max_failures=5, max_per_address=10, clock=clock)
+    caplog.set_level(logging.WARNING, logger="studio")
+    for i in range(10):  # a spray: one guess for each of ten names, from one address
+        assert not guard.attempt(f"user{i}", "x", "203.0.113.5")
+    assert not guard.attempt("alice", "pw-a", "203.0.113.5"), "the spraying address is locked"
+    assert guard.attempt("alice", "pw-a", "10.0.0.7"), "real users elsewhere are not"
+    assert guard.attempt("bob", "pw-b", "10.0.0.8")
+    assert "logins from 203.0.113.5 refused" in caplog.text
+    clock.now += 61
+    assert guard.attempt("alice", "pw-a", "203.0.113.5")
+
+
+def test_a_spray_of_names_is_not_a_global_lockout_without_an_address() -> None:
+    clock = FakeClock()
+    guard = LoginGuard(USERS, max_failures=5, max_per_address=10, clock=clock)
+    for i in range(200):
+        assert not guard.attempt(f"user{i}", "x", None)
+    assert guard.attempt("alice", "pw-a", None), "per name only: alice was never guessed"
+
+
+def test_the_failure_tables_stay_bounded_under_a_spray() -> None:
+    clock = FakeClock()
+    guard = LoginGuard(USERS, clock=clock)
+    guard.MAX_TRACKED = 50
+    for i in range(40):
+        guard.attempt(f"old{i}", "x", f"198.51.100.{i}")
+    clock.now += 120  # those failures are out of the window now
+    for i in range(40):
+        guard.attempt(f"new{i}", "x", f"192.0.2.{i}")
+    assert len(guard._failures) <= 50 and len(guard._by_address) <= 50
+
+
+def test_over_http_the_lockout_is_per_client_address(services: Services) -> None:
+    """Through Gradio's /login: the middleware hands the client address to the guard."""
+    import httpx
+
+    from studio import build_ui
+    from tests.studio.test_api_client import free_port
+
+    services.studio = StudioSettings(identity="password", users=USERS, seed_worklist=False)
+    options = launch_options(services)
+    guard: LoginGuard = options["auth"]
+    demo = build_ui(services)
+    options.update(
+        server_name="127.0.0.1", server_port=free_port(), prevent_thread_lock=True, quiet=True
+    )
+    _, url, _ = demo.launch(**options)
+    try:
+        login = url.rstrip("/") + "/login"
+        for _ in range(guard.max_failures):
+            assert (
+                httpx.post(login, data={"username": "alice", "password": "no"}).status_code == 400
+            )
+        right = {"username": "alice", "password": "pw-a"}
+        assert httpx.post(login, data=right).status_code == 400, "locked from 127.0.0.1"
+        assert ("alice", "127.0.0.1") in guard._locked, "the guard saw the client address"
+        ok = httpx.post(login, data={"username": "bob", "password": "pw-b"})
+        assert ok.status_code == 200 and ok.json() == {"success": True}
+        assert guard.attempt("alice", "pw-a", "10.0.0.7"), "alice elsewhere can log in"
+    finally:
+        demo.close()
 
 
 def test_password_log_in_goes_through_the_guard(services: Services) -> None:
