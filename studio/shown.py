@@ -37,6 +37,17 @@ def bounded_shape(hw: tuple[int, int], max_side: int) -> tuple[int, int]:
     return max(1, small_h), max(1, small_w)
 
 
+def picture_to_slice(
+    x: float, y: float, slice_hw: tuple[int, int], picture_hw: tuple[int, int]
+) -> tuple[float, float]:
+    """The slice pixel under pixel ``(x, y)`` of a picture of the slice at ``picture_hw``
+    (larger: upscaled, smaller: shrunk), clamped to the slice."""
+    (h, w), (ph, pw) = slice_hw, picture_hw
+    col = min(w - 1, max(0, int((int(x) + 0.5) * w / pw)))
+    row = min(h - 1, max(0, int((int(y) + 0.5) * h / ph)))
+    return float(col), float(row)
+
+
 def _resize(array: np.ndarray, hw: tuple[int, int], mode: str | None = None) -> np.ndarray:
     image = Image.fromarray(np.ascontiguousarray(array), mode=mode)
     return np.asarray(image.resize((hw[1], hw[0]), Image.Resampling.BOX))

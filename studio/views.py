@@ -14,7 +14,7 @@ from PIL import Image, ImageDraw
 from adasam.imaging import Slice
 from adasam.predictor import Click
 from adasam.render import BOX_COLOUR, MASK_COLOURS, heatmap_overlay, mask_overlay, prompts_overlay
-from studio.shown import CANVAS_MAX_SIDE, VIEW_SIDE, Shown, bounded_shape
+from studio.shown import CANVAS_MAX_SIDE, VIEW_SIDE, Shown, bounded_shape, picture_to_slice
 from studio.state import CaseSource, CaseState, StructureWork
 
 POSITIVE_COLOUR = (40, 220, 60)
@@ -140,10 +140,7 @@ def canvas_shape(slice_hw: tuple[int, int]) -> tuple[int, int]:
 
 def canvas_to_slice(x: float, y: float, slice_hw: tuple[int, int]) -> tuple[float, float]:
     """The slice pixel under canvas pixel ``(x, y)`` (the canvas is :func:`canvas_shape`)."""
-    (h, w), (ch, cw) = slice_hw, canvas_shape(slice_hw)
-    col = min(w - 1, max(0, int((int(x) + 0.5) * w / cw)))
-    row = min(h - 1, max(0, int((int(y) + 0.5) * h / ch)))
-    return float(col), float(row)
+    return picture_to_slice(x, y, slice_hw, canvas_shape(slice_hw))
 
 
 def candidate_gallery(

@@ -37,8 +37,9 @@ from studio.catalog import ModelChoice
 from studio.errors import StudioError
 from studio.exports import safe_stem
 from studio.services import Services
+from studio.shown import CANVAS_MAX_SIDE, VIEW_SIDE, Shown
 from studio.uploads import discard_upload, take_upload
-from studio.views import canvas_scale, upscale
+from studio.views import canvas_to_slice, upscale
 
 log = logging.getLogger("studio")
 
@@ -83,19 +84,35 @@ def _stretch(image: np.ndarray, factor: float) -> np.ndarray:
     return np.asarray(Image.fromarray(image).resize((image.shape[1], height), Image.NEAREST))
 
 
+def _narrowed(plane: np.ndarray, cut: np.ndarray) -> tuple[np.ndarray, np.ndarray, float]:
+    """A ``(D, N)`` plane and its mask cut with ``N`` bounded by :data:`VIEW_SIDE` (the D rows
+    are kept: slices are few), and the factor ``N`` was shrunk by."""
+    d, n = cut.shape
+    if n <= VIEW_SIDE:
+        return plane, cut, 1.0
+    shown = Shown(np.asarray(Image.fromarray(plane).resize((VIEW_SIDE, d), Image.BOX)), (d, n))
+    return shown.image, shown.mask(cut), VIEW_SIDE / n
+
+
 def views(session: VolumeSession, k: int, window: str | None) -> tuple[np.ndarray, ...]:
     """(axial slice ``k``, coronal, sagittal) uint8 RGB with the masks' outlines; the two
-    orthogonal views cut through the middle and mark slice ``k`` with a red line."""
+    orthogonal views cut through the middle and mark slice ``k`` with a red line. Large
+    slices are drawn bounded (:mod:`studio.shown`): the axial view at most
+    :data:`CANVAS_MAX_SIDE` (clicks map back in :meth:`VolumeHandlers.click_canvas`), the
+    planes at most :data:`VIEW_SIDE` wide."""
     vol, ann = session.volume, session.annotation
-    axial = _overlay(vol.display(k, window), ann.masks[k], ann.status[k])
+    shown = Shown.of(vol.display(k, window), CANVAS_MAX_SIDE)
+    axial = _overlay(shown.image, shown.mask(ann.masks[k]), ann.status[k])
     d, h, w = vol.shape
     out = [axial]
     for axis, index in ((1, h // 2), (2, w // 2)):
-        plane = vol.plane(axis, index, window).copy()  # slice D-1 on top
         cut = np.take(ann.masks, index, axis=axis)[::-1]
+        plane, cut, shrink = _narrowed(vol.plane(axis, index, window), cut)  # D-1 on top
+        plane = np.array(plane, copy=True)
         plane[contour(cut, 1)] = (255, 120, 0)
         plane[d - 1 - k] = SLICE_LINE
-        out.append(_stretch(plane, vol.spacing[0] / vol.spacing[2 if axis == 1 else 1]))
+        ratio = vol.spacing[0] / vol.spacing[2 if axis == 1 else 1]
+        out.append(_stretch(plane, ratio * shrink))
     return tuple(out)
 
 
@@ -217,10 +234,10 @@ class VolumeHandlers:
         """
         if not isinstance(index, (list, tuple)) or len(index) != 2 or None in index:
             raise StudioError("Click on the slice itself.")
-        scale = canvas_scale(session.volume.shape[1:])
-        x, y = int(index[0]) // scale, int(index[1]) // scale
-        self.click(session, k, float(x), float(y), positive)
-        return x, y
+        h, w = session.volume.shape[1:]
+        fx, fy = canvas_to_slice(float(index[0]), float(index[1]), (h, w))  # up- or downscaled
+        self.click(session, k, fx, fy, positive)
+        return int(fx), int(fy)
 
     def clear(self, session: VolumeSession, k: int) -> None:
         """The structure is not on slice ``k``: an empty, corrected mask."""

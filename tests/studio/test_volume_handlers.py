@@ -122,3 +122,34 @@ def test_errors_say_what_to_do(services, tmp_path: Path) -> None:
     with pytest.raises(StudioError, match="empty mask"):
         h.propagate(session, 2, LOOSE)
     assert h.stop(session) is False
+
+
+def test_large_slices_are_drawn_bounded_and_clicks_map_back(
+    services, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The bounds shrunk to 32 px (axial) and 16 px (planes), and no upscaling, so a 64 px
+    phantom is 'large'."""
+    from studio.volume_handlers import STATUS_COLOURS, canvas_views
+
+    h = VolumeHandlers(services)
+    key = services.catalog.default().key
+    session = h.open([str(p) for p in write_series(tmp_path / "in")], key, "liver")
+    h.segment(session, 3)
+    full = views(session, 3, None)
+    for name, value in (
+        ("studio.volume_handlers.CANVAS_MAX_SIDE", 32),
+        ("studio.volume_handlers.VIEW_SIDE", 16),
+        ("studio.views.CANVAS_MAX_SIDE", 32),
+        ("studio.views.CANVAS_SIDE", 16),
+    ):
+        monkeypatch.setattr(name, value)
+    axial, coronal, sagittal = canvas_views(session, 3, None)
+    assert axial.shape == (32, 32, 3) and full[0].shape == (64, 64, 3)
+    outline = np.all(axial == STATUS_COLOURS["propagated"], axis=-1)
+    assert outline.any(), "the mask's outline is drawn on the shrunk view"
+    assert coronal.shape[1] == sagittal.shape[1] == 16
+    assert coronal.shape[0] == pytest.approx(full[1].shape[0] / 4, abs=1), "aspect kept"
+    assert h.click_canvas(session, 3, [31, 31], True) == (63, 63)
+    assert h.click_canvas(session, 3, [16, 8], False) == (33, 17)
+    assert [(c.x, c.y) for c in session.clicks[3]] == [(63.0, 63.0), (33.0, 17.0)]
+    assert session.annotation.masks.shape == (6, 64, 64), "the masks keep their size"
