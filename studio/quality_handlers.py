@@ -25,6 +25,7 @@ from studio.case_handlers import CaseHandlers
 from studio.errors import StudioError, user_errors
 from studio.rating import RUBRIC_ITEMS, SCORE_LABELS, VERDICT_LABELS, parse_rating
 from studio.services import Services
+from studio.shown import CANVAS_MAX_SIDE, Shown
 from studio.state import CaseState
 
 MY_RATINGS_HEADERS = ["rating", "case", "score", "verdict", "seconds", "edits", "version"]
@@ -47,7 +48,9 @@ def _case_image(store: storage.Store, candidate_id: int) -> np.ndarray:
     display = storage.load_display(store, slice_record)
     if display.ndim == 2:
         display = np.repeat(display[..., None], 3, axis=2)
-    return mask_overlay(display, storage.load_candidate_mask(store, candidate_id), alpha=0.0)
+    shown = Shown.of(display, CANVAS_MAX_SIDE)  # a large slice: a bounded picture
+    mask = storage.load_candidate_mask(store, candidate_id)
+    return mask_overlay(shown.image, shown.mask(mask), alpha=0.0)
 
 
 def _form_values(rating: storage.RatingRecord | None) -> tuple[Any, Any, list[str], str]:

@@ -148,3 +148,29 @@ def test_the_api_returns_bounded_pictures_and_a_full_size_result(
     assert _longest(out["api_heatmap"]) == VIEW_SIDE and _longest(out["api_prompts"]) == VIEW_SIDE
     assert [_longest(image) for image, _ in out["api_candidates"]] == [VIEW_SIDE] * 3
     assert out["state"].work.mask.shape == BIG_HW
+
+
+def test_the_quality_tab_shows_a_stored_large_mask_bounded(services: Services) -> None:
+    import storage
+    from studio.quality_handlers import _case_image
+
+    store = services.store
+    pixels = np.zeros(BIG_HW, np.float32)
+    display = np.zeros((*BIG_HW, 3), np.uint8)
+    record = storage.record_slice(
+        store,
+        content_hash=storage.pixels_hash(pixels),
+        pixels=pixels,
+        display=display,
+        modality="CT",
+    )
+    mask = np.zeros(BIG_HW, bool)
+    mask[200:800, 400:1600] = True
+    prediction = storage.record_prediction(
+        store, slice_hash=record.content_hash, structure="liver", candidates=[mask], scores=[0.8]
+    )
+    (candidate_id,) = [c.id for c in prediction.candidates]
+    image = _case_image(store, candidate_id)
+    assert image.shape == (1024, CANVAS_MAX_SIDE, 3)
+    assert image[100:400, 200:800].any(), "the mask's outline is drawn where it is"
+    assert np.array_equal(storage.load_candidate_mask(store, candidate_id), mask)
