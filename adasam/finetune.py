@@ -15,6 +15,12 @@ bundle trains it, and the classifier, with the gradient-feedback path on.
 - **Replay**: a seeded sample of the parent's original labeled training slices (the data folder
   and case ids recorded in the bundle's ``training/split.json``, or ``training/replay.json`` of
   an earlier fine-tune), ``replay_ratio`` slices per correction slice, when the folder exists.
+- **The out-of-domain model is refitted** (:func:`refit_domain`) when the parent has one: the
+  parent's Gaussian describes the parent classifier's features, which fine-tuning moves. The
+  candidate's Gaussian is fitted on its own features of the distinct slices it trained on
+  (corrections and replay), its threshold calibrated by the training-time rule
+  (:func:`adasam.domain.fit_domain`) on a seeded share of those slices' subjects left out of
+  the fit.
 """
 
 from __future__ import annotations
@@ -25,7 +31,7 @@ import math
 import shutil
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +41,7 @@ from PIL import Image
 from adasam.errors import ConfigError
 
 REPLAY_FILE = "replay.json"
+DOMAIN_VAL_SHARE = 0.2
 RATING_REPEATS = {"reject": 3, "major_edits": 2, "minor_edits": 1, "accept": 1}
 
 
@@ -267,6 +274,7 @@ class FinetuneResult:
     seconds: float
     final_loss: float
     history: list[dict[str, Any]]
+    domain: dict[str, Any] = field(default_factory=dict)
 
 
 def finetune(
@@ -317,7 +325,7 @@ def finetune(
     start = time.perf_counter()
     _, state = train(train_cfg, data=data, progress=progress)
     seconds = time.perf_counter() - start
-    bundle = load_bundle(out_dir)
+    bundle, domain = refit_domain(load_bundle(out_dir, cfg.device), data, cfg.seed)
     save_bundle(with_version(bundle, version), out_dir)
     training = Path(out_dir) / "training"
     (training / "checkpoint.pt").unlink(missing_ok=True)
@@ -329,7 +337,65 @@ def finetune(
     else:
         (training / "split.json").unlink(missing_ok=True)
     final = state.history[-1]["loss"] if state.history else math.nan
-    return FinetuneResult(Path(out_dir), state.step, seconds, float(final), state.history)
+    return FinetuneResult(Path(out_dir), state.step, seconds, float(final), state.history, domain)
+
+
+def domain_split(
+    data: Any, seed: int, share: float = DOMAIN_VAL_SHARE
+) -> tuple[list[int], list[int]]:
+    """(fit, calibration) indices of the distinct slices of ``data`` (a slice drawn twice for its
+    rating counts once), split by subject: a seeded ``share`` of the subjects (at least one)
+    calibrates the threshold, the rest fit the Gaussian."""
+    seen: set[bytes] = set()
+    by_subject: dict[str, list[int]] = {}
+    for i in range(len(data)):
+        key = hashlib.sha1(np.ascontiguousarray(data.images[i]).tobytes()).digest()
+        if key not in seen:
+            seen.add(key)
+            by_subject.setdefault(str(data.subjects[i]), []).append(i)
+    subjects = sorted(by_subject)
+    order = np.random.default_rng(seed).permutation(len(subjects))
+    n_val = max(1, round(share * len(subjects))) if len(subjects) > 1 else 0
+    val = sorted(i for k in order[:n_val] for i in by_subject[subjects[k]])
+    fit = sorted(i for k in order[n_val:] for i in by_subject[subjects[k]])
+    return fit, val
+
+
+def refit_domain(bundle: Any, data: Any, seed: int) -> tuple[Any, dict[str, Any]]:
+    """(bundle, info): ``bundle`` (a fine-tuned :class:`~adasam.bundle.ModelBundle`) with its
+    out-of-domain Gaussian refitted on its own features of the slices of ``data`` (the SliceSet
+    it trained on), same kind of features and threshold rule as at training time. ``info`` says
+    what was done, or why the parent's model was kept (no domain model; fewer than 2 subjects
+    or 2 slices to fit on). ``own_domain_rate``: the share of those slices it accepts."""
+    from adasam.bundle import ModelBundle
+    from adasam.domain import fit_domain
+    from adasam.training.loop import domain_features
+
+    old = bundle.config.domain
+    if bundle.domain is None or old is None:
+        return bundle, {"refit": False, "reason": "the parent has no domain model"}
+    fit, val = domain_split(data, seed)
+    if len(fit) < 2 or not val:
+        reason = (
+            f"{len(fit) + len(val)} distinct slice(s) in {len({*data.subjects})} subject(s): "
+            "too few to fit and calibrate (≥ 2 subjects, ≥ 3 slices); the parent's kept"
+        )
+        return bundle, {"refit": False, "kept_parent": True, "reason": reason}
+    features = domain_features(bundle, data, [*fit, *val], old.features)
+    model = fit_domain(features[: len(fit)], features[len(fit) :])
+    new = replace(old, threshold=model.threshold, n_fit=len(fit), n_val=len(val))
+    fitted = ModelBundle(replace(bundle.config, domain=new), bundle.classifier, bundle.sam, model)
+    scores = model.scores(features)
+    info = {
+        "refit": True,
+        "features": new.features,
+        "n_fit": len(fit),
+        "n_val": len(val),
+        "threshold": round(new.threshold, 4),
+        "parent_threshold": round(old.threshold, 4),
+        "own_domain_rate": round(float(np.mean(scores <= new.threshold)), 4),
+    }
+    return fitted, info
 
 
 def discard(directory: Path) -> None:

@@ -227,6 +227,8 @@ def _run_locked(store: Store, opts: JobOptions, job_id: int, work: Path) -> JobO
         replay_info=replay_info,
         progress=opts.progress,
     )
+    if result.domain.get("kept_parent"):
+        log.warning("job %s: out-of-domain model not refitted: %s", job_id, result.domain["reason"])
     _, heldout = split_heldout(corrected_cases(store), opts.gate)
     start = time.perf_counter()
     candidate_predictor = Predictor.from_dir(result.bundle_dir, device, cache_size=4)
@@ -252,6 +254,7 @@ def _run_locked(store: Store, opts: JobOptions, job_id: int, work: Path) -> JobO
             "slices": len(data),
             "config": json.loads(json.dumps(asdict(opts.finetune), default=str)),
         },
+        "domain": result.domain,
         "train_corrections": len(train_cases),
         "job_id": job_id,
     }
