@@ -57,6 +57,7 @@ class ModelChoice:
         window: the window the model was trained with (None: the file's own).
         modality: of its training slices (``CT``, ``MR``, ...), to match worklist cases.
         model_version_id: storage id when the choice is a registered model version.
+        version_name: that version's name in storage (what the Models tab lists).
         trained_on: what the model saw in training (the bundle's ``domain.description``).
     """
 
@@ -70,13 +71,18 @@ class ModelChoice:
     modality: str = ""
     model_version_id: int | None = None
     trained_on: str = ""
+    version_name: str = ""
 
     @property
     def label(self) -> str:
         """What the drop-down shows."""
         state = "" if self.trained else ", UNTRAINED"
-        source = "fine-tuned, active" if self.model_version_id is not None else self.key
-        return f"{self.name} v{self.version} ({source}{state})"
+        if self.model_version_id is None:
+            return f"{self.name} v{self.version} ({self.key}{state})"
+        # a stored version by its Models-tab name (the root one is the base bundle, not a
+        # fine-tune, so the label does not say "fine-tuned")
+        which = "active version" if self.key == ACTIVE_VERSION_KEY else "stored version"
+        return f"{self.version_name or self.name} ({which} {self.model_version_id}{state})"
 
     def describe(self) -> str:
         """A Markdown line for the page: what the model segments and whether it is trained."""
@@ -281,7 +287,9 @@ class ModelCatalog:
         try:
             record = get_model_version(self._store, version_id)
             path = bundle_path(self._store, version_id)
-            found = _choice(f"version-{record.id}", path, record.id)
+            found = replace(
+                _choice(f"version-{record.id}", path, record.id), version_name=record.name
+            )
         except (StorageError, BundleError, OSError) as exc:
             raise StudioError(f"Model version {version_id} cannot be loaded: {exc}") from None
         with self._lock:

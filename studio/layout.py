@@ -404,7 +404,7 @@ def _quality_tab(page: Page, services: Services) -> None:
 
 
 def _models_tab(page: Page, services: Services) -> None:
-    models_view.tab(services, CaseHandlers(services), page["annotator"])
+    models_view.tab(services, CaseHandlers(services), page)
 
 
 def _worklist_tab(page: Page, services: Services) -> None:

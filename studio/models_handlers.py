@@ -29,7 +29,7 @@ VERSION_HEADERS = [
     "parent",
     "active",
     "created (UTC)",
-    "training s",
+    "training (s)",
     "corrections",
     "held-out Dice (parent)",
     "held-out NoC@90 (parent)",
@@ -100,7 +100,7 @@ class ModelsHandlers:
             path = None if choice is None else Path(choice.path) / SIMULATE_PLOT
         return str(path) if path is not None and path.is_file() else None
 
-    def _summary(self, versions: list[ModelVersionRecord]) -> str:
+    def _summary(self, versions: list[ModelVersionRecord], plot: str | None) -> str:
         active = next((v for v in versions if v.is_active), None)
         served = self.services.catalog.default()
         lines = [
@@ -108,21 +108,36 @@ class ModelsHandlers:
             + (f"**{active.name}** (id {active.id})" if active else "none (the configured bundle)")
             + (f"; new predictions use {served.label}." if served else ".")
         ]
+        if active is not None:
+            parent = next((v for v in versions if v.id == active.parent_id), None)
+            lines.append(
+                f"Roll back re-activates its parent **{parent.name}** (id {parent.id})."
+                if parent is not None
+                else "It has no parent: to go back, choose a version and activate it."
+            )
+        if plot is None:
+            lines.append(
+                "No simulated annotation session is attached to the active version "
+                "(`python -m adasam simulate ... --attach` adds its plot here)."
+            )
         puller = self.services.puller
         if puller is not None:
             lines.append(f"Model repository: {puller.describe()}.")
         return "\n\n".join(lines)
 
     @user_errors
-    def refresh(self) -> tuple[list[list[Any]], Any, str, str | None]:
-        """(table rows, version chooser, summary Markdown, simulated-session plot or None)."""
+    def refresh(self) -> tuple[list[list[Any]], Any, str, Any]:
+        """(table rows, version chooser, summary Markdown, the simulated-session plot: shown
+        with the active version's ``training/simulate.png``, hidden when it has none)."""
         versions = storage.list_model_versions(self.services.store)
         names = {v.id: v.name for v in versions}
         rows = [version_row(v, names) for v in reversed(versions)]  # newest first
         active = next((v for v in versions if v.is_active), None)
         choices = [(f"{v.id}: {v.name}", v.id) for v in reversed(versions)]
         chooser = gr.update(choices=choices, value=None if active is None else active.id)
-        return rows, chooser, self._summary(versions), self._plot(active)
+        plot = self._plot(active)
+        shown = gr.update(value=plot, visible=plot is not None)
+        return rows, chooser, self._summary(versions, plot), shown
 
     @user_errors
     def activate(
@@ -131,7 +146,7 @@ class ModelsHandlers:
         typed: str | None,
         request: gr.Request,
         profile: gr.OAuthProfile | None,
-    ) -> tuple[list[list[Any]], Any, str, str | None]:
+    ) -> tuple[list[list[Any]], Any, str, Any]:
         """Make the chosen version the active one (admins); the refreshed tab."""
         if version_id is None:
             raise StudioError("Choose a version to activate.")
@@ -143,7 +158,7 @@ class ModelsHandlers:
     @user_errors
     def rollback(
         self, typed: str | None, request: gr.Request, profile: gr.OAuthProfile | None
-    ) -> tuple[list[list[Any]], Any, str, str | None]:
+    ) -> tuple[list[list[Any]], Any, str, Any]:
         """Re-activate the active version's parent (admins); the refreshed tab."""
         self._admin(typed, request, profile)
         storage.rollback(self.services.store)

@@ -102,6 +102,7 @@ def test_the_active_fine_tuned_version_is_offered_first(
     choices = catalog.choices()
     assert [c.key for c in choices] == [ACTIVE_VERSION_KEY, "custom"]
     active = choices[0]
-    assert active.model_version_id is not None and "fine-tuned" in active.label
+    assert active.model_version_id is not None
+    assert active.label == f"ft-1 (active version {active.model_version_id}, UNTRAINED)"
     assert catalog.default() == active
     assert catalog.predictor(active).structures == ("liver", "kidney")

@@ -46,13 +46,15 @@ def test_the_table_shows_lineage_scores_time_and_the_gate(tab) -> None:
     assert [row[0] for row in rows] == [c, b, a]  # newest first
     refused = by_id[c]
     assert refused["parent"] == "tiny-A" and refused["active"] == ""
-    assert refused["training s"] == 12.5 and refused["corrections"] == 9
+    assert refused["training (s)"] == 12.5 and refused["corrections"] == 9
     assert refused["held-out Dice (parent)"] == "0.610 (0.810)"
     assert refused["held-out NoC@90 (parent)"] == "7.50 (5.25)"
     assert refused["gate"].startswith("kept out: worse")
     assert by_id[a]["active"] == "yes" and "tiny-A" in summary
     assert chooser["value"] == a and (f"{c}: tiny-C", c) in chooser["choices"]
-    assert plot is None  # no simulated session for this bundle
+    assert plot["value"] is None and plot["visible"] is False  # no simulated session here
+    assert "No simulated annotation session" in summary
+    assert "It has no parent" in summary  # A is a root: nothing to roll back to
 
 
 def test_only_an_admin_activates_and_rolls_back(tab) -> None:
@@ -75,14 +77,17 @@ def test_only_an_admin_activates_and_rolls_back(tab) -> None:
 
 def test_rollback_goes_to_the_parent_and_the_plot_shows(tab, tmp_path: Path) -> None:
     handlers, services, a, _, c = tab
-    handlers.activate(c, "boss", None, None)
+    _, _, summary, _ = handlers.activate(c, "boss", None, None)
+    assert "Roll back re-activates its parent **tiny-A**" in summary
     assert _run(Studio(services))[0].model_version_id == c
     handlers.rollback("boss", None, None)
     assert storage.active_model_version(services.store).id == a
     plot = storage.bundle_path(services.store, a) / "training" / "simulate.png"
     plot.parent.mkdir(exist_ok=True)
     Image.fromarray(np.zeros((8, 8, 3), np.uint8)).save(plot)
-    assert handlers.refresh()[3] == str(plot)
+    _, _, summary, shown = handlers.refresh()
+    assert shown["value"] == str(plot) and shown["visible"] is True
+    assert "No simulated annotation session" not in summary
 
 
 def test_the_page_has_the_models_tab(versioned) -> None:  # noqa: F811
@@ -93,3 +98,7 @@ def test_the_page_has_the_models_tab(versioned) -> None:  # noqa: F811
     ids = {getattr(b, "elem_id", None) for b in demo.blocks.values()}
     assert {"models-table", "models-choice", "models-activate", "models-rollback"} <= ids
     assert any(isinstance(b, gr.Tab) and b.label == "Models" for b in demo.blocks.values())
+    from studio.models_view import COLUMN_WIDTHS
+
+    assert len(COLUMN_WIDTHS) == len(VERSION_HEADERS)  # one width per column, all of the row
+    assert sum(float(w.rstrip("%")) for w in COLUMN_WIDTHS) == 100
