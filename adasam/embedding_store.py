@@ -24,6 +24,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from adasam.bundle import ModelBundle
 from adasam.config import BundleConfig
 from adasam.frame import ModelFrame
 from adasam.predictor import image_key
@@ -102,6 +103,15 @@ class EmbeddingStore:
                     found[i] = emb
                 bar.update(len(chunk))
         return np.stack(found)  # type: ignore[arg-type]
+
+
+def frozen_store(bundle: ModelBundle, root: str | Path | None) -> EmbeddingStore | None:
+    """The store under ``root`` for ``bundle``'s encoder, or None when ``root`` is None or the
+    encoder carries LoRA (its embeddings change with training). Versions fine-tuned from one
+    frozen base share one identity, so they share the embeddings of a slice."""
+    if root is None or bundle.config.lora.encoder:
+        return None
+    return EmbeddingStore(root, encoder_identity(bundle.config, bundle.sam))
 
 
 def encode_images(

@@ -66,6 +66,13 @@ class FinetuneConfig:
         default=None, metadata={"help": "stop at the first epoch end past this many minutes"}
     )
     seed: int = field(default=0, metadata={"help": "replay sample, batches, augmentation"})
+    embedding_cache: str | None = field(
+        default=None,
+        metadata={
+            "help": "folder for a frozen encoder's embeddings of the slices (default: beside "
+            "the candidate's folder, so they go with it; never the working folder)"
+        },
+    )
 
     def __post_init__(self) -> None:
         if self.steps < 1 or self.batch_size < 1:
@@ -321,6 +328,7 @@ def finetune(
         max_minutes=cfg.max_minutes,
         seed=cfg.seed,
         weights_dtype=parent.weights_dtype,
+        embedding_cache=cfg.embedding_cache or str(Path(out_dir).parent / "embeddings"),
     )
     start = time.perf_counter()
     _, state = train(train_cfg, data=data, progress=progress)

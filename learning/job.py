@@ -16,7 +16,7 @@ import os
 import socket
 import threading
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -198,9 +198,18 @@ def run_once(store: Store, opts: JobOptions) -> JobOutcome:
         discard(work)
 
 
-def _run_locked(store: Store, opts: JobOptions, job_id: int, work: Path) -> JobOutcome:
+def _predictor(bundle_dir: Path, cfg: FinetuneConfig) -> Any:
+    """A predictor of ``bundle_dir`` that reads and writes the run's embedding store (frozen
+    encoders), so each slice is encoded once for pseudo-labels, training and the gate."""
+    from adasam.embedding_store import frozen_store
     from adasam.predictor import Predictor
 
+    predictor = Predictor.from_dir(bundle_dir, cfg.device, cache_size=4)
+    predictor.embedding_store = frozen_store(predictor.bundle, cfg.embedding_cache)
+    return predictor
+
+
+def _run_locked(store: Store, opts: JobOptions, job_id: int, work: Path) -> JobOutcome:
     parent, parent_dir = ensure_parent(store, opts.base_bundle)
     new = corrected_cases(store, parent.trained_through_correction_id)
     train_cases, _ = split_heldout(new, opts.gate)
@@ -210,8 +219,12 @@ def _run_locked(store: Store, opts: JobOptions, job_id: int, work: Path) -> JobO
             f"{opts.min_corrections} needed: nothing trained"
         )
         return JobOutcome(job_id, message, metrics={"skipped": message, "train_corrections": 0})
-    device = opts.finetune.device
-    parent_predictor = Predictor.from_dir(parent_dir, device, cache_size=4)
+    # the job's own embeddings go with its work folder unless a session shares one (simulate)
+    cfg = replace(
+        opts.finetune, embedding_cache=opts.finetune.embedding_cache or str(work / "embeddings")
+    )
+    opts = replace(opts, finetune=cfg)
+    parent_predictor = _predictor(parent_dir, cfg)
     data, replay_info = _training_data(opts, parent_dir, train_cases, parent_predictor)
     version = f"ft{job_id}"
     log.info(
@@ -231,7 +244,7 @@ def _run_locked(store: Store, opts: JobOptions, job_id: int, work: Path) -> JobO
         log.warning("job %s: out-of-domain model not refitted: %s", job_id, result.domain["reason"])
     _, heldout = split_heldout(corrected_cases(store), opts.gate)
     start = time.perf_counter()
-    candidate_predictor = Predictor.from_dir(result.bundle_dir, device, cache_size=4)
+    candidate_predictor = _predictor(result.bundle_dir, cfg)
     verdict = judge(
         score_cases(candidate_predictor, heldout, opts.gate.clicks),
         score_cases(parent_predictor, heldout, opts.gate.clicks),

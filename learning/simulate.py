@@ -154,7 +154,6 @@ class ArmRunner:
         work: Path,
     ) -> None:
         from adasam.auxol import AuxOL
-        from adasam.predictor import Predictor
         from learning.job import ensure_parent
         from storage import bundle_path, open_store
 
@@ -170,9 +169,20 @@ class ArmRunner:
         shutil.rmtree(data, ignore_errors=True)
         self.store = open_store(f"sqlite:///{data / 'db.sqlite3'}", data)
         active, _ = ensure_parent(self.store, bundle)
-        device = job_options.finetune.device
-        self.predictor = Predictor.from_dir(bundle_path(self.store, active.id), device)
+        self.predictor = self._load(bundle_path(self.store, active.id))
         self.aux = AuxOL() if arm in ("auxol", "both") else None
+
+    def _load(self, bundle_dir: Path) -> Any:
+        """The arm's predictor of ``bundle_dir``, reading and writing the session's embedding
+        store (``finetune.embedding_cache``) when the encoder is frozen: every arm, version,
+        training run and gate then encodes a slice once."""
+        from adasam.embedding_store import frozen_store
+        from adasam.predictor import Predictor
+
+        cfg = self.opts.finetune
+        predictor = Predictor.from_dir(bundle_dir, cfg.device)
+        predictor.embedding_store = frozen_store(predictor.bundle, cfg.embedding_cache)
+        return predictor
 
     def case(self, i: int, image: np.ndarray, gts: np.ndarray) -> None:
         """Case ``i``: every structure its ground truth shows (``gts`` bool ``(T, H, W)``)."""
@@ -208,7 +218,6 @@ class ArmRunner:
     def after(self, i: int, n: int) -> None:
         """After case ``i`` of ``n``: the fine-tuning job every ``cfg.every`` cases (these
         arms), the new predictor when the gate activated its version."""
-        from adasam.predictor import Predictor
         from learning.job import run_once
         from storage import bundle_path
 
@@ -224,9 +233,7 @@ class ArmRunner:
              "seconds": round(time.perf_counter() - start_time, 1)}
         )  # fmt: skip
         if activated:
-            self.predictor = Predictor.from_dir(
-                bundle_path(self.store, outcome.version.id), self.opts.finetune.device
-            )
+            self.predictor = self._load(bundle_path(self.store, outcome.version.id))
             if self.aux is not None:
                 self.aux = self.aux.inherit()
         self.result.seconds += time.perf_counter() - start_time
@@ -414,7 +421,9 @@ def simulate(
     gts = sliceset.masks(np.arange(n))
     out.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix="simulate-", dir=out))
-    opts = replace(job_options, progress=False)
+    # one embedding store for the session (frozen encoders): removed with ``work``
+    shared = replace(job_options.finetune, embedding_cache=str(work / "embeddings"))
+    opts = replace(job_options, progress=False, finetune=shared)
     if not cfg.quiet:
         print(f"arms {', '.join(cfg.arms)}: {n} cases, case by case …", flush=True)
     try:

@@ -110,3 +110,38 @@ def test_goal_figures_on_hand_made_results():
     assert both["activated_numerically_worse"] == 1  # the one let in within noise
     table = goal_markdown(summary)
     assert "| both | 10.00 → 6.00 | -40 % | -25 % |" in table
+
+
+def test_every_arm_version_and_job_shares_one_encoding_per_slice(tmp_path, monkeypatch):
+    """A frozen encoder (LoRA off in it): the session encodes each slice once, for all arms,
+    the fine-tuning job's pseudo-labels, training and gate, and the version it activates."""
+    from segment_anything.modeling import ImageEncoderViT
+
+    from adasam.bundle import create_bundle, save_bundle
+    from adasam.config import ClassifierConfig, LoraSettings
+    from tests.conftest import tiny_config
+
+    config = tiny_config(
+        classifier=ClassifierConfig(backbone="resnet10", image_size=64, threshold=1e-6),
+        lora=LoraSettings(encoder=False, decoder=True),
+        trained=True,
+    )
+    bundle = save_bundle(create_bundle(config, seed=0), tmp_path / "frozen")
+    encoded: list[int] = []
+    forward = ImageEncoderViT.forward
+
+    def counting(self, x):  # type: ignore[no-untyped-def]
+        encoded.append(int(x.shape[0]))
+        return forward(self, x)
+
+    monkeypatch.setattr(ImageEncoderViT, "forward", counting)
+    data = _data(tmp_path / "cases", 4)
+    opts = JobOptions(
+        base_bundle=bundle,
+        finetune=FinetuneConfig(steps=1, batch_size=1, replay_ratio=0.0, threads=1),
+        gate=GateConfig(heldout_share=0.5, min_cases=1, clicks=2),
+    )
+    cfg = SimulationConfig(cases=4, every=2, block=2, max_clicks=3, arms=("off", "both"))
+    results = simulate(bundle, data, cfg, opts, tmp_path / "out")
+    assert len(results[1].jobs) == 1 and sum(encoded) == 4  # 4 slices, 2 arms, 1 job
+    assert not list((tmp_path / "out").glob("simulate-*"))  # the shared store goes with it
