@@ -98,6 +98,14 @@ def test_the_best_validated_step_is_written_as_a_new_version(
         assert torch.equal(v, w), k  # the classifier is untouched
 
 
+def test_a_tie_in_clicks_goes_to_the_higher_iou_over_the_clicks() -> None:
+    best = ValScore(1.0, 0.9, [0.9, 0.94, 0.93])
+    assert click_train._better(ValScore(1.0, 0.9, [0.9, 0.95, 0.95]), best)
+    assert not click_train._better(ValScore(1.0, 0.95, [0.95, 0.93, 0.92]), best)
+    assert click_train._better(ValScore(0.5, 0.9, [0.9, 0.9, 0.9]), best)
+    assert not click_train._better(ValScore(2.0, 0.9, [0.9, 0.99, 0.99]), best)
+
+
 def test_no_better_step_keeps_the_start_decoder(
     start_bundle: Path, thigh_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
