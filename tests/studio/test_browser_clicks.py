@@ -8,9 +8,9 @@ The ground truth of the examples is regenerated from the phantom generator (the 
 names the stream: seed 2025, case 3) and checked pixel for pixel against the shipped PNG. The
 current mask is read the way a user gets it: "Prepare downloads", then the mask PNG.
 
-The corrective-click goal needs a SAM trained for clicks (adasam.training.interactive). The
-shipped bundles are barely click-trained (see assets/bundles/README.md), so that test is marked
-as an expected failure (not strict): it is run, and the mark must go once the goal is met.
+The corrective-click goal needs a SAM trained for clicks (``python -m adasam train-clicks``).
+The thigh bundle (v2) is; the liver bundle is not yet, so its case is a strict expected failure:
+the mark must go once a click-trained liver bundle ships.
 """
 
 from __future__ import annotations
@@ -42,16 +42,7 @@ from tests.studio.browser_support import (
 )
 from tests.studio.conftest import EXAMPLES
 
-NOT_DIAGNOSED = (
-    "failed in this stop's CI run (2026-12-02 03:25) after the named-page rewrite "
-    "(issue 14) and the privacy work (issue 13) landed together; not diagnosed in "
-    "time, so not run: see the note"
-)
-pytestmark = [
-    pytest.mark.xfail(run=False, reason=NOT_DIAGNOSED),
-    pytest.mark.browser,
-    pytest.mark.slow,
-]
+pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
 playwright_api = pytest.importorskip("playwright.sync_api")
 Page = playwright_api.Page
@@ -101,9 +92,13 @@ def open_example(browser: object, studio: StudioProcess, file: str) -> tuple[obj
     page.goto(studio.url)
     page.wait_for_selector("#examples img")
     page.fill("#annotator input", "dr.clicks")
+    before = page.inner_text("#case-md")
     page.locator("#examples img").nth(CASES[file][2]).click()
+    # the case is shown under its neutral name (issue 13), never the example's file name
     page.wait_for_function(
-        "(n) => document.querySelector('#case-md')?.innerText.includes(n)", arg=file
+        "(old) => { const t = document.querySelector('#case-md')?.innerText || '';"
+        " return t !== old && t.includes('case-'); }",
+        arg=before,
     )
     page.wait_for_function("() => document.querySelectorAll('#candidates img').length === 3")
     return context, page
@@ -114,12 +109,28 @@ def show_structure(page: Page, structure: str) -> None:
     if radio.is_visible():
         radio.get_by_text(structure, exact=True).click()
         page.wait_for_function(
-            "(s) => document.querySelector('#candidates')?.innerText.includes(s)",
+            "(s) => document.querySelector('#candidates-md')?.innerText.includes(s)",
             arg=structure,
         )
 
 
 DOWNLOADS = Path(tempfile.gettempdir()) / "adasam-studio-downloads"  # studio.exports.ExportArea
+
+
+def _mtime(path: Path) -> float:
+    """0 for a file another studio's export area removed meanwhile."""
+    try:
+        return path.stat().st_mtime
+    except FileNotFoundError:
+        return 0.0
+
+
+def _mask_files(structure: str, roots: tuple[Path, ...] = ()) -> list[Path]:
+    found: list[Path] = []
+    for root in roots or (DOWNLOADS,):
+        with contextlib.suppress(FileNotFoundError):  # a folder removed while listing
+            found.extend(root.rglob(f"*_{structure}_mask.png"))
+    return found
 
 
 def current_mask(page: Page, studio: StudioProcess, structure: str) -> np.ndarray:
@@ -128,12 +139,8 @@ def current_mask(page: Page, studio: StudioProcess, structure: str) -> np.ndarra
     page.click("#download")
     deadline = time.monotonic() + WAIT_MS / 1000
     while time.monotonic() < deadline:
-        found = [
-            p
-            for root in (studio.data_dir, DOWNLOADS)
-            for p in root.rglob(f"*_{structure}_mask.png")
-            if p.stat().st_mtime >= start
-        ]
+        roots = (studio.data_dir, DOWNLOADS)
+        found = [p for p in _mask_files(structure, roots) if _mtime(p) >= start]
         if found:
             time.sleep(0.3)  # let the writer finish
             return np.asarray(Image.open(max(found, key=lambda p: p.stat().st_mtime))) > 127
@@ -198,7 +205,17 @@ def test_one_click_inside_a_good_mask_keeps_it(
     context.close()  # type: ignore[attr-defined]
 
 
-@pytest.mark.parametrize("file", list(CASES))
+LIVER_NOT_CLICK_TRAINED = pytest.mark.xfail(
+    strict=True,
+    raises=AssertionError,
+    reason="the liver bundle is not click-trained yet (train-clicks ran on the thigh bundle "
+    "only: v2 passes here, 0.388 -> 0.914; liver v0 went 0.331 -> 0.368): issue 12",
+)
+
+
+@pytest.mark.parametrize(
+    "file", [pytest.param(f, marks=LIVER_NOT_CLICK_TRAINED) if "liver" in f else f for f in CASES]
+)
 def test_three_corrective_clicks_fix_a_shrunken_mask(
     browser: object, studio: StudioProcess, shots: Path, file: str
 ) -> None:
@@ -228,9 +245,13 @@ def test_three_corrective_clicks_fix_a_shrunken_mask(
 def paint(page: Page, dy: float) -> None:
     """A horizontal blue stroke across the middle of the editor, ``dy`` px below its centre."""
     page.click("#editor button[aria-label='Brush']")
+    # the editor sits at the foot of the page: mouse events outside the viewport reach nothing
+    page.locator("#editor canvas").first.scroll_into_view_if_needed()
     canvas = page.locator("#editor canvas").first.bounding_box()
     assert canvas is not None
     cx, cy = canvas["x"] + canvas["width"] / 2, canvas["y"] + canvas["height"] / 2 + dy
+    viewport = page.viewport_size
+    assert viewport is not None and 0 < cy < viewport["height"], "the editor is off screen"
     page.mouse.move(cx - 60, cy)
     page.mouse.down()
     for i in range(25):
@@ -249,7 +270,7 @@ def test_brush_twice_in_a_row_and_rating_resets_between_structures(
     page.wait_for_function("() => document.querySelectorAll('#score input:checked').length === 0")
     assert page.locator("#verdict input:checked").count() == 0, "the verdict stayed ticked"
 
-    page.get_by_role("tab", name="Brush").click()
+    page.get_by_text("Brush (paint the mask by hand)").click()
     page.wait_for_function("() => document.querySelector('#editor canvas') !== null")
     time.sleep(1.0)  # the editor draws its background asynchronously
     before = current_mask(page, studio, "vastus_medialis")
@@ -260,8 +281,10 @@ def test_brush_twice_in_a_row_and_rating_resets_between_structures(
             "() => document.querySelector('#brush-md')?.innerText.includes('applied')"
         )
         page.locator("#editor").screenshot(path=str(shots / f"brush_{n}.png"))
-        # no processing overlay stays on the editor
-        assert page.locator("#editor .wrap.default, #editor .pending").count() == 0
+        # no processing overlay stays on the editor (Gradio's idle status tracker is there
+        # too, with class "hide" and opacity 0)
+        busy = page.locator("#editor .wrap.default:not(.hide), #editor .pending")
+        assert busy.count() == 0, "the editor stayed on its processing overlay"
     after = current_mask(page, studio, "vastus_medialis")
     h = after.shape[0]
     added = after & ~before
