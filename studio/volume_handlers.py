@@ -123,14 +123,20 @@ def canvas_views(session: VolumeSession, k: int, window: str | None) -> tuple[np
     return tuple(upscale(view) for view in views(session, k, window))
 
 
+def slice_index(shown: float) -> int:
+    """The 0-based slice index of the 1-based number the page shows (slider, status)."""
+    return int(shown) - 1
+
+
 def status_text(session: VolumeSession, k: int) -> str:
+    """The status line of 0-based slice ``k``, numbered from 1 like every slice on the page."""
     ann = session.annotation
     counts = ann.counts()
     score = ann.scores[k]
     extra = f", SAM score {score:.2f}" if np.isfinite(score) else ""
     area = int(ann.masks[k].sum())
     return (
-        f"**Slice {k} of {ann.depth - 1}: {ann.status[k]}** ({area} px{extra}). "
+        f"**Slice {k + 1} of {ann.depth}: {ann.status[k]}** ({area} px{extra}). "
         f"{session.structure} on {session.volume.source_name}, spacing "
         f"{' × '.join(f'{s:.3g}' for s in session.volume.spacing)} mm. Slices: "
         f"{counts['propagated']} propagated, {counts['accepted']} accepted, "

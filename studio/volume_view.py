@@ -18,7 +18,13 @@ from studio.case_handlers import hub_username
 from studio.errors import StudioError, user_errors
 from studio.identity import resolve_annotator
 from studio.services import Services
-from studio.volume_handlers import VolumeHandlers, VolumeSession, canvas_views, status_text
+from studio.volume_handlers import (
+    VolumeHandlers,
+    VolumeSession,
+    canvas_views,
+    slice_index,
+    status_text,
+)
 from studio.wiring import model_queue
 
 HELP = (
@@ -71,7 +77,7 @@ def build(services: Services, *, model: Any, annotator: Any) -> dict[str, Any]:
             window = gr.Dropdown(
                 choices=[AUTO_WINDOW, *WINDOW_CHOICES], value=AUTO_WINDOW, label="Window"
             )
-            index = gr.Slider(0, 1, value=0, step=1, label="Slice", elem_id="vol-slice")
+            index = gr.Slider(1, 2, value=1, step=1, label="Slice", elem_id="vol-slice")  # 1-based
             status = gr.Markdown(elem_id="vol-status")
             with gr.Row():
                 segment_btn = gr.Button("Segment slice", elem_id="vol-segment")
@@ -131,15 +137,15 @@ def build(services: Services, *, model: Any, annotator: Any) -> dict[str, Any]:
     def on_upload(paths: list[str] | None, model_key: str | None, name: str | None, win: str):
         session = h.open(paths, model_key, name)
         mid = session.volume.depth // 2
-        slider = gr.update(maximum=session.volume.depth - 1, value=mid)
+        slider = gr.update(minimum=1, maximum=max(session.volume.depth, 2), value=mid + 1)
         return (*_screen(session, mid, win), slider)
 
     def act(fn: Any) -> Any:
         @user_errors
         def handler(session: VolumeSession | None, k: float, win: str) -> tuple[Any, ...]:
             session = _need(session)
-            fn(session, int(k))
-            return _screen(session, int(k), win)
+            fn(session, slice_index(k))
+            return _screen(session, slice_index(k), win)
 
         return handler
 
@@ -147,15 +153,15 @@ def build(services: Services, *, model: Any, annotator: Any) -> dict[str, Any]:
     def on_show(session: VolumeSession | None, k: float, win: str) -> tuple[Any, ...]:
         if session is None:
             return (None, None, None, None, "")
-        return _screen(session, int(k), win)
+        return _screen(session, slice_index(k), win)
 
     @user_errors
     def on_click(
         session: VolumeSession | None, k: float, win: str, mode: str, evt: gr.SelectData
     ) -> tuple[Any, ...]:
         session = _need(session)
-        h.click_canvas(session, int(k), evt.index, mode == "add")
-        return _screen(session, int(k), win)
+        h.click_canvas(session, slice_index(k), evt.index, mode == "add")
+        return _screen(session, slice_index(k), win)
 
     @user_errors
     def on_propagate(
@@ -173,17 +179,20 @@ def build(services: Services, *, model: Any, annotator: Any) -> dict[str, Any]:
         )
         progress((0, 1), desc="Propagating")
         report = h.propagate(
-            session, int(k), cfg, lambda done, total: progress((done, total), desc="Propagating")
+            session,
+            slice_index(k),
+            cfg,
+            lambda done, total: progress((done, total), desc="Propagating"),
         )
         stops = "; ".join(
             f"{'up' if d.direction > 0 else 'down'}: {len(d.propagated)} slices, stopped "
-            f"({d.stop}{'' if d.stopped_at is None else f' at {d.stopped_at}'})"
+            f"({d.stop}{'' if d.stopped_at is None else f' at slice {d.stopped_at + 1}'})"
             for d in report.directions
         )
         gr.Info(f"Propagated {len(report.propagated)} slices in {report.seconds:.1f} s ({stops}).")
         if report.timed_out:
             gr.Warning(budget_message(report, services.settings.request_seconds), duration=None)
-        return _screen(session, int(k), win)
+        return _screen(session, slice_index(k), win)
 
     @user_errors
     def on_stop(session: VolumeSession | None) -> None:

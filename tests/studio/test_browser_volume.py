@@ -4,6 +4,7 @@ nibabel match the stored masks."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -67,7 +68,7 @@ def test_series_propagate_correct_save_export(studio: StudioProcess, tmp_path: P
         page.fill("#annotator input", "dr.volume")
         page.get_by_role("tab", name="Volume").click()
         page.set_input_files("#vol-upload input[type=file]", [str(s) for s in series])
-        _wait_status(page, "Slice 3 of 5: none")
+        _wait_status(page, "Slice 4 of 6: none")
         # the 64² slice is scaled up to fill its box, like the Annotate tab's canvas
         page.wait_for_function("() => document.querySelector('#vol-axial img')?.naturalWidth > 64")
         SCREENSHOTS.mkdir(parents=True, exist_ok=True)
@@ -76,9 +77,9 @@ def test_series_propagate_correct_save_export(studio: StudioProcess, tmp_path: P
         browser_support.REPORT.append(f"64x64 volume slice shown {width:.0f} px wide")
         assert width >= 512, f"the 64² slice is shown {width:.0f} px wide"
         page.click("#vol-segment")
-        _wait_status(page, "Slice 3 of 5: propagated")
+        _wait_status(page, "Slice 4 of 6: propagated")
         page.click("#vol-accept")
-        _wait_status(page, "Slice 3 of 5: accepted")
+        _wait_status(page, "Slice 4 of 6: accepted")
         page.get_by_text("Propagation settings").click()
         # the untrained test model's scores are low: propagate whatever it finds. The range
         # input is what the slider's value follows (its number box applies on blur only).
@@ -91,12 +92,21 @@ def test_series_propagate_correct_save_export(studio: StudioProcess, tmp_path: P
         page.press("#vol-max-growth input", "Enter")
         page.click("#vol-propagate")
         _wait_status(page, "5 propagated, 1 accepted")
-        page.fill("#vol-slice input[type=number]", "1")
+        shown = page.locator("#vol-axial img").get_attribute("src")
+        page.fill("#vol-slice input[type=number]", "2")  # 1-based: the second slice
         page.press("#vol-slice input[type=number]", "Enter")
-        _wait_status(page, "Slice 1 of 5: propagated")
+        _wait_status(page, "Slice 2 of 6: propagated")
+        # click only once the new slice's picture is in place: a click on the picture being
+        # swapped reaches nothing (seen as a flaky time-out at "corrected")
+        page.wait_for_function(
+            "(old) => { const i = document.querySelector('#vol-axial img');"
+            " return i && i.src !== old && i.complete && i.naturalWidth > 0; }",
+            arg=shown,
+        )
+        time.sleep(0.5)
         image = page.locator("#vol-axial img").bounding_box()
         page.mouse.click(image["x"] + image["width"] * 0.3, image["y"] + image["height"] * 0.6)
-        _wait_status(page, "Slice 1 of 5: corrected")
+        _wait_status(page, "Slice 2 of 6: corrected")
         SCREENSHOTS.mkdir(parents=True, exist_ok=True)
         page.screenshot(path=str(SCREENSHOTS / "volume_propagated.png"), full_page=True)
         page.click("#vol-save")

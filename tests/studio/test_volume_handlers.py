@@ -14,7 +14,13 @@ import storage
 from adasam.phantoms import generate_volume, volume_to_dicom_series
 from adasam.propagate import PropagationConfig
 from studio.errors import StudioError
-from studio.volume_handlers import VolumeHandlers, canvas_views, status_text, views
+from studio.volume_handlers import (
+    VolumeHandlers,
+    canvas_views,
+    slice_index,
+    status_text,
+    views,
+)
 
 PHI = {"PatientName": "Doe^Jane", "PatientID": "MRN-884421", "InstitutionName": "St Example"}
 LOOSE = PropagationConfig(min_score=0.0, min_area=1, max_growth=1e6, batch_size=4)
@@ -58,7 +64,8 @@ def test_whole_flow_and_files_read_back(services, tmp_path: Path) -> None:
     ]
     axial, coronal, sagittal = views(session, 2, None)
     assert axial.shape == (64, 64, 3) and coronal.shape[1] == 64 and sagittal.ndim == 3
-    assert "Slice 2 of 5: propagated" in status_text(session, 2)
+    assert "Slice 3 of 6: propagated" in status_text(session, 2)  # 1-based, as on the page
+    assert slice_index(3) == 2
 
     case_id = h.save(session, "dr.vol")
     labels, status = storage.label_volume(services.store, case_id)
