@@ -37,6 +37,13 @@ class ClickTrainConfig:
     p_box: float = field(default=0.4, metadata={"help": "first prompt: exact box (weight)"})
     p_jitter_box: float = field(default=0.4, metadata={"help": "first prompt: jittered box"})
     p_point: float = field(default=0.2, metadata={"help": "first prompt: one positive point"})
+    p_cam: float = field(
+        default=0.0,
+        metadata={
+            "help": "first prompt: the pipeline's own CAM box and mask prompt (weight; > 0 also "
+            "validates from the CAM start and guards its IoU like the box's)"
+        },
+    )
     jitter: float = field(default=0.15, metadata={"help": "box jitter, fraction of its size"})
     p_ritm: float = field(
         default=0.5, metadata={"help": "share of clicks by the evaluation (RITM) rule"}
@@ -71,5 +78,10 @@ class ClickTrainConfig:
             )
         if not 0 <= self.grad_rounds <= self.rounds + 1:
             raise ConfigError(f"grad_rounds must be in [0, rounds + 1], got {self.grad_rounds}")
+        weights = (self.p_box, self.p_jitter_box, self.p_point, self.p_cam)
+        if min(weights) < 0 or sum(weights) <= 0:
+            raise ConfigError(
+                f"p_box, p_jitter_box, p_point, p_cam must be ≥ 0 and not all 0, got {weights}"
+            )
         if self.w_distill < 0 or self.distill_boxes < 0 or self.max_box_drop < 0:
             raise ConfigError("w_distill, distill_boxes and max_box_drop must be ≥ 0")

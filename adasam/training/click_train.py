@@ -3,9 +3,12 @@
 ``python -m adasam train-clicks`` starts from a trained bundle (classifier, LoRA, decoder) and
 trains only SAM's prompt encoder and mask decoder with :func:`~adasam.training.interactive.
 interactive_losses`: each item (a labeled slice and one of its structures) gets a first prompt
-(exact box, jittered box, one point) and then ``rounds`` corrective clicks drawn from the error
-region, the previous logits fed back, a loss on the rounds. A distillation term against a frozen
-copy of the starting decoder, on the items' boxes and random boxes, keeps the box-only answers.
+(exact box, jittered box, one point, or the pipeline's own CAM prompt: the box and dense mask
+prompt that :func:`~adasam.prompts.make_prompts` makes from the frozen classifier's CAM, computed
+once per slice from the cached embedding, as the studio's first answer is) and then ``rounds``
+corrective clicks drawn from the error region, the previous logits fed back, a loss on the
+rounds. A distillation term against a frozen copy of the starting decoder, on the items' boxes
+and random boxes, keeps the box-only answers.
 The classifier, the image encoder (and so the cached embeddings) and the domain model do not
 change, so the bundle's calibration and out-of-domain check stay valid.
 
@@ -20,7 +23,9 @@ Model selection uses the bundle's own validation slices (``training/split.json``
 ``val_every`` steps the RITM click rule runs ``val_clicks`` clicks from the exact box on up to
 ``val_items`` (slice, structure) pairs; the kept checkpoint has the lowest mean NoC@90 (ties:
 the higher mean IoU over the clicks) among those whose box-only IoU is at most
-``max_box_drop`` below the start's.
+``max_box_drop`` below the start's. With ``p_cam`` > 0 the same runs from the CAM start too:
+the NoC@90 that selects is the mean of the two starts', and the CAM start's IoU before any
+click (the studio's first answer) is guarded like the box's.
 """
 
 from __future__ import annotations
@@ -29,7 +34,7 @@ import json
 import math
 import time
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -41,6 +46,7 @@ from adasam.clicks import noc
 from adasam.embedding_store import EmbeddingStore, encoder_identity
 from adasam.errors import ConfigError
 from adasam.frame import ModelFrame
+from adasam.predictor import Predictor, image_key
 from adasam.training.click_config import ClickTrainConfig
 from adasam.training.data import SliceSet, load_dataset
 from adasam.training.interactive import (
@@ -56,40 +62,55 @@ NOC_IOU = 0.90
 
 
 def interactive_config(cfg: ClickTrainConfig) -> InteractiveConfig:
-    """The per-item protocol (no CAM first prompts: the classifier does not run here)."""
+    """The per-item protocol of training (CAM first prompts where :class:`ClickData` has them)."""
     return InteractiveConfig(
         rounds=cfg.rounds,
         p_box=cfg.p_box,
         p_jitter_box=cfg.p_jitter_box,
         p_point=cfg.p_point,
-        p_cam=0.0,
+        p_cam=cfg.p_cam,
         jitter=cfg.jitter,
         p_ritm=cfg.p_ritm,
         w_distill=cfg.w_distill,
     )
 
 
+CamPrompt = tuple[np.ndarray, torch.Tensor]
+"""The pipeline's CAM prompt of one (slice, structure): float64 XYXY box (original pixels) and
+float32 ``(mask_size, mask_size)`` dense mask-prompt logits."""
+
+
 @dataclass(frozen=True)
 class ClickData:
     """The training and validation items: ``pairs_*`` are ``(slice, structure)`` rows with
-    the structure present; ``embeddings`` float32 ``(N, C, e, e)`` of every slice."""
+    the structure present; ``embeddings`` float32 ``(N, C, e, e)`` of every slice; ``cam``
+    the CAM prompt of the pairs whose CAM reaches the prompt threshold (empty unless asked)."""
 
     data: SliceSet
     embeddings: torch.Tensor
     train: np.ndarray
     val_pairs: np.ndarray
     train_pairs: np.ndarray
+    cam: dict[tuple[int, int], CamPrompt] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
 class ValScore:
     """Validation by the RITM rule from the exact box: ``noc90`` mean clicks to IoU 0.90
     (``val_clicks`` when never reached), ``box_iou`` mean IoU before any click, ``ious[k]``
-    mean IoU after k clicks."""
+    mean IoU after k clicks; ``cam_*`` the same from the CAM start (None when not run)."""
 
     noc90: float
     box_iou: float
     ious: list[float]
+    cam_noc90: float | None = None
+    cam_iou: float | None = None
+    cam_ious: list[float] | None = None
+
+    @property
+    def selection_noc90(self) -> float:
+        """What selection minimises: NoC@90, averaged over the two starts when both ran."""
+        return self.noc90 if self.cam_noc90 is None else (self.noc90 + self.cam_noc90) / 2
 
 
 def _read_split(path: Path, n: int) -> tuple[np.ndarray, np.ndarray]:
@@ -136,7 +157,58 @@ def load_click_data(bundle: ModelBundle, cfg: ClickTrainConfig) -> ClickData:
     train_pairs, val_pairs = _pairs(data, train), _pairs(data, val)
     if not len(train_pairs) or not len(val_pairs):
         raise ConfigError("click training needs labeled slices with a structure in them")
-    return ClickData(data, full, train, val_pairs, train_pairs)
+    if cfg.p_cam <= 0:
+        return ClickData(data, full, train, val_pairs, train_pairs)
+    pairs = np.concatenate([train_pairs, val_pairs])
+    cam = cam_prompts(bundle, data, full, pairs, progress=not cfg.quiet)
+    if not cam:
+        raise ConfigError(
+            "p_cam > 0 but the classifier's CAM reaches the prompt threshold on no training "
+            "pair: train with --p-cam 0"
+        )
+    return ClickData(data, full, train, val_pairs, train_pairs, cam)
+
+
+class _KnownEmbeddings:
+    """The slices' embeddings as a :class:`~adasam.predictor.EmbeddingSource` (by pixels)."""
+
+    def __init__(self, images: np.ndarray, embeddings: torch.Tensor, slices: np.ndarray) -> None:
+        self._by_key = {image_key(images[int(i)]): embeddings[int(i)].numpy() for i in slices}
+
+    def get(self, image: np.ndarray) -> np.ndarray | None:
+        return self._by_key.get(image_key(image))
+
+
+def cam_prompts(
+    bundle: ModelBundle,
+    data: SliceSet,
+    embeddings: torch.Tensor,
+    pairs: np.ndarray,
+    progress: bool = True,
+) -> dict[tuple[int, int], CamPrompt]:
+    """The pipeline's own first prompt of each ``(slice, structure)`` pair: what
+    :meth:`~adasam.predictor.Predictor.predict` makes from the classifier's CAM (on the cached
+    embedding, no encoder run), whatever the classifier's probability and the domain check: a
+    wrong CAM box is a start the clicks must learn to correct. Pairs whose CAM reaches the
+    prompt threshold nowhere are left out."""
+    slices = np.unique(pairs[:, 0])
+    known = _KnownEmbeddings(data.images, embeddings, slices)
+    predictor = Predictor(bundle, str(embeddings.device), cache_size=1, embedding_store=known)
+    names = bundle.config.structures
+    out: dict[tuple[int, int], CamPrompt] = {}
+    for s in tqdm(slices, desc="CAM prompts", unit="slice", leave=False, disable=not progress):
+        wanted = [int(t) for t in pairs[pairs[:, 0] == s, 1]]
+        pred = predictor.predict(
+            data.images[int(s)],
+            [names[t] for t in wanted],
+            presence_threshold=1e-9,
+            prompt_out_of_domain=True,
+        )
+        for t in wanted:
+            p = pred.structure(names[t]).prompts
+            if p is not None:
+                out[(int(s), t)] = (p.box, torch.from_numpy(p.mask_logits))
+    return out
 
 
 def trainable_parameters(sam: torch.nn.Module) -> list[torch.nn.Parameter]:
@@ -163,18 +235,44 @@ def _items(
     items = []
     for s, t in rows:
         gt = cd.data.masks(int(s))[int(t)]
-        items.append(InteractiveItem(pos[int(s)], gt, first_prompt(gt, rng, icfg)))
+        box, logits = cd.cam.get((int(s), int(t)), (None, None))
+        first = first_prompt(gt, rng, icfg, cam_box=box, cam_logits=logits)
+        items.append(InteractiveItem(pos[int(s)], gt, first))
     return slices, items
 
 
 def validate(
     sam: torch.nn.Module, cd: ClickData, frame: ModelFrame, cfg: ClickTrainConfig
 ) -> ValScore:
-    """The RITM click rule from the exact box on the first ``val_items`` validation pairs."""
-    rows = cd.val_pairs[: cfg.val_items]
+    """The RITM click rule from the exact box on the first ``val_items`` validation pairs, and
+    from the CAM start on the first ``val_items`` that have one (when ``cd.cam`` is not empty)."""
+    box_start = _val_ious(sam, cd, frame, cfg, cd.val_pairs[: cfg.val_items], cam=False)
+    box_noc, box_iou, box_curve = _summary(box_start, cfg.val_clicks)
+    with_cam = np.array([r for r in cd.val_pairs if (int(r[0]), int(r[1])) in cd.cam])
+    if not len(with_cam):
+        return ValScore(box_noc, box_iou, box_curve)
+    cam_start = _val_ious(sam, cd, frame, cfg, with_cam[: cfg.val_items], cam=True)
+    return ValScore(box_noc, box_iou, box_curve, *_summary(cam_start, cfg.val_clicks))
+
+
+def _summary(ious: np.ndarray, clicks: int) -> tuple[float, float, list[float]]:
+    """(mean NoC@90, mean IoU before a click, mean IoU after each click) of ``(n, clicks+1)``."""
+    nocs = [noc(run, NOC_IOU, clicks) for run in ious]
+    return float(np.mean(nocs)), float(ious[:, 0].mean()), ious.mean(axis=0).tolist()
+
+
+def _val_ious(
+    sam: torch.nn.Module,
+    cd: ClickData,
+    frame: ModelFrame,
+    cfg: ClickTrainConfig,
+    rows: np.ndarray,
+    cam: bool,
+) -> np.ndarray:
+    """IoU ``(len(rows), val_clicks + 1)`` after each RITM click, from the box or the CAM."""
     icfg = InteractiveConfig(
-        rounds=cfg.val_clicks, p_box=1.0, p_jitter_box=0.0, p_point=0.0, p_cam=0.0,
-        click_sampling="ritm", w_distill=0.0,
+        rounds=cfg.val_clicks, p_box=0.0 if cam else 1.0, p_jitter_box=0.0, p_point=0.0,
+        p_cam=1.0 if cam else 0.0, click_sampling="ritm", w_distill=0.0,
     )  # fmt: skip
     rng = np.random.default_rng(0)
     sam.eval()
@@ -187,9 +285,7 @@ def validate(
             assert out.item_ious is not None
             per_round.extend(np.asarray(out.item_ious).T.tolist())  # (items, rounds)
     sam.train()
-    ious = np.asarray(per_round)  # (n, rounds + 1)
-    nocs = [noc(run, NOC_IOU, cfg.val_clicks) for run in ious]
-    return ValScore(float(np.mean(nocs)), float(ious[:, 0].mean()), ious.mean(axis=0).tolist())
+    return np.asarray(per_round)
 
 
 def _autocast(cfg: ClickTrainConfig) -> torch.autocast:
@@ -240,17 +336,28 @@ class ClickRun:
 
 
 def _acceptable(score: ValScore, start: ValScore, cfg: ClickTrainConfig) -> bool:
-    return score.box_iou >= start.box_iou - cfg.max_box_drop
+    """Neither start's IoU before any click fell more than ``max_box_drop`` below the start's."""
+    if score.box_iou < start.box_iou - cfg.max_box_drop:
+        return False
+    if score.cam_iou is not None and start.cam_iou is not None:
+        return score.cam_iou >= start.cam_iou - cfg.max_box_drop
+    return True
+
+
+def _click_curve(score: ValScore) -> list[float]:
+    """IoU after each click (both starts' concatenated when both ran)."""
+    return [*score.ious[1:], *(score.cam_ious or [])[1:]]
 
 
 def _better(score: ValScore, best: ValScore) -> bool:
-    """Fewer clicks to IoU 0.90; on a tie (NoC is coarse on a few dozen items), the higher
-    mean IoU over the clicks."""
-    if not math.isclose(score.noc90, best.noc90):
-        return score.noc90 < best.noc90
-    if len(score.ious) < 2 or len(best.ious) < 2:
+    """Fewer clicks to IoU 0.90 (:attr:`ValScore.selection_noc90`); on a tie (NoC is coarse
+    on a few dozen items), the higher mean IoU over the clicks."""
+    if not math.isclose(score.selection_noc90, best.selection_noc90):
+        return score.selection_noc90 < best.selection_noc90
+    mine, theirs = _click_curve(score), _click_curve(best)
+    if not mine or not theirs:
         return False
-    return float(np.mean(score.ious[1:])) > float(np.mean(best.ious[1:]))
+    return float(np.mean(mine)) > float(np.mean(theirs))
 
 
 def train_clicks(cfg: ClickTrainConfig) -> ClickRun:

@@ -260,7 +260,7 @@ def _dense(pe: nn.Module, masks: Sequence[torch.Tensor | None], n: int) -> torch
     if len(idx) == n:
         return given
     out = none.clone()
-    out[idx] = given
+    out[idx] = given.to(out.dtype)  # a bf16 conv output under autocast
     return out
 
 

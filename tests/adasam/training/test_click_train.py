@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -148,6 +149,47 @@ def test_clear_errors(start_bundle: Path, thigh_dir: Path, tmp_path: Path) -> No
     with pytest.raises(ConfigError, match="names slice 500"):
         train_clicks(_cfg(start_bundle, thigh_dir, tmp_path / "x", split=str(split)))
     assert not (tmp_path / "x").exists()
+
+
+def test_cam_first_prompts_are_the_pipelines_own(start_bundle: Path, thigh_dir: Path) -> None:
+    """The CAM start trained on is what the studio's predict makes of the same slice (the
+    predictor here computes its own embedding: no store)."""
+    from adasam.predictor import Predictor
+
+    cfg = _cfg(start_bundle, thigh_dir, start_bundle.parent / "unused", p_cam=0.5)
+    bundle = load_bundle(start_bundle)
+    cd = click_train.load_click_data(bundle, cfg)
+    assert cd.cam, "an untrained CAM normalised to its peak always has a region"
+    predictor = Predictor(load_bundle(start_bundle))
+    names = bundle.config.structures
+    for (s, t), (box, logits) in list(cd.cam.items())[:4]:
+        got = predictor.predict(
+            cd.data.images[s], [names[t]], presence_threshold=1e-9, prompt_out_of_domain=True
+        ).structure(names[t])
+        assert got.prompts is not None
+        np.testing.assert_allclose(box, got.prompts.box, atol=1.0)
+        agree = ((logits.numpy() > 0) == (got.prompts.mask_logits > 0)).mean()
+        assert agree > 0.98
+    assert not click_train.load_click_data(bundle, replace(cfg, p_cam=0.0)).cam
+
+
+def test_the_cam_start_is_validated_and_guarded(
+    start_bundle: Path, thigh_dir: Path, tmp_path: Path
+) -> None:
+    run = train_clicks(
+        _cfg(start_bundle, thigh_dir, tmp_path / "cam", p_cam=1.0, p_box=0.0, p_jitter_box=0.0,
+             p_point=0.0, steps=2, val_every=1)
+    )  # fmt: skip
+    start = run.start
+    assert start.cam_noc90 is not None and start.cam_ious is not None
+    assert start.cam_iou == pytest.approx(start.cam_ious[0])
+    assert start.selection_noc90 == pytest.approx((start.noc90 + start.cam_noc90) / 2)
+    cfg = _cfg(start_bundle, thigh_dir, tmp_path / "x")
+    base = ValScore(2.0, 0.9, [0.9, 0.9], 4.0, 0.8, [0.8, 0.8])
+    assert click_train._acceptable(replace(base, cam_iou=0.795), base, cfg)
+    assert not click_train._acceptable(replace(base, cam_iou=0.78), base, cfg)  # CAM start fell
+    assert not click_train._better(replace(base, noc90=1.0, cam_noc90=6.0), base)  # mean 3.5 > 3
+    assert click_train._better(replace(base, noc90=2.5, cam_noc90=3.0), base)
 
 
 def test_grad_rounds_keep_only_the_chosen_rounds_in_the_loss() -> None:
