@@ -54,7 +54,10 @@ class ClickTrainConfig:
     val_clicks: int = field(default=8, metadata={"help": "clicks per validation item"})
     max_box_drop: float = field(
         default=0.01,
-        metadata={"help": "largest box-only IoU drop (vs the start) a kept checkpoint may have"},
+        metadata={
+            "help": "largest drop of the IoU before any click (box start; CAM start too with "
+            "p_cam > 0) vs the start that a kept checkpoint may have"
+        },
     )
     version: str | None = field(
         default=None, metadata={"help": "version of the new bundle (default: start's + 1)"}
