@@ -1,5 +1,9 @@
 """Settings of the studio's web server, from the environment snapshot taken at start-up.
 
+Values are parsed with :mod:`adasam.settings`' helpers (:func:`~adasam.settings.flag`,
+:func:`~adasam.settings.positive_int`), so every variable of the project gives the same error
+for the same kind of mistake.
+
 The ML settings (data directory, device, bundle, database, pixel limit) are
 :class:`adasam.settings.Settings`; these are the studio's own:
 
@@ -44,22 +48,11 @@ from dataclasses import dataclass
 from typing import Literal
 
 from adasam.errors import ConfigError
-from adasam.settings import positive_int
+from adasam.settings import flag, positive_int
 
 IdentityMode = Literal["oauth", "password", "name"]
 LOCAL_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
 IDENTITY_MODES: tuple[str, ...] = ("auto", "oauth", "password", "name")
-
-
-def _flag(env: Mapping[str, str], name: str, default: bool) -> bool:
-    raw = env.get(name, "").strip().lower()
-    if not raw:
-        return default
-    if raw in ("1", "true", "yes", "on"):
-        return True
-    if raw in ("0", "false", "no", "off"):
-        return False
-    raise ConfigError(f"{name}={raw!r} must be 1/0, true/false, yes/no or on/off")
 
 
 def _host(env: Mapping[str, str]) -> str:
@@ -173,9 +166,9 @@ class StudioSettings:
             default_annotator=env.get("ADASAM_ANNOTATOR", "").strip(),
             max_upload_mb=positive_int(env, "ADASAM_MAX_UPLOAD_MB", 200),
             model_concurrency=positive_int(env, "ADASAM_MODEL_CONCURRENCY", 1),
-            seed_worklist=_flag(env, "ADASAM_SEED_WORKLIST", True),
-            auxol=_flag(env, "ADASAM_AUXOL", True),
-            refine_guard=_flag(env, "ADASAM_REFINE_GUARD", True),
+            seed_worklist=flag(env, "ADASAM_SEED_WORKLIST", True),
+            auxol=flag(env, "ADASAM_AUXOL", True),
+            refine_guard=flag(env, "ADASAM_REFINE_GUARD", True),
             model_pull_seconds=positive_int(env, "ADASAM_MODEL_PULL_SECONDS", 60),
             admins=tuple(a.strip() for a in env.get("ADASAM_ADMINS", "").split(",") if a.strip()),
         )

@@ -174,7 +174,8 @@ def _window_controls(page: Page) -> None:
 
 
 def _slice_navigation(page: Page) -> None:
-    """Always visible: previous/next buttons (← →), a slider and a typed number, 1-based."""
+    """Previous/next buttons (← →), a slider and a typed number, 1-based; the slider shows
+    only for a case of more than one slice (see :func:`studio.screens.slice_controls`)."""
     with gr.Row(elem_id="slice-nav"):
         page.add(
             "slice_prev",
@@ -184,11 +185,12 @@ def _slice_navigation(page: Page) -> None:
             "slice_slider",
             gr.Slider(
                 1,
-                2,  # Gradio needs minimum < maximum; a single slice shows 1 of 1
+                2,  # Gradio needs minimum < maximum; hidden until a volume is loaded
                 value=1,
                 step=1,
                 label="Slice 1 of 1",
                 interactive=False,
+                visible=False,
                 elem_id="slice",
                 scale=4,
             ),

@@ -162,20 +162,31 @@ def pipeline_screen(
 
 
 def slice_controls(state: CaseState) -> Updates:
-    """The always-visible slice navigation (1-based), live for volumes only."""
+    """The slice navigation (1-based), live for volumes only.
+
+    A case of N > 1 slices gets a slider 1..N; a single slice gets no slider at all (Gradio
+    cannot show a 1..1 range) and a read-only "1" in the number box.
+    """
     s = state.slice
     depth = s.num_slices or 1
     number = (s.slice_index or 0) + 1
     volume = depth > 1 and (state.source.path is not None or state.source.data is not None)
-    return {
-        "slice_slider": gr.Slider(
+    label = f"Slice {number} of {depth}"
+    slider = (
+        gr.Slider(
             minimum=1,
-            maximum=max(depth, 2),  # Gradio needs minimum < maximum
+            maximum=depth,
             value=number,
             step=1,
             interactive=volume,
-            label=f"Slice {number} of {depth}",
-        ),
+            label=label,
+            visible=True,  # shown again after a single slice hid it
+        )
+        if depth > 1
+        else gr.Slider(value=1, interactive=False, label=label, visible=False)
+    )
+    return {
+        "slice_slider": slider,
         "slice_number": gr.Number(value=number, interactive=volume, maximum=depth, minimum=1),
     }
 

@@ -10,12 +10,15 @@ place (or to ``--out``). Only the domain model and ``config.domain`` change, so 
 from __future__ import annotations
 
 import argparse
-import json
 from dataclasses import replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from adasam.errors import ConfigError
 from adasam.settings import Settings
+
+if TYPE_CHECKING:
+    from adasam.training.data import Split
 
 # adasam.config.DOMAIN_FEATURES (importing adasam.config here would load torch for --help;
 # tests/adasam/test_domain.py checks the two agree)
@@ -47,35 +50,30 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
-def _read_split(path: Path) -> tuple[list[int], list[int]]:
-    try:
-        split = json.loads(path.read_text())
-        train = [int(i) for i in (*split.get("labeled", []), *split.get("unlabeled", []))]
-        val = [int(i) for i in split["val"]]
-    except (OSError, ValueError, KeyError, TypeError) as exc:
-        raise ConfigError(f"cannot read the training split {path}: {exc}") from None
-    if len(train) < 2 or not val:
+def _read_split(path: Path) -> Split:
+    """The split, with the ≥ 2 training and ≥ 1 validation slices the fit needs."""
+    from adasam.training.data import read_split
+
+    split = read_split(path)
+    if len(split.training) < 2 or not split.val:
         raise ConfigError(f"{path}: need ≥ 2 training and ≥ 1 validation slices")
-    return train, val
+    return split
 
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
     from adasam.bundle import load_bundle, save_bundle
     from adasam.embedding_store import EmbeddingStore, encoder_identity
-    from adasam.training.data import load_dataset
+    from adasam.training.data import SPLIT_FILE, check_split_range, load_dataset
     from adasam.training.loop import fit_bundle_domain
 
     bundle = load_bundle(args.bundle, args.device)
     if bundle.config.domain is None:
         raise ConfigError(f"{args.bundle} has no domain section to refit; retrain it instead")
-    train_idx, val_idx = _read_split(args.split or args.bundle / "training" / "split.json")
+    split_path = args.split or args.bundle / "training" / SPLIT_FILE
+    split = _read_split(split_path)  # before the data: a bad split fails fast
     size = int(bundle.config.training.get("size", 256))
     data = load_dataset(args.data, size, None, bundle.config.window)
-    if max(*train_idx, *val_idx) >= len(data.images):
-        raise ConfigError(
-            f"the split names slice {max(*train_idx, *val_idx)} but {args.data} has "
-            f"{len(data.images)}: is this the bundle's training data?"
-        )
+    check_split_range(split, len(data.images), split_path)
     store = None
     if args.embedding_cache is not None:
         store = EmbeddingStore(args.embedding_cache, encoder_identity(bundle.config, bundle.sam))
@@ -83,8 +81,8 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     fitted = fit_bundle_domain(
         bundle,
         data,
-        train_idx,
-        val_idx,
+        list(split.training),
+        list(split.val),
         replace(old, features=args.features),
         store=store,
         progress=not args.quiet,

@@ -48,7 +48,7 @@ from adasam.errors import ConfigError
 from adasam.frame import ModelFrame
 from adasam.predictor import Predictor, image_key
 from adasam.training.click_config import ClickTrainConfig
-from adasam.training.data import SliceSet, load_dataset
+from adasam.training.data import SPLIT_FILE, SliceSet, load_dataset, read_split
 from adasam.training.interactive import (
     InteractiveConfig,
     InteractiveItem,
@@ -114,20 +114,11 @@ class ValScore:
 
 
 def _read_split(path: Path, n: int) -> tuple[np.ndarray, np.ndarray]:
-    try:
-        split = json.loads(path.read_text())
-        train = np.array([*split.get("labeled", [])], dtype=np.int64)
-        val = np.array(split["val"], dtype=np.int64)
-    except (OSError, ValueError, KeyError, TypeError) as exc:
-        raise ConfigError(f"cannot read the training split {path}: {exc}") from None
-    if not len(train) or not len(val):
+    """(labeled, val) indices of the split: click training uses only the labeled slices."""
+    split = read_split(path, n)
+    if not split.labeled or not split.val:
         raise ConfigError(f"{path}: needs labeled and validation slices")
-    if max(train.max(), val.max()) >= n:
-        raise ConfigError(
-            f"the split {path} names slice {max(train.max(), val.max())} but the data has {n}: "
-            "is this the bundle's training data?"
-        )
-    return train, val
+    return np.array(split.labeled, dtype=np.int64), np.array(split.val, dtype=np.int64)
 
 
 def _pairs(data: SliceSet, idx: np.ndarray) -> np.ndarray:
@@ -142,7 +133,7 @@ def load_click_data(bundle: ModelBundle, cfg: ClickTrainConfig) -> ClickData:
     """The data, its split and every slice's embedding (computed into the store if missing)."""
     size = int(bundle.config.training.get("size", 256))
     data = load_dataset(cfg.data, size, bundle.config.structures, bundle.config.window)
-    split = Path(cfg.split) if cfg.split else Path(cfg.bundle) / "training" / "split.json"
+    split = Path(cfg.split) if cfg.split else Path(cfg.bundle) / "training" / SPLIT_FILE
     train, val = _read_split(split, len(data))
     try:
         store = EmbeddingStore(cfg.embedding_cache, encoder_identity(bundle.config, bundle.sam))

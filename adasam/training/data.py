@@ -30,7 +30,7 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from adasam.errors import AdaSamError
+from adasam.errors import AdaSamError, ConfigError
 from adasam.imaging import load_slice, with_preferred_window
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".npy", ".dcm", ".nii", ".nii.gz")
@@ -317,9 +317,76 @@ class Split:
     test: tuple[int, ...]
 
     def to_dict(self) -> dict[str, list[int]]:
-        return {
-            k: [int(i) for i in getattr(self, k)] for k in ("labeled", "unlabeled", "val", "test")
-        }
+        return {k: [int(i) for i in getattr(self, k)] for k in SPLIT_KEYS}
+
+    @property
+    def training(self) -> tuple[int, ...]:
+        """The training part: ``labeled`` then ``unlabeled``."""
+        return (*self.labeled, *self.unlabeled)
+
+
+SPLIT_KEYS = ("labeled", "unlabeled", "val", "test")
+SPLIT_FILE = "split.json"  # in BUNDLE/training/: write_split at training, read_split after
+
+
+def write_split(path: Path, split: Split, case_ids: Sequence[str]) -> None:
+    """Record ``split`` at ``path`` (:func:`read_split` reads it back): its indices, and the
+    case ids of its labeled, validation and test slices (fine-tuning replays the labeled ones)."""
+    named = {k: [case_ids[i] for i in getattr(split, k)] for k in ("labeled", "val", "test")}
+    Path(path).write_text(json.dumps({**split.to_dict(), "case_ids": named}) + "\n")
+
+
+def read_split(path: Path, n_slices: int | None = None) -> Split:
+    """The split recorded in ``path`` (a bundle's ``training/split.json``).
+
+    Training writes it with :func:`write_split` (:meth:`Split.to_dict` plus the case ids);
+    a hand-written one (``--split``) may name only what its command uses: ``val`` is required,
+    ``labeled``, ``unlabeled`` and ``test`` default to empty, other keys (``case_ids``) are
+    ignored. Every index is a non-negative integer, and below ``n_slices`` when given (see
+    :func:`check_split_range`). Which part a command trains on is its own choice
+    (``labeled`` for click training, :attr:`Split.training` for the domain fit).
+
+    Raises :class:`~adasam.errors.ConfigError` naming ``path`` when the file is missing,
+    not JSON, or not such a split.
+    """
+    try:
+        raw = json.loads(Path(path).read_text())
+    except OSError as exc:
+        raise ConfigError(f"cannot read the training split {path}: {exc.strerror}") from None
+    except ValueError as exc:
+        raise ConfigError(f"the training split {path} is not valid JSON: {exc}") from None
+    if not isinstance(raw, dict):
+        raise ConfigError(f"the training split {path} must be a JSON object with a 'val' list")
+    if "val" not in raw:
+        raise ConfigError(f"the training split {path} has no 'val' list")
+    parts = {k: _split_indices(raw.get(k, []), k, path) for k in SPLIT_KEYS}
+    split = Split(**parts)
+    if n_slices is not None:
+        check_split_range(split, n_slices, path)
+    return split
+
+
+def _split_indices(value: object, key: str, path: Path) -> tuple[int, ...]:
+    ok = isinstance(value, list) and all(
+        isinstance(i, int) and not isinstance(i, bool) and i >= 0 for i in value
+    )
+    if not ok:
+        raise ConfigError(
+            f"the training split {path}: '{key}' must be a list of slice indices "
+            f"(integers ≥ 0), got {str(value)[:60]}"
+        )
+    return tuple(value)  # type: ignore[arg-type]
+
+
+def check_split_range(split: Split, n_slices: int, path: Path) -> None:
+    """Raise :class:`~adasam.errors.ConfigError` when ``split`` names a slice the data (of
+    ``n_slices``) does not have: the split belongs to other data."""
+    highest = max((*split.training, *split.val, *split.test), default=-1)
+    if highest >= n_slices:
+        raise ConfigError(
+            f"the split {path} names slice {highest} but the data has {n_slices}: "
+            "is this the bundle's training data?"
+        )
 
 
 def parse_labeled(spec: str | int) -> tuple[str, float]:

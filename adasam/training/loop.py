@@ -42,6 +42,7 @@ from adasam.sam import adapter_state_dict, load_adapter, load_base_weights
 from adasam.training.calibrate import apply as apply_calibration
 from adasam.training.calibrate import calibrate
 from adasam.training.data import (
+    SPLIT_FILE,
     SliceSet,
     Split,
     jitter_intensity,
@@ -49,6 +50,7 @@ from adasam.training.data import (
     make_split,
     random_affine,
     warp,
+    write_split,
 )
 from adasam.training.evaluate import evaluate_predictor
 from adasam.training.losses import (
@@ -533,18 +535,7 @@ def train(
         if saved.get("split") != split.to_dict():
             raise ConfigError("the data or split changed since the checkpoint; start afresh")
     log_dir.mkdir(parents=True, exist_ok=True)
-    (log_dir / "split.json").write_text(
-        json.dumps(
-            {
-                **split.to_dict(),
-                "case_ids": {
-                    k: [data.case_ids[i] for i in getattr(split, k)]
-                    for k in ("labeled", "val", "test")
-                },
-            }
-        )
-        + "\n"
-    )
+    write_split(log_dir / SPLIT_FILE, split, data.case_ids)
     val_idx = list(split.val[: cfg.val_max])
     start = time.perf_counter() - state.seconds
     epochs = math.ceil(total / steps_per_epoch)

@@ -9,10 +9,11 @@ import subprocess
 import sys
 import time
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -144,3 +145,81 @@ def screenshot_dir() -> Path:
         shutil.rmtree(SCREENSHOTS)
     SCREENSHOTS.mkdir(parents=True)
     return SCREENSHOTS
+
+
+@contextmanager
+def chromium() -> Iterator[object]:
+    """A headless Chromium (Playwright's ``Browser``) for the block; skipped when it is not
+    installed (see :func:`require_chromium`)."""
+    require_chromium()
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        launched = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        yield launched
+        launched.close()
+
+
+def new_page(
+    browser: object,
+    url: str,
+    timeout_ms: float,
+    size: tuple[int, int] = (1400, 1700),
+    on_request: Callable[[object], None] | None = None,
+    **context_options: object,
+) -> tuple[object, Any]:
+    """A new browser session (context) of window ``size`` (width, height) and its page at
+    ``url``, every wait bounded by ``timeout_ms``; ``on_request`` sees each request from the
+    first one on. Returns (context, page): closing the context ends the session."""
+    width, height = size
+    viewport = {"width": width, "height": height}
+    context = browser.new_context(viewport=viewport, **context_options)  # type: ignore[attr-defined]
+    page = context.new_page()
+    page.set_default_timeout(timeout_ms)
+    if on_request is not None:
+        page.on("request", on_request)
+    page.goto(url)
+    return context, page
+
+
+NEW_PICTURE_JS = """(args) => {
+  const i = document.querySelector(args.selector);
+  return i && i.src !== args.old && i.complete && i.naturalWidth > 0;
+}"""
+
+
+def wait_for_new_picture(
+    page: Any, selector: str, old_src: str | None, timeout_ms: float | None = None
+) -> None:
+    """Wait until the ``<img>`` at ``selector`` shows a picture other than ``old_src``, fully
+    loaded (a click on a picture being swapped reaches nothing)."""
+    args = {"selector": selector, "old": old_src}
+    if timeout_ms is None:
+        page.wait_for_function(NEW_PICTURE_JS, arg=args)
+    else:
+        page.wait_for_function(NEW_PICTURE_JS, arg=args, timeout=timeout_ms)
+
+
+def take_brush(page: Any) -> None:
+    """Choose the brush editor's brush and scroll its canvas into view.
+
+    The editor sits at the foot of the page, and mouse events outside the viewport reach
+    nothing (the stroke of the first named-page run fell below a 1700 px window, so nothing was
+    painted and none of it could be submitted)."""
+    page.click("#editor button[aria-label='Brush']")
+    page.locator("#editor canvas").first.scroll_into_view_if_needed()
+
+
+def brush_stroke(page: Any, half_width: int, dy: float = 0.0) -> None:
+    """A horizontal stroke, ``2 × half_width`` px long, through the centre of the editor's
+    canvas (``dy`` px below it), with the tool chosen (:func:`take_brush`)."""
+    canvas = page.locator("#editor canvas").first.bounding_box()
+    assert canvas is not None
+    cx, cy = canvas["x"] + canvas["width"] / 2, canvas["y"] + canvas["height"] / 2 + dy
+    viewport = page.viewport_size
+    assert viewport is not None and 0 < cy < viewport["height"], "the editor is off screen"
+    page.mouse.move(cx - half_width, cy)
+    page.mouse.down()
+    for i in range(2 * half_width // 5 + 1):
+        page.mouse.move(cx - half_width + 5 * i, cy, steps=2)
+    page.mouse.up()

@@ -19,15 +19,18 @@ from PIL import Image
 
 from storage import list_annotators, load_correction_masks, open_store, ratings_of, stats
 from tests.studio.browser_support import (
-    CHROMIUM,
-    CHROMIUM_ARGS,
     REPORT,
     SCREENSHOTS,
     StudioProcess,
+    brush_stroke,
+    chromium,
+    new_page,
     require_chromium,
     run_studio,
     screenshot_dir,
     shown_width,
+    take_brush,
+    wait_for_new_picture,
 )
 from tests.studio.conftest import CT_SMALL, THIGH_PNG
 
@@ -68,11 +71,8 @@ def fresh_studio(
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[object]:
-    require_chromium()
-    with playwright_api.sync_playwright() as p:
-        launched = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+    with chromium() as launched:
         yield launched
-        launched.close()
 
 
 @pytest.fixture(scope="module")
@@ -85,17 +85,14 @@ def shots() -> Path:
 def open_page(browser: object, studio: StudioProcess) -> tuple[object, Page, list[str]]:
     """A new browser session (context) on the studio; also returns the list of requests that
     left the machine (there must be none)."""
-    context = browser.new_context(viewport={"width": 1400, "height": 1700})  # type: ignore[attr-defined]
-    page = context.new_page()
-    page.set_default_timeout(WAIT_MS)
     outside: list[str] = []
-    page.on(
-        "request",
-        lambda r: (
-            outside.append(r.url) if not r.url.startswith((studio.url, "data:", "blob:")) else None
-        ),
-    )
-    page.goto(studio.url)
+
+    def note_outside(request: object) -> None:
+        url = request.url  # type: ignore[attr-defined]
+        if not url.startswith((studio.url, "data:", "blob:")):
+            outside.append(url)
+
+    context, page = new_page(browser, studio.url, WAIT_MS, on_request=note_outside)
     page.wait_for_selector("#upload input[type=file]", state="attached")
     return context, page, outside
 
@@ -140,11 +137,7 @@ def click_and_wait(page: Page, fx: float, fy: float) -> float:
     assert box is not None
     start = time.perf_counter()
     page.mouse.click(box["x"] + box["width"] * fx, box["y"] + box["height"] * fy)
-    page.wait_for_function(
-        "(old) => { const i = document.querySelector('#correct-img img');"
-        " return i && i.src !== old && i.complete && i.naturalWidth > 0; }",
-        arg=before,
-    )
+    wait_for_new_picture(page, "#correct-img img", before)
     return (time.perf_counter() - start) * 1000.0
 
 
@@ -154,24 +147,10 @@ def _editor_pixels(page: Page) -> np.ndarray:
 
 def paint_stroke(page: Page) -> None:
     """A horizontal blue stroke through the middle of the brush editor's canvas; fails unless
-    the stroke shows in the editor.
-
-    The editor opens at the foot of the page: it is scrolled into view first, because mouse
-    events outside the viewport reach nothing (the stroke of the first named-page run fell
-    below a 1700 px window, so nothing was painted and none of it could be submitted)."""
-    page.click("#editor button[aria-label='Brush']")
-    page.locator("#editor canvas").first.scroll_into_view_if_needed()
+    the stroke shows in the editor."""
+    take_brush(page)
     before = _editor_pixels(page)
-    canvas = page.locator("#editor canvas").first.bounding_box()
-    assert canvas is not None
-    cx, cy = canvas["x"] + canvas["width"] / 2, canvas["y"] + canvas["height"] / 2
-    viewport = page.viewport_size
-    assert viewport is not None and 0 < cy < viewport["height"], "the editor is off screen"
-    page.mouse.move(cx - 40, cy)
-    page.mouse.down()
-    for i in range(17):
-        page.mouse.move(cx - 40 + 5 * i, cy, steps=2)
-    page.mouse.up()
+    brush_stroke(page, half_width=40)
     time.sleep(0.3)
     after = _editor_pixels(page)
     changed = int((np.abs(after.astype(int) - before.astype(int)).sum(axis=-1) > 30).sum())
@@ -341,10 +320,7 @@ def test_the_workbench_walk_shortcuts_reload_and_canvas_at_1366x768(
     the case and its click; a 64² slice is shown at least 512 px wide; → steps a volume."""
     pages = []
     for who in ("walker-a", "walker-b"):
-        context = browser.new_context(viewport={"width": 1366, "height": 768})  # type: ignore[attr-defined]
-        page = context.new_page()
-        page.set_default_timeout(WAIT_MS)
-        page.goto(fresh_studio.url)
+        context, page = new_page(browser, fresh_studio.url, WAIT_MS, size=(1366, 768))
         page.fill("#annotator input", who)
         page.locator("#intro").click()  # the name field loses focus: the browser keeps it
         pages.append((context, page))

@@ -33,12 +33,15 @@ from adasam.prompts import mask_to_box
 from adasam.settings import DEMO_BUNDLES
 from adasam.training.metrics import iou
 from tests.studio.browser_support import (
-    CHROMIUM,
-    CHROMIUM_ARGS,
     StudioProcess,
+    brush_stroke,
+    chromium,
+    new_page,
     require_chromium,
     run_studio,
     screenshot_dir,
+    take_brush,
+    wait_for_new_picture,
 )
 from tests.studio.conftest import EXAMPLES
 
@@ -64,11 +67,8 @@ def studio(tmp_path_factory: pytest.TempPathFactory) -> Iterator[StudioProcess]:
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[object]:
-    require_chromium()
-    with playwright_api.sync_playwright() as p:
-        launched = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+    with chromium() as launched:
         yield launched
-        launched.close()
 
 
 @pytest.fixture(scope="module")
@@ -86,10 +86,7 @@ def ground_truth(file: str) -> np.ndarray:
 
 
 def open_example(browser: object, studio: StudioProcess, file: str) -> tuple[object, Page]:
-    context = browser.new_context(viewport={"width": 1400, "height": 1700})  # type: ignore[attr-defined]
-    page = context.new_page()
-    page.set_default_timeout(WAIT_MS)
-    page.goto(studio.url)
+    context, page = new_page(browser, studio.url, WAIT_MS)
     page.wait_for_selector("#examples img")
     page.fill("#annotator input", "dr.clicks")
     before = page.inner_text("#case-md")
@@ -161,12 +158,7 @@ def click_pixel(page: Page, x: float, y: float, shape: tuple[int, int], mode: st
     )
     # a refused click or a box corner leaves the picture as it was
     with contextlib.suppress(playwright_api.TimeoutError):
-        page.wait_for_function(
-            "(old) => { const i = document.querySelector('#correct-img img');"
-            " return i && i.src !== old && i.complete && i.naturalWidth > 0; }",
-            arg=before,
-            timeout=30_000,
-        )
+        wait_for_new_picture(page, "#correct-img img", before, timeout_ms=30_000)
 
 
 def corrective_click(page: Page, mask: np.ndarray, gt: np.ndarray) -> None:
@@ -244,19 +236,8 @@ def test_three_corrective_clicks_fix_a_shrunken_mask(
 
 def paint(page: Page, dy: float) -> None:
     """A horizontal blue stroke across the middle of the editor, ``dy`` px below its centre."""
-    page.click("#editor button[aria-label='Brush']")
-    # the editor sits at the foot of the page: mouse events outside the viewport reach nothing
-    page.locator("#editor canvas").first.scroll_into_view_if_needed()
-    canvas = page.locator("#editor canvas").first.bounding_box()
-    assert canvas is not None
-    cx, cy = canvas["x"] + canvas["width"] / 2, canvas["y"] + canvas["height"] / 2 + dy
-    viewport = page.viewport_size
-    assert viewport is not None and 0 < cy < viewport["height"], "the editor is off screen"
-    page.mouse.move(cx - 60, cy)
-    page.mouse.down()
-    for i in range(25):
-        page.mouse.move(cx - 60 + 5 * i, cy, steps=2)
-    page.mouse.up()
+    take_brush(page)
+    brush_stroke(page, half_width=60, dy=dy)
 
 
 def test_brush_twice_in_a_row_and_rating_resets_between_structures(

@@ -12,10 +12,10 @@ import pytest
 import storage
 from adasam.bundle import load_bundle, save_bundle, with_version
 from tests.studio.browser_support import (
-    CHROMIUM,
-    CHROMIUM_ARGS,
     SCREENSHOTS,
     StudioProcess,
+    chromium,
+    new_page,
     require_chromium,
     run_studio,
 )
@@ -105,11 +105,8 @@ def test_admin_activates_and_rolls_back_and_the_page_follows(studio) -> None:
     running, root, child = studio
     shots = SCREENSHOTS
     shots.mkdir(parents=True, exist_ok=True)
-    with playwright_api.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        page = browser.new_context(viewport={"width": 1400, "height": 1200}).new_page()
-        page.set_default_timeout(WAIT_MS)
-        page.goto(running.url)
+    with chromium() as browser:
+        _, page = new_page(browser, running.url, WAIT_MS, size=(1400, 1200))
         page.fill("#annotator input", "dr.b")
         page.get_by_role("tab", name="Models").click()
         _wait_text(page, "#models-summary", "Active: tiny-v0 (id")

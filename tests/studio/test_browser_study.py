@@ -9,9 +9,9 @@ import pytest
 
 import storage
 from tests.studio.browser_support import (
-    CHROMIUM,
-    CHROMIUM_ARGS,
     StudioProcess,
+    chromium,
+    new_page,
     require_chromium,
     run_studio,
     screenshot_dir,
@@ -47,10 +47,7 @@ def studio(
 
 
 def _page(browser: object, studio: StudioProcess, name: str) -> object:
-    context = browser.new_context(viewport={"width": 1400, "height": 1500})  # type: ignore[attr-defined]
-    page = context.new_page()
-    page.set_default_timeout(WAIT_MS)
-    page.goto(studio.url)
+    _, page = new_page(browser, studio.url, WAIT_MS, size=(1400, 1500))
     page.fill("#annotator input", name)
     page.get_by_role("tab", name="Quality").click()
     page.click("#q-studies")
@@ -78,8 +75,7 @@ def _rate_all(page: object, score: str, verdict: str) -> None:
 
 def test_two_blinded_raters_and_the_admins_report(studio: StudioProcess) -> None:
     shots = screenshot_dir()
-    with playwright_api.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+    with chromium() as browser:
         ann = _page(browser, studio, "ann")
         _rate_all(ann, GOOD, "Minor edits")
         bea = _page(browser, studio, "bea")

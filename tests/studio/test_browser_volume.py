@@ -17,13 +17,14 @@ import pytest
 from storage import label_volume, list_volume_cases, open_store
 from tests.studio import browser_support
 from tests.studio.browser_support import (
-    CHROMIUM,
-    CHROMIUM_ARGS,
     SCREENSHOTS,
     StudioProcess,
+    chromium,
+    new_page,
     require_chromium,
     run_studio,
     shown_width,
+    wait_for_new_picture,
 )
 from tests.studio.test_volume_handlers import write_series
 
@@ -66,14 +67,8 @@ def _wait_status(page, text: str) -> None:
 @pytest.mark.timeout(1800)  # ~1 min alone; a loaded 2-core machine needs far longer
 def test_series_propagate_correct_save_export(studio: StudioProcess, tmp_path: Path) -> None:
     series = write_series(tmp_path / "series")
-    with playwright_api.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        context = browser.new_context(
-            viewport={"width": 1400, "height": 1500}, accept_downloads=True
-        )
-        page = context.new_page()
-        page.set_default_timeout(WAIT_MS)
-        page.goto(studio.url)
+    with chromium() as browser:
+        _, page = new_page(browser, studio.url, WAIT_MS, size=(1400, 1500), accept_downloads=True)
         page.fill("#annotator input", "dr.volume")
         page.get_by_role("tab", name="Volume").click()
         page.set_input_files("#vol-upload input[type=file]", [str(s) for s in series])
@@ -107,11 +102,7 @@ def test_series_propagate_correct_save_export(studio: StudioProcess, tmp_path: P
         _wait_status(page, "Slice 2 of 6: propagated")
         # click only once the new slice's picture is in place: a click on the picture being
         # swapped reaches nothing (seen as a flaky time-out at "corrected")
-        page.wait_for_function(
-            "(old) => { const i = document.querySelector('#vol-axial img');"
-            " return i && i.src !== old && i.complete && i.naturalWidth > 0; }",
-            arg=shown,
-        )
+        wait_for_new_picture(page, "#vol-axial img", shown)
         time.sleep(0.5)
         image = page.locator("#vol-axial img").bounding_box()
         page.mouse.click(image["x"] + image["width"] * 0.3, image["y"] + image["height"] * 0.6)

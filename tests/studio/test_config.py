@@ -50,6 +50,32 @@ def test_bad_values_name_the_variable(env: dict[str, str], fragment: str) -> Non
         StudioSettings.from_env(env)
 
 
+@pytest.mark.parametrize(
+    ("name", "raw", "message"),
+    [
+        ("ADASAM_AUXOL", "maybe", "ADASAM_AUXOL='maybe' must be 1/0, true/false, yes/no or on/off"),
+        ("ADASAM_REFINE_GUARD", "2", "ADASAM_REFINE_GUARD='2' must be 1/0, true/false, yes/no"),
+        ("ADASAM_MAX_UPLOAD_MB", "-5", "ADASAM_MAX_UPLOAD_MB must be positive, got -5"),
+        ("ADASAM_MODEL_PULL_SECONDS", "1.5", "ADASAM_MODEL_PULL_SECONDS='1.5' is not a whole"),
+    ],
+)
+def test_a_bad_studio_variable_gets_the_shared_named_error(
+    name: str, raw: str, message: str
+) -> None:
+    """The studio parses with adasam.settings' helpers: the same named, clear error."""
+    with pytest.raises(ConfigError) as info:
+        StudioSettings.from_env({name: raw})
+    assert str(info.value).startswith(message), str(info.value)
+
+
+def test_studio_switches_read_yes_and_no_words_and_default_on() -> None:
+    assert StudioSettings.from_env({"ADASAM_AUXOL": " "}).auxol is True, "blank: the default"
+    off = StudioSettings.from_env(
+        {"ADASAM_AUXOL": "off", "ADASAM_REFINE_GUARD": "No", "ADASAM_SEED_WORKLIST": "0"}
+    )
+    assert (off.auxol, off.refine_guard, off.seed_worklist) == (False, False, False)
+
+
 def test_parse_users_never_echoes_a_password() -> None:
     with pytest.raises(ConfigError) as info:
         parse_users("alice:secret,bob")

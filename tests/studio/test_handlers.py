@@ -392,14 +392,29 @@ def test_page_load_restores_the_receipt_and_never_overwrites_a_typed_name(studio
     assert "annotator" not in studio.review.restore(kept, "someone typing", gr.Request(), None)
 
 
-def _nifti_volume(path: Path) -> Path:
+def _nifti_volume(path: Path, depth: int = 7) -> Path:
     import nibabel as nib
 
     rng = np.random.default_rng(0)
-    volume = rng.normal(100.0, 20.0, (48, 40, 7)).astype(np.float32)
-    volume[:, :, 3] += 200.0  # one brighter slice
+    volume = rng.normal(100.0, 20.0, (48, 40, depth)).astype(np.float32)
+    volume[:, :, depth // 2] += 200.0  # one brighter slice (the middle one)
     nib.save(nib.Nifti1Image(volume, np.diag([0.8, 0.8, 3.0, 1.0])), str(path))
     return path
+
+
+def test_a_single_slice_gets_no_slider_and_a_volume_gets_one_from_1_to_its_depth(
+    studio: Studio, tmp_path: Path
+) -> None:
+    single = studio.cases.load_upload(str(CT_SMALL), 2, "custom")
+    slider, number = single["slice_slider"], single["slice_number"]
+    assert slider.visible is False, "one slice: no 1..2 slider"
+    assert (number.value, number.interactive) == (1, False), "a read-only 1 of 1"
+    two = studio.cases.load_upload(str(_nifti_volume(tmp_path / "two.nii.gz", 2)), 2, "custom")
+    slider = two["slice_slider"]
+    assert slider.visible is True, "shown again after a single slice hid it"
+    assert (slider.minimum, slider.maximum, slider.interactive) == (1, 2, True)
+    again = studio.cases.load_upload(str(CT_SMALL), 2, "custom")["slice_slider"]
+    assert again.visible is False
 
 
 def test_a_volume_gets_a_slice_slider_and_another_slice_can_be_chosen(
@@ -410,7 +425,8 @@ def test_a_volume_gets_a_slice_slider_and_another_slice_can_be_chosen(
     state = slot["state"]
     assert state.slice.num_slices == 7 and state.slice.slice_index == 3, "the middle slice"
     slider = slot["slice_slider"]
-    assert slider.interactive and (slider.minimum, slider.maximum, slider.value) == (1, 7, 4)
+    assert slider.interactive and slider.visible
+    assert (slider.minimum, slider.maximum, slider.value) == (1, 7, 4)
     assert slider.label == "Slice 4 of 7" and slot["slice_number"].value == 4, "1-based"
     assert slot["axis"].visible
     other = studio.cases.go_to_slice(state, 6)["state"]  # typed or slid: slice 6 = index 5

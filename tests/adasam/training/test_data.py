@@ -8,14 +8,19 @@ import numpy as np
 import pytest
 import torch
 
+from adasam.errors import ConfigError
 from adasam.training.data import (
     DatasetError,
+    Split,
+    check_split_range,
     load_dataset,
     load_folder,
     make_split,
     parse_labeled,
     random_affine,
+    read_split,
     warp,
+    write_split,
 )
 
 
@@ -91,6 +96,58 @@ def test_split_only_labels_slices_with_masks() -> None:
         make_split(subjects, has_mask, "21", seed=0, val_fraction=0, test_fraction=0)
     with pytest.raises(DatasetError, match="too few"):
         make_split(["a", "b"], np.ones(2, bool), "1", seed=0)
+
+
+def test_a_written_split_reads_back_with_its_case_ids(tmp_path: Path) -> None:
+    split = Split(labeled=(0, 3), unlabeled=(1,), val=(4, 5), test=(2,))
+    path = tmp_path / "split.json"
+    write_split(path, split, [f"case{i}" for i in range(6)])
+    assert read_split(path, n_slices=6) == split
+    assert split.training == (0, 3, 1), "labeled, then unlabeled"
+    recorded = json.loads(path.read_text())["case_ids"]
+    assert recorded == {"labeled": ["case0", "case3"], "val": ["case4", "case5"], "test": ["case2"]}
+
+
+def test_a_hand_written_split_needs_only_val(tmp_path: Path) -> None:
+    path = tmp_path / "split.json"
+    path.write_text(json.dumps({"labeled": [0, 1], "val": [2]}))
+    assert read_split(path) == Split(labeled=(0, 1), unlabeled=(), val=(2,), test=())
+
+
+@pytest.mark.parametrize(
+    ("text", "fragment"),
+    [
+        (None, "cannot read the training split"),
+        ("{not json", "is not valid JSON"),
+        ("[0, 1, 2]", "must be a JSON object"),
+        ('{"labeled": [0, 1]}', "has no 'val' list"),
+        ('{"labeled": [0, 1.5], "val": [2]}', "'labeled' must be a list of slice indices"),
+        ('{"val": "2"}', "'val' must be a list of slice indices"),
+        ('{"val": [2], "test": [-1]}', "'test' must be a list of slice indices"),
+        ('{"val": [true]}', "'val' must be a list of slice indices"),
+    ],
+)
+def test_a_missing_or_malformed_split_names_its_file(
+    tmp_path: Path, text: str | None, fragment: str
+) -> None:
+    path = tmp_path / "my_split.json"
+    if text is not None:
+        path.write_text(text)
+    with pytest.raises(ConfigError, match=fragment) as info:
+        read_split(path)
+    assert str(path) in str(info.value)
+
+
+def test_a_split_of_other_data_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "split.json"
+    path.write_text(json.dumps({"labeled": [0], "unlabeled": [1], "val": [2], "test": [9]}))
+    with pytest.raises(ConfigError, match="names slice 9 but the data has 5") as info:
+        read_split(path, n_slices=5)
+    assert str(path) in str(info.value)
+    split = read_split(path, n_slices=10)
+    check_split_range(split, 10, path)  # every index below 10: no error
+    with pytest.raises(ConfigError, match="names slice 9"):
+        check_split_range(split, 9, path)
 
 
 def test_augmentation_keeps_image_and_mask_aligned() -> None:
