@@ -38,8 +38,10 @@ def main() -> int:
     except (AdaSamError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    switch_off_server_proxy_headers(os.environ)  # X-Forwarded-For: ADASAM_TRUSTED_PROXIES
     log = logging.getLogger("studio")
+    overridden = switch_off_server_proxy_headers(os.environ)  # see ADASAM_TRUSTED_PROXIES
+    if overridden:
+        log.warning(overridden)
     for warning in studio.warnings():
         log.warning("\n%s\n%s\n%s", "!" * 100, warning, "!" * 100)
     sweep_upload_cache(gradio_upload_root())  # what a crash left: raw uploads with PHI

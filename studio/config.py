@@ -25,8 +25,8 @@ The ML settings (data directory, device, bundle, database, pixel limit) are
   request from one of them is attributed to the right-most ``X-Forwarded-For`` entry that is
   not itself a trusted proxy (:func:`studio.identity.client_address`); any other request to
   its direct peer, its header ignored. The client address keys the log-in lockout and the
-  worklist bound per address. ``FORWARDED_ALLOW_IPS`` (the web server's own setting) is not
-  used and refused.
+  worklist bound per address. ``FORWARDED_ALLOW_IPS`` (the web server's own setting) is
+  overridden at start-up, with a warning when it was set.
 - ``ADASAM_LEASES_PER_ADDRESS`` (default 4): with the ``name`` identity, at most this many
   typed names may hold a worklist case taken from one client address at a time
   (:mod:`studio.address_leases`; in memory, per process). Each name holds one case at most, and
@@ -133,14 +133,6 @@ def parse_trusted_proxies(raw: str) -> TrustedProxies:
     return tuple(networks)
 
 
-def _refuse_server_proxy_setting(env: Mapping[str, str]) -> None:
-    if env.get("FORWARDED_ALLOW_IPS", "").strip():
-        raise ConfigError(
-            "FORWARDED_ALLOW_IPS is not used by the studio (it reads X-Forwarded-For itself): "
-            "list your reverse proxies in ADASAM_TRUSTED_PROXIES instead"
-        )
-
-
 @dataclass(frozen=True)
 class StudioSettings:
     """The web server's settings (see the module docstring for the variables)."""
@@ -196,7 +188,6 @@ class StudioSettings:
             ConfigError: a malformed value, with the variable's name.
         """
         env = dict(env)
-        _refuse_server_proxy_setting(env)
         users = parse_users(env.get("ADASAM_USERS", ""))
         mode = (env.get("ADASAM_IDENTITY", "auto").strip().lower()) or "auto"
         if mode not in IDENTITY_MODES:

@@ -78,9 +78,17 @@ IpAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 _hinted: set[str] = set()
 
 
-def switch_off_server_proxy_headers(environ: MutableMapping[str, str]) -> None:
-    """Apply :data:`SERVER_PROXY_HEADERS_OFF` to ``environ`` (``os.environ`` in ``app.py``)."""
+def switch_off_server_proxy_headers(environ: MutableMapping[str, str]) -> str | None:
+    """Apply :data:`SERVER_PROXY_HEADERS_OFF` to ``environ`` (``os.environ`` in ``app.py``);
+    the warning to log when that overrode a value someone set, else None."""
+    overridden = sorted(k for k, v in SERVER_PROXY_HEADERS_OFF.items() if environ.get(k, v) != v)
     environ.update(SERVER_PROXY_HEADERS_OFF)
+    if not overridden:
+        return None
+    return (
+        f"{', '.join(overridden)} is ignored: the studio reads X-Forwarded-For itself, from the "
+        "proxies listed in ADASAM_TRUSTED_PROXIES"
+    )
 
 
 def parse_ip(text: str) -> IpAddress | None:

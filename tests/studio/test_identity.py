@@ -99,14 +99,15 @@ def test_trusted_proxies_are_parsed_and_checked() -> None:
     assert [str(n) for n in StudioSettings.from_env(env).trusted_proxies] == ["10.0.0.0/8"]
     with pytest.raises(ConfigError, match="ADASAM_TRUSTED_PROXIES entry 'proxy.local'"):
         StudioSettings.from_env({"ADASAM_TRUSTED_PROXIES": "10.0.0.5, proxy.local"})
-    with pytest.raises(ConfigError, match="ADASAM_TRUSTED_PROXIES instead"):
-        StudioSettings.from_env({"FORWARDED_ALLOW_IPS": "*"})
 
 
 def test_the_web_servers_own_header_handling_is_switched_off() -> None:
-    environ: dict[str, str] = {"FORWARDED_ALLOW_IPS": "127.0.0.1"}
-    switch_off_server_proxy_headers(environ)
-    assert environ == {"FORWARDED_ALLOW_IPS": ""}
+    environ: dict[str, str] = {"FORWARDED_ALLOW_IPS": "*"}
+    warning = switch_off_server_proxy_headers(environ)
+    assert warning is not None and "FORWARDED_ALLOW_IPS is ignored" in warning
+    assert "ADASAM_TRUSTED_PROXIES" in warning and environ == {"FORWARDED_ALLOW_IPS": ""}
+    assert switch_off_server_proxy_headers(environ) is None, "nothing overridden: no warning"
+    assert switch_off_server_proxy_headers({}) is None
     from uvicorn.middleware.proxy_headers import _TrustedHosts
 
     assert "127.0.0.1" not in _TrustedHosts(environ["FORWARDED_ALLOW_IPS"]), "trusts nobody"
