@@ -25,6 +25,7 @@ def main() -> int:
     from adasam.errors import AdaSamError
     from adasam.settings import Settings, environment
     from studio import StudioSettings, build_services, build_ui, launch_options
+    from studio.identity import switch_off_server_proxy_headers
     from studio.uploads import gradio_upload_root, sweep_upload_cache
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
@@ -38,6 +39,9 @@ def main() -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     log = logging.getLogger("studio")
+    overridden = switch_off_server_proxy_headers(os.environ)  # see ADASAM_TRUSTED_PROXIES
+    if overridden:
+        log.warning(overridden)
     for warning in studio.warnings():
         log.warning("\n%s\n%s\n%s", "!" * 100, warning, "!" * 100)
     sweep_upload_cache(gradio_upload_root())  # what a crash left: raw uploads with PHI

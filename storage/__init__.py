@@ -98,7 +98,7 @@ from storage.volumes import (
     record_volume_slice,
     volume_slices,
 )
-from storage.worklist import next_case, release_case, walk_case, walk_left
+from storage.worklist import lease_holders, next_case, release_case, walk_case, walk_left
 
 __all__ = [
     "SEGEX_MAX",
@@ -151,6 +151,7 @@ __all__ = [
     "get_volume_case",
     "heartbeat_job",
     "label_volume",
+    "lease_holders",
     "list_annotators",
     "list_jobs",
     "list_model_versions",

@@ -25,7 +25,7 @@ from sqlalchemy.orm import Session
 from storage import validate
 from storage.annotators import annotator_by_name
 from storage.errors import InvalidInputError
-from storage.models import CaseLease, Correction, Prediction, Slice, utcnow
+from storage.models import Annotator, CaseLease, Correction, Prediction, Slice, utcnow
 from storage.records import SliceRecord, slice_record
 from storage.store import Store
 
@@ -164,6 +164,21 @@ def release_case(store: Store, annotator: str, content_hash: str) -> bool:
             ),
         )
         return bool(result.rowcount)
+
+
+def lease_holders(store: Store, annotators: Collection[str]) -> frozenset[str]:
+    """Which of ``annotators`` (names) hold a live lease now; unknown names hold none."""
+    names = sorted(set(annotators))
+    if not names:
+        return frozenset()
+    with store.read() as session:
+        held = session.scalars(
+            select(Annotator.name)
+            .join(CaseLease, CaseLease.annotator_id == Annotator.id)
+            .where(Annotator.name.in_(names), CaseLease.expires_at > utcnow())
+            .distinct()
+        ).all()
+        return frozenset(held)
 
 
 def walk_order(annotator: str, content_hash: str) -> str:

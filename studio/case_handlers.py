@@ -14,11 +14,11 @@ from pathlib import Path
 import gradio as gr
 
 from adasam.imaging import Slice, Window, load_slice, rewindow, with_preferred_window
-from storage import ensure_annotator, release_case, walk_case, walk_left
+from storage import ensure_annotator, lease_holders, release_case, walk_case, walk_left
 from studio.batch import import_files
 from studio.catalog import ModelChoice
 from studio.errors import StudioError, user_errors
-from studio.identity import resolve_annotator
+from studio.identity import request_address, resolve_annotator
 from studio.page import Updates
 from studio.screens import CUSTOM_WINDOW, FILE_WINDOW, case_screen
 from studio.services import Services
@@ -203,10 +203,16 @@ class CaseHandlers:
         their own, never one a colleague has open; with the model the case needs."""
         annotator = self.annotator(typed_name, request, profile)
         store = self.services.store
-        ensure_annotator(store, annotator)
         current = state.source.worklist_hash if state is not None else None
         walks = self.services.walks
-        record = walk_case(store, annotator, after=current, visited=walks.visited(annotator))
+        settings = self.services.studio
+        address = request_address(request, settings.trusted_proxies)
+        with self.services.address_leases.reserve(
+            address, annotator, settings.lease_limit, lambda names: lease_holders(store, names)
+        ):  # made-up names: a bounded number of cases per client address
+            ensure_annotator(store, annotator)
+            visited = walks.visited(annotator)
+            record = walk_case(store, annotator, after=current, visited=visited)
         if record is None:
             return self._no_case(annotator, current)
         if walks.shown(annotator, record.content_hash):

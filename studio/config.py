@@ -24,6 +24,18 @@ The ML settings (data directory, device, bundle, database, pixel limit) are
 - ``ADASAM_ADMINS``: comma-separated user names with the admin role (oauth/password identity):
   only they see statistics per annotator; everyone else sees totals only. With ``name``
   identity nobody is admin unless the server listens on this machine only.
+- ``ADASAM_TRUSTED_PROXIES`` (default empty: none): comma-separated addresses or networks
+  (``10.0.0.5``, ``10.0.0.0/8``, ``::1``) of the reverse proxies in front of the studio. A
+  request from one of them is attributed to the right-most ``X-Forwarded-For`` entry that is
+  not itself a trusted proxy (:func:`studio.identity.client_address`); any other request to
+  its direct peer, its header ignored. The client address keys the log-in lockout and the
+  worklist bound per address. ``FORWARDED_ALLOW_IPS`` (the web server's own setting) is
+  overridden at start-up, with a warning when it was set.
+- ``ADASAM_LEASES_PER_ADDRESS`` (default 4): with the ``name`` identity, at most this many
+  typed names may hold a worklist case taken from one client address at a time
+  (:mod:`studio.address_leases`; in memory, per process). Each name holds one case at most, and
+  log-in identities (``oauth``, ``password``) cannot make names up, so they are not bounded per
+  address. Raise it for a team behind one address (NAT, or an untrusted proxy).
 - ``ADASAM_MAX_UPLOAD_MB`` (default 200): largest accepted upload; bigger files are refused by
   the server before they are stored.
 - ``ADASAM_MODEL_CONCURRENCY`` (default 1): model calls (pipeline runs, clicks, volume
@@ -43,6 +55,7 @@ The ML settings (data directory, device, bundle, database, pixel limit) are
 from __future__ import annotations
 
 import importlib.util
+import ipaddress
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Literal
@@ -51,6 +64,7 @@ from adasam.errors import ConfigError
 from adasam.settings import flag, positive_int
 
 IdentityMode = Literal["oauth", "password", "name"]
+TrustedProxies = tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]
 LOCAL_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
 IDENTITY_MODES: tuple[str, ...] = ("auto", "oauth", "password", "name")
 
@@ -92,6 +106,26 @@ def parse_users(raw: str) -> tuple[tuple[str, str], ...]:
     return tuple(users)
 
 
+def parse_trusted_proxies(raw: str) -> TrustedProxies:
+    """``"10.0.0.5, 172.16.0.0/12"`` → the networks (a bare address is a one-address network).
+
+    Raises:
+        ConfigError: an entry that is not an IP address or network.
+    """
+    networks = []
+    for entry in (e.strip() for e in raw.split(",")):
+        if not entry:
+            continue
+        try:
+            networks.append(ipaddress.ip_network(entry, strict=False))
+        except ValueError:
+            raise ConfigError(
+                f"ADASAM_TRUSTED_PROXIES entry {entry[:60]!r} is not an IP address or network "
+                "(write e.g. 10.0.0.5 or 10.0.0.0/8)"
+            ) from None
+    return tuple(networks)
+
+
 @dataclass(frozen=True)
 class StudioSettings:
     """The web server's settings (see the module docstring for the variables)."""
@@ -108,6 +142,8 @@ class StudioSettings:
     refine_guard: bool = True
     model_pull_seconds: int = 60
     admins: tuple[str, ...] = ()
+    trusted_proxies: TrustedProxies = ()
+    leases_per_address: int = 4
 
     @property
     def local_only(self) -> bool:
@@ -119,6 +155,12 @@ class StudioSettings:
         if self.identity == "name":
             return self.local_only
         return bool(user) and user in self.admins
+
+    @property
+    def lease_limit(self) -> int | None:
+        """Worklist cases one client address may hold under different names (None: no
+        bound, for log-in identities)."""
+        return self.leases_per_address if self.identity == "name" else None
 
     def warnings(self) -> list[str]:
         """What a start-up log must say loudly about this deployment."""
@@ -171,4 +213,6 @@ class StudioSettings:
             refine_guard=flag(env, "ADASAM_REFINE_GUARD", True),
             model_pull_seconds=positive_int(env, "ADASAM_MODEL_PULL_SECONDS", 60),
             admins=tuple(a.strip() for a in env.get("ADASAM_ADMINS", "").split(",") if a.strip()),
+            trusted_proxies=parse_trusted_proxies(env.get("ADASAM_TRUSTED_PROXIES", "")),
+            leases_per_address=positive_int(env, "ADASAM_LEASES_PER_ADDRESS", 4),
         )

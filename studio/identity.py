@@ -3,16 +3,17 @@
 from __future__ import annotations
 
 import hmac
+import ipaddress
 import logging
 import threading
 import time
 import unicodedata
 from collections import deque
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable, MutableMapping
 from contextvars import ContextVar
 from typing import Any
 
-from studio.config import IdentityMode
+from studio.config import IdentityMode, TrustedProxies
 from studio.errors import StudioError
 
 MAX_NAME = 100
@@ -67,25 +68,130 @@ def resolve_annotator(
     return clean_name(typed)
 
 
+SERVER_PROXY_HEADERS_OFF = {"FORWARDED_ALLOW_IPS": ""}
+"""Environment for Gradio's web server (uvicorn) that switches its own ``X-Forwarded-For``
+handling off: by default it believes the header from any loopback peer, so a local client
+could pick its address. :func:`client_address` reads the header instead, for the proxies of
+``ADASAM_TRUSTED_PROXIES`` only (``app.py`` applies this before launching)."""
+
+IpAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+_hinted: set[str] = set()
+
+
+def switch_off_server_proxy_headers(environ: MutableMapping[str, str]) -> str | None:
+    """Apply :data:`SERVER_PROXY_HEADERS_OFF` to ``environ`` (``os.environ`` in ``app.py``);
+    the warning to log when that overrode a value someone set, else None."""
+    overridden = sorted(k for k, v in SERVER_PROXY_HEADERS_OFF.items() if environ.get(k, v) != v)
+    environ.update(SERVER_PROXY_HEADERS_OFF)
+    if not overridden:
+        return None
+    return (
+        f"{', '.join(overridden)} is ignored: the studio reads X-Forwarded-For itself, from the "
+        "proxies listed in ADASAM_TRUSTED_PROXIES"
+    )
+
+
+def parse_ip(text: str) -> IpAddress | None:
+    """An address of an ``X-Forwarded-For`` entry (``1.2.3.4``, ``1.2.3.4:80``, ``::1``,
+    ``[::1]:80``), or None when the entry is not an address."""
+    entry = text.strip()
+    if entry.startswith("[") and "]" in entry:
+        entry = entry[1 : entry.index("]")]
+    elif entry.count(":") == 1:
+        entry = entry.split(":")[0]
+    try:
+        return ipaddress.ip_address(entry)
+    except ValueError:
+        return None
+
+
+def _trusted(address: IpAddress | None, trusted: TrustedProxies) -> bool:
+    return address is not None and any(address in network for network in trusted)
+
+
+def client_address(
+    peer: str | None, forwarded_for: Iterable[str], trusted: TrustedProxies
+) -> str | None:
+    """The client's address: the direct ``peer``, unless it is a trusted proxy.
+
+    Behind trusted proxies, each appends the address it was reached from to
+    ``X-Forwarded-For`` (``forwarded_for``: the header's values, in order), so the client is
+    the right-most entry that is not itself a trusted proxy; the entries left of it are the
+    client's to write and never read. A malformed entry where an address should be leaves the
+    peer (the nearest proxy). An untrusted peer's header is ignored: a client cannot pick its
+    address.
+    """
+    if not _trusted(parse_ip(peer or ""), trusted):
+        if peer is not None and any(v.strip() for v in forwarded_for):
+            _hint_untrusted_proxy(peer)
+        return peer
+    entries = [e for value in forwarded_for for e in value.split(",")]
+    for entry in reversed(entries):
+        address = parse_ip(entry)
+        if address is None:
+            return peer
+        if not _trusted(address, trusted):
+            return str(address)
+    first = parse_ip(entries[0]) if entries else None
+    return peer if first is None else str(first)  # every hop trusted: where it started
+
+
+def _hint_untrusted_proxy(peer: str) -> None:
+    """Log once per process that ``peer`` forwards requests but is not trusted (the first
+    sign of a reverse proxy missing from ``ADASAM_TRUSTED_PROXIES``)."""
+    if _hinted:
+        return
+    _hinted.add(peer)
+    log.warning(
+        "requests from %s carry X-Forwarded-For, which is ignored: the address is not in "
+        "ADASAM_TRUSTED_PROXIES (add it when it is your reverse proxy)",
+        peer,
+    )
+
+
+def request_address(request: Any, trusted: TrustedProxies) -> str | None:
+    """:func:`client_address` of a ``gr.Request`` (None without one, or without a client)."""
+    if request is None:
+        return None
+    client = getattr(request, "client", None)
+    peer = getattr(client, "host", None)
+    headers = getattr(request, "headers", None) or {}
+    if hasattr(headers, "getlist"):
+        values = list(headers.getlist("x-forwarded-for"))
+    else:  # a queued request's headers come as a plain dict
+        values = [str(v) for k, v in dict(headers).items() if str(k).lower() == "x-forwarded-for"]
+    return client_address(None if peer is None else str(peer), values, trusted)
+
+
 CLIENT_ADDRESS: ContextVar[str | None] = ContextVar("adasam_client_address", default=None)
 """The client address of the HTTP request being served (set by :class:`ClientAddress`)."""
 
 
 class ClientAddress:
-    """ASGI middleware: puts each HTTP request's client address in :data:`CLIENT_ADDRESS`,
-    so :class:`LoginGuard` (which Gradio calls with the user name and password only) can
-    count failures per address. Behind a reverse proxy the address is the proxy's unless the
-    server is told to trust its forwarded headers."""
+    """ASGI middleware: puts each HTTP request's client address (:func:`client_address`,
+    with ``trusted_proxies``) in :data:`CLIENT_ADDRESS`, so :class:`LoginGuard` (which Gradio
+    calls with the user name and password only) can count failures per address."""
 
-    def __init__(self, app: Callable[..., Awaitable[None]]) -> None:
+    def __init__(
+        self, app: Callable[..., Awaitable[None]], trusted_proxies: TrustedProxies = ()
+    ) -> None:
         self.app = app
+        self.trusted_proxies = trusted_proxies
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         if scope.get("type") != "http":
             await self.app(scope, receive, send)
             return
         client = scope.get("client")
-        token = CLIENT_ADDRESS.set(str(client[0]) if client else None)
+        forwarded = [
+            value.decode("latin-1")
+            for name, value in scope.get("headers", [])
+            if name.lower() == b"x-forwarded-for"
+        ]
+        address = client_address(
+            str(client[0]) if client else None, forwarded, self.trusted_proxies
+        )
+        token = CLIENT_ADDRESS.set(address)
         try:
             await self.app(scope, receive, send)
         finally:

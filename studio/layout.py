@@ -485,6 +485,7 @@ def launch_options(services: Services) -> dict[str, Any]:
     }
     if studio.identity == "password":
         options["auth"] = LoginGuard(studio.users)  # rate-limited per name and address, logged
-        options["app_kwargs"] = {"middleware": [Middleware(ClientAddress)]}  # the address
+        middleware = Middleware(ClientAddress, trusted_proxies=studio.trusted_proxies)
+        options["app_kwargs"] = {"middleware": [middleware]}  # the client address
         options["auth_message"] = "ADA-SAM Studio: log in with the name your team gave you."
     return options

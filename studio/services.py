@@ -14,6 +14,7 @@ from pathlib import Path
 from adasam.backends import backend_factory, startup_report
 from adasam.settings import ASSETS_DIR, DEMO_BUNDLES, Settings, resolve_device
 from storage import Store, open_store, stats
+from studio.address_leases import AddressLeases
 from studio.auxol_view import OnlineSpecialists
 from studio.batch import ImportReport, import_files
 from studio.catalog import ModelCatalog
@@ -46,6 +47,7 @@ class Services:
     puller: ModelPuller | None = None
     drafts: Drafts = field(default_factory=Drafts)
     walks: Walks = field(default_factory=Walks)
+    address_leases: AddressLeases = field(default_factory=AddressLeases)
     upload_root: Path = field(default_factory=gradio_upload_root)
 
     def close(self) -> None:

@@ -12,6 +12,9 @@ from adasam.settings import Settings, resolve_device
 
 HELP = "run the pipeline on one slice and write PNGs + JSON"
 USER_ERRORS = (ValueError, OSError)
+PICTURE_SIDE = 2048
+"""Default longest side of the written pictures (slice, CAM, prompts and manual overlays); the
+mask PNGs are always at the slice's own size."""
 
 
 def _fail(message: str) -> int:
@@ -38,6 +41,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--out", required=True, help="output directory")
     p.add_argument(
+        "--picture-side",
+        type=_positive_int,
+        default=PICTURE_SIDE,
+        help="longest side of the written pictures in pixels: a larger slice is drawn shrunk "
+        f"to it (default {PICTURE_SIDE}); the mask PNGs always keep the slice's own size",
+    )
+    p.add_argument(
         "--box",
         help="a box drawn by hand, x0,y0,x1,y1 in pixels (XYXY, inclusive): SAM segments it, "
         "whatever the classifier says",
@@ -58,10 +68,21 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     )
 
 
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a whole number of pixels >= 1, got {text!r}")
+    return value
+
+
 def run(args: argparse.Namespace, settings: Settings) -> int:
     from adasam import scaling
     from adasam.bundle import read_config
     from adasam.imaging import model_image
+    from adasam.shown import Shown
 
     bundle_dir = Path(args.bundle) if args.bundle else settings.bundle_dir
     config = read_config(bundle_dir)
@@ -87,12 +108,14 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     manual = _manual_prompts(args, image, predictor, pred, settings, drawn)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
+    shown = Shown.of(sl.display, args.picture_side)  # one bounded copy for every picture
     result = {
         "input": _input_entry(sl),
-        "structures": _write_structures(out, sl, predictor, pred),
+        "pictures": _pictures_entry(shown, args.picture_side),
+        "structures": _write_structures(out, shown, predictor, pred),
         "domain": None if pred.domain is None else pred.domain.to_dict(),
         "trained_on": None if config.domain is None else config.domain.description,
-        "manual": None if manual is None else _write_manual(manual, sl.display, out),
+        "manual": None if manual is None else _write_manual(manual, shown, out),
         "timings_ms": {k: round(v, 2) for k, v in pred.timings_ms.items()},
         "model": pred.model,
     }
@@ -153,16 +176,31 @@ def _input_entry(sl: Any) -> dict[str, object]:
     }
 
 
-def _write_structures(out: Path, sl: Any, predictor: Any, pred: Any) -> list[dict[str, object]]:
-    """``slice.png``, each structure's CAM, prompts and candidate PNGs; their JSON entries."""
+def _pictures_entry(shown: Any, max_side: int) -> dict[str, object]:
+    """The written pictures' size and scale (boxes, points and masks stay in slice pixels)."""
+    sx, sy = shown.factors
+    return {
+        "shape": list(shown.hw),
+        "max_side": max_side,
+        "shrunk": shown.shrunk,
+        "scale_xy": [round(sx, 6), round(sy, 6)],
+    }
+
+
+def _write_structures(out: Path, shown: Any, predictor: Any, pred: Any) -> list[dict[str, object]]:
+    """``slice.png``, each structure's CAM, prompts and candidate PNGs; their JSON entries.
+
+    The pictures are drawn on ``shown`` (the bounded display image); the masks at full size.
+    """
     from PIL import Image
 
     from adasam.render import heatmap_overlay
 
-    Image.fromarray(sl.display).save(out / "slice.png")
+    Image.fromarray(shown.image).save(out / "slice.png")
     entries = []
     for s in pred.structures:
-        Image.fromarray(heatmap_overlay(sl.display, s.heatmap)).save(out / f"cam_{s.name}.png")
+        cam = heatmap_overlay(shown.image, shown.heatmap(s.heatmap))
+        Image.fromarray(cam).save(out / f"cam_{s.name}.png")
         entry: dict[str, object] = {
             "name": s.name,
             "probability": round(s.probability, 6),
@@ -172,22 +210,21 @@ def _write_structures(out: Path, sl: Any, predictor: Any, pred: Any) -> list[dic
             "candidates": [],
         }
         if s.prompts is not None:
-            entry.update(_write_prompted(out, sl, predictor.frame(pred.image_hw), s))
+            entry.update(_write_prompted(out, shown, predictor.frame(pred.image_hw), s))
         entries.append(entry)
     return entries
 
 
-def _write_prompted(out: Path, sl: Any, frame: Any, s: Any) -> dict[str, object]:
-    """The prompts overlay and the candidate masks of one found structure ``s``."""
+def _write_prompted(out: Path, shown: Any, frame: Any, s: Any) -> dict[str, object]:
+    """The prompts overlay (bounded) and the candidate masks (full size) of a found ``s``."""
     import numpy as np
     from PIL import Image
 
     from adasam.render import mask_png, prompts_overlay
 
-    prompt_mask = frame.lowres_region(s.prompts.mask_logits)
-    Image.fromarray(prompts_overlay(sl.display, s.prompts, prompt_mask)).save(
-        out / f"prompts_{s.name}.png"
-    )
+    prompt_mask = shown.mask(frame.lowres_region(s.prompts.mask_logits))
+    drawn = prompts_overlay(shown.image, shown.prompts(s.prompts), prompt_mask)
+    Image.fromarray(drawn).save(out / f"prompts_{s.name}.png")
     cands = []
     for i, c in enumerate(s.candidates):
         name = f"cand_{s.name}_{i}.png"
@@ -258,8 +295,9 @@ def _manual_prompts(
     }
 
 
-def _write_manual(manual: dict[str, object], image: object, out: Path) -> dict[str, object]:
-    """Write ``manual_<label>_<i>.png`` masks and an overlay; the JSON entry for them."""
+def _write_manual(manual: dict[str, object], shown: Any, out: Path) -> dict[str, object]:
+    """Write ``manual_<label>_<i>.png`` masks (full size) and an overlay (on the bounded
+    ``shown``); the JSON entry for them."""
     import re
 
     import numpy as np
@@ -276,5 +314,6 @@ def _write_manual(manual: dict[str, object], image: object, out: Path) -> dict[s
             {"mask": name, "score": round(c.score, 6), "area_px": int(np.count_nonzero(c.mask))}
         )
     best = manual["candidates"][0]  # type: ignore[index]
-    Image.fromarray(mask_overlay(image, best.mask)).save(out / f"manual_{safe}.png")  # type: ignore[arg-type]
+    overlay = mask_overlay(shown.image, shown.mask(best.mask))
+    Image.fromarray(overlay).save(out / f"manual_{safe}.png")
     return {**{k: v for k, v in manual.items() if k != "candidates"}, "candidates": entries}

@@ -55,6 +55,20 @@ def test_expired_leases_return_to_the_pool(store: Store, pool) -> None:
     assert storage.next_case(store, "ann2").content_hash == pool[0].content_hash
 
 
+def test_lease_holders_are_the_names_with_a_live_lease(store: Store, pool) -> None:
+    assert storage.lease_holders(store, []) == frozenset()
+    storage.next_case(store, "ann1")
+    storage.walk_case(store, "ann2")
+    storage.next_case(store, "ann3", lease=timedelta(milliseconds=1))
+    import time
+
+    time.sleep(0.01)  # ann3's lease has expired
+    names = ["ann1", "ann2", "ann3", "nobody"]
+    assert storage.lease_holders(store, names) == {"ann1", "ann2"}
+    assert storage.release_case(store, "ann1", pool[0].content_hash)
+    assert storage.lease_holders(store, names) == {"ann2"}
+
+
 def test_corrected_slices_leave_the_worklist(store: Store, samples, pool) -> None:
     for s in pool:
         samples.correction(samples.prediction(s, structure="VL"), annotator="ann3")

@@ -6,6 +6,8 @@ emptied, the time budget."""
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
 from types import SimpleNamespace
@@ -13,12 +15,13 @@ from types import SimpleNamespace
 import gradio as gr
 import pytest
 
+import storage
 from adasam.budget import Deadline
-from adasam.errors import TimeBudgetError
+from adasam.errors import ConfigError, TimeBudgetError
 from storage import ensure_annotator, next_case, walk_case
 from storage.models import CaseLease
 from studio.case_handlers import CaseHandlers
-from studio.config import StudioSettings
+from studio.config import StudioSettings, parse_trusted_proxies
 from studio.errors import StudioError
 from studio.identity import LoginGuard
 from studio.layout import launch_options
@@ -136,23 +139,31 @@ def test_the_failure_tables_stay_bounded_under_a_spray() -> None:
     assert len(guard._failures) <= 50 and len(guard._by_address) <= 50
 
 
-def test_over_http_the_lockout_is_per_client_address(services: Services) -> None:
-    """Through Gradio's /login: the middleware hands the client address to the guard."""
-    import httpx
-
+@contextmanager
+def _serving(services: Services, studio: StudioSettings) -> Iterator[tuple[str, LoginGuard]]:
+    """The studio served on 127.0.0.1 with password log-in: its /login URL and its guard."""
     from studio import build_ui
     from tests.studio.test_api_client import free_port
 
-    services.studio = StudioSettings(identity="password", users=USERS, seed_worklist=False)
+    services.studio = studio
     options = launch_options(services)
-    guard: LoginGuard = options["auth"]
     demo = build_ui(services)
     options.update(
         server_name="127.0.0.1", server_port=free_port(), prevent_thread_lock=True, quiet=True
     )
     _, url, _ = demo.launch(**options)
     try:
-        login = url.rstrip("/") + "/login"
+        yield url.rstrip("/") + "/login", options["auth"]
+    finally:
+        demo.close()
+
+
+def test_over_http_the_lockout_is_per_client_address(services: Services) -> None:
+    """Through Gradio's /login: the middleware hands the client address to the guard."""
+    import httpx
+
+    studio = StudioSettings(identity="password", users=USERS, seed_worklist=False)
+    with _serving(services, studio) as (login, guard):
         for _ in range(guard.max_failures):
             assert (
                 httpx.post(login, data={"username": "alice", "password": "no"}).status_code == 400
@@ -163,8 +174,35 @@ def test_over_http_the_lockout_is_per_client_address(services: Services) -> None
         ok = httpx.post(login, data={"username": "bob", "password": "pw-b"})
         assert ok.status_code == 200 and ok.json() == {"success": True}
         assert guard.attempt("alice", "pw-a", "10.0.0.7"), "alice elsewhere can log in"
-    finally:
-        demo.close()
+
+
+@pytest.mark.parametrize(
+    ("trusted", "locked_from"), [("", "127.0.0.1"), ("127.0.0.1", "203.0.113.9")]
+)
+def test_over_http_a_forwarded_address_counts_only_from_a_trusted_proxy(
+    services: Services, monkeypatch: pytest.MonkeyPatch, trusted: str, locked_from: str
+) -> None:
+    """A client on this machine sends X-Forwarded-For: ignored unless 127.0.0.1 is a trusted
+    proxy, then the lockout is on the forwarded address (the web server's own header
+    handling is off, as ``app.py`` sets it; left on, it believed any loopback peer)."""
+    import httpx
+
+    from studio.identity import SERVER_PROXY_HEADERS_OFF
+
+    for name, value in SERVER_PROXY_HEADERS_OFF.items():
+        monkeypatch.setenv(name, value)
+    studio = StudioSettings(
+        identity="password",
+        users=USERS,
+        seed_worklist=False,
+        trusted_proxies=parse_trusted_proxies(trusted),
+    )
+    with _serving(services, studio) as (login, guard):
+        forwarded = {"X-Forwarded-For": "10.9.9.9, 203.0.113.9"}
+        for _ in range(guard.max_failures):
+            wrong = {"username": "alice", "password": "no"}
+            assert httpx.post(login, data=wrong, headers=forwarded).status_code == 400
+        assert set(guard._locked) == {("alice", locked_from)}
 
 
 def test_password_log_in_goes_through_the_guard(services: Services) -> None:
@@ -246,6 +284,94 @@ def test_an_annotator_holds_at_most_one_worklist_lease(password_services: Servic
         with store.read() as session:
             assert session.query(CaseLease).count() == 1
     assert len(set(seen)) == 6
+
+
+def _from(address: str, forwarded: str | None = None) -> SimpleNamespace:
+    """A request from ``address`` (name identity: no log-in)."""
+    headers = {} if forwarded is None else {"x-forwarded-for": forwarded}
+    return SimpleNamespace(username=None, client=SimpleNamespace(host=address), headers=headers)
+
+
+def _take(cases: CaseHandlers, name: str, request: SimpleNamespace) -> str:
+    """``name`` presses Next case; the content hash of the case they got."""
+    screen = cases.next_case(name, None, None, request, None)
+    assert f"reserved for {name}" in screen["worklist_md"]
+    return screen["state"].source.worklist_hash
+
+
+def test_made_up_names_from_one_address_hold_a_bounded_number_of_cases(
+    services: Services,
+) -> None:
+    """The probe's attack: one client typing new names to reserve every worklist case."""
+    cases = CaseHandlers(services)
+    cases.import_examples(_from("127.0.0.1"), None)  # six cases
+    store = services.store
+    limit = services.studio.leases_per_address
+    assert limit == 4 and services.studio.lease_limit == 4
+    here = _from("198.51.100.4")
+    taken = {f"made-up {i}": _take(cases, f"made-up {i}", here) for i in range(limit)}
+    refusal = "already holds worklist cases under 4 other names"
+    with pytest.raises(gr.Error, match=refusal):
+        cases.next_case(f"made-up {limit}", None, None, here, None)
+    with pytest.raises(gr.Error, match=refusal):  # a header from an untrusted peer changes nothing
+        cases.next_case("made-up 9", None, None, _from("198.51.100.4", "10.9.9.9"), None)
+    names = [*taken, f"made-up {limit}", "made-up 9"]
+    assert storage.lease_holders(store, names) == set(taken), "the refused names hold nothing"
+    _take(cases, "made-up 0", here)  # a name that took a case here walks on
+    _take(cases, "a colleague", _from("203.0.113.7"))  # another address still gets a case
+    with store.read() as session:
+        assert session.query(CaseLease).count() == limit + 1
+    assert storage.release_case(store, "made-up 1", taken["made-up 1"])  # one case given back
+    _take(cases, f"made-up {limit}", here)
+
+
+def test_behind_a_trusted_proxy_the_bound_is_per_forwarded_address(services: Services) -> None:
+    services.studio = replace(
+        services.studio, leases_per_address=2, trusted_proxies=parse_trusted_proxies("10.0.0.5")
+    )
+    cases = CaseHandlers(services)
+    cases.import_examples(_from("127.0.0.1"), None)
+    for name in ("a1", "a2"):
+        _take(cases, name, _from("10.0.0.5", "198.51.100.4"))
+    with pytest.raises(gr.Error, match="under 2 other names"):
+        cases.next_case("a3", None, None, _from("10.0.0.5", "198.51.100.4"), None)
+    _take(cases, "b1", _from("10.0.0.5", "198.51.100.4, 203.0.113.7"))  # another client
+
+
+def test_the_lease_bound_is_a_setting_for_made_up_names_only() -> None:
+    assert StudioSettings.from_env({}).leases_per_address == 4
+    assert StudioSettings.from_env({"ADASAM_LEASES_PER_ADDRESS": "10"}).lease_limit == 10
+    with pytest.raises(ConfigError, match="ADASAM_LEASES_PER_ADDRESS"):
+        StudioSettings.from_env({"ADASAM_LEASES_PER_ADDRESS": "0"})
+    assert StudioSettings(identity="password", users=USERS).lease_limit is None  # no made-up names
+
+
+def test_parallel_presses_from_one_address_cannot_pass_the_bound_together() -> None:
+    import threading
+    import time
+
+    from studio.address_leases import AddressLeases
+
+    leases = AddressLeases()
+    held: set[str] = set()
+    lock = threading.Lock()
+    refused: list[str] = []
+
+    def press(name: str) -> None:
+        try:
+            with leases.reserve("198.51.100.4", name, 3, lambda names: held & set(names)):
+                time.sleep(0.005)  # the walk's transaction: long enough for others to check
+                with lock:
+                    held.add(name)  # the walk leased a case to ``name``
+        except StudioError:
+            refused.append(name)
+
+    threads = [threading.Thread(target=press, args=(f"n{i}",)) for i in range(12)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(held) == 3 and len(refused) == 9
 
 
 # -- the upload cache -----------------------------------------------------------------------------

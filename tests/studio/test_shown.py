@@ -10,12 +10,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from adasam.predictor import Click
-from adasam.prompts import Prompts
 from studio import views
 from studio.editor import ADD_RGB, apply_strokes, editor_value
 from studio.services import Services
-from studio.shown import CANVAS_MAX_SIDE, VIEW_SIDE, Shown, bounded_shape
+from studio.shown import CANVAS_MAX_SIDE, VIEW_SIDE
 from studio.state import CaseState
 from tests.studio.conftest import write_png
 from tests.studio.test_handlers import Studio
@@ -27,42 +25,7 @@ def _longest(image: np.ndarray) -> int:
     return max(int(image.shape[0]), int(image.shape[1]))
 
 
-# -- the geometry ---------------------------------------------------------------------------
-def test_a_slice_within_the_bound_is_drawn_from_its_own_pixels() -> None:
-    display = np.random.default_rng(0).integers(0, 255, (300, 200, 3), dtype=np.uint8)
-    shown = Shown.of(display, VIEW_SIDE)
-    assert shown.image is display and not shown.shrunk
-    mask = np.zeros((300, 200), bool)
-    assert shown.mask(mask) is mask and shown.point(3.0, 4.0) == (3.0, 4.0)
-    assert shown.box((1.0, 2.0, 3.0, 4.0)) == (1.0, 2.0, 3.0, 4.0)
-
-
-def test_a_large_slice_is_shrunk_with_its_masks_and_coordinates() -> None:
-    display = np.zeros((*BIG_HW, 3), np.uint8)
-    display[:, 1200:] = 200  # right half bright
-    shown = Shown.of(display, 1200)
-    assert shown.hw == bounded_shape(BIG_HW, 1200) == (600, 1200) and shown.slice_hw == BIG_HW
-    assert shown.image[:, 601:].min() == 200 and shown.image[:, :599].max() == 0
-    mask = np.zeros(BIG_HW, bool)
-    mask[400:800, 200:1000] = True  # → rows 200:400, columns 100:500 at half size
-    small = shown.mask(mask)
-    assert small.shape == (600, 1200) and small.dtype == bool
-    assert int(small.sum()) == 200 * 400 and small[200:400, 100:500].all()
-    heat = np.zeros(BIG_HW, np.float32)
-    heat[:600] = 1.0
-    small_heat = shown.heatmap(heat)
-    assert np.allclose(small_heat[:300], 1.0) and np.allclose(small_heat[300:], 0.0)
-    assert shown.point(1999.0, 999.0) == pytest.approx((999.25, 499.25))  # pixel centres
-    assert shown.box((200.0, 400.0, 999.0, 799.0)) == pytest.approx((100.0, 200.0, 499.0, 399.0))
-    (click,) = shown.clicks((Click(1999.0, 999.0, False),))
-    assert (click.x, click.y, click.positive) == pytest.approx((999.25, 499.25, False))
-    prompts = Prompts(mask, np.array([200.0, 400.0, 999.0, 799.0]), np.zeros((4, 4)), None)
-    moved = shown.prompts(prompts)
-    assert moved.region.shape == (600, 1200) and moved.box[0] == pytest.approx(100.0)
-    again = Shown.of(shown, 600)  # a shrunk picture shrinks further, same slice
-    assert again.hw == (300, 600) and again.slice_hw == BIG_HW
-
-
+# -- the geometry (the rest is tests/adasam/test_shown.py) ---------------------------
 @pytest.mark.parametrize(("hw", "canvas"), [((128, 128), (1024, 1024)), (BIG_HW, (1024, 2048))])
 def test_canvas_clicks_map_back_to_slice_pixels(
     hw: tuple[int, int], canvas: tuple[int, int]
