@@ -17,7 +17,9 @@ from adasam.propagate import PropagationConfig, PropagationReport
 from studio.case_handlers import hub_username
 from studio.errors import StudioError, user_errors
 from studio.identity import resolve_annotator
+from studio.picture_files import png_file
 from studio.services import Services
+from studio.uploads import gradio_upload_root
 from studio.volume_handlers import (
     VolumeHandlers,
     VolumeSession,
@@ -48,9 +50,17 @@ def _window(name: str | None) -> str | None:
     return None if not name or name == AUTO_WINDOW else name
 
 
+VIEWS_FOLDER = "volume-views"
+"""Folder of the shown pictures' PNG files, in Gradio's upload cache (see
+:mod:`studio.picture_files`: an unchanged picture is never rewritten while it is fetched)."""
+
+
 def _screen(session: VolumeSession, k: int, window: str | None) -> tuple[Any, ...]:
     k = int(k)
-    axial, coronal, sagittal = canvas_views(session, k, _window(window))
+    folder = gradio_upload_root() / VIEWS_FOLDER
+    axial, coronal, sagittal = (
+        str(png_file(view, folder)) for view in canvas_views(session, k, _window(window))
+    )
     return session, axial, coronal, sagittal, status_text(session, k)
 
 

@@ -34,6 +34,7 @@ CORE = (
     "studio.identity",
     "studio.model_pull",
     "studio.page",
+    "studio.picture_files",
     "studio.pipeline",
     "studio.rating",
     "studio.services",

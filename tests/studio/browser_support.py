@@ -121,6 +121,27 @@ def run_studio(tmp: Path, bundle_dir: Path, **env: str) -> Iterator[StudioProces
             process.wait()
 
 
+TWO_FRAMES_JS = """() => new Promise((done) =>
+  requestAnimationFrame(() => requestAnimationFrame(() => setTimeout(done, 0))))"""
+
+
+def reveal(page: object, opener: object, *selectors: str) -> None:
+    """Click ``opener`` (a closed accordion's header, a tab) and wait until Gradio has
+    finished rendering what it reveals: every element of ``selectors`` is in the page, then
+    two animation frames.
+
+    Gradio 6 renders the children of a closed accordion or an unselected tab only when they
+    are first shown, and in the first animation frame after they have settled it pushes the
+    values it holds for them into them (``render_previously_invisible_children``): a value
+    typed in between is silently put back (seen: the min-score slider set to 0 showed 0.5
+    again one frame later, and the studio received 0.5). On a loaded machine Playwright's
+    fill lands in that gap. Two frames after the elements are there, the push is done."""
+    opener.click()  # type: ignore[attr-defined]
+    for selector in selectors:
+        page.locator(selector).wait_for(state="attached")  # type: ignore[attr-defined]
+    page.evaluate(TWO_FRAMES_JS)  # type: ignore[attr-defined]
+
+
 SHOWN_WIDTH_JS = """(selector) => {
   const i = document.querySelector(selector);
   if (!i || !i.naturalWidth) return 0;
