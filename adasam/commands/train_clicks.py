@@ -42,4 +42,9 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         f"{s.box_iou:.3f} → {b.box_iou:.3f}, IoU after {len(b.ious) - 1} clicks "
         f"{s.ious[-1]:.3f} → {b.ious[-1]:.3f}"
     )
+    if s.cam_noc90 is not None and b.cam_noc90 is not None and s.cam_iou and b.cam_iou:
+        print(
+            f"From the CAM start: NoC@90 {s.cam_noc90:.2f} → {b.cam_noc90:.2f}, IoU before a "
+            f"click {s.cam_iou:.3f} → {b.cam_iou:.3f}"
+        )
     return 0

@@ -127,11 +127,12 @@ def test_real_validation_and_the_command_line(
         "train-clicks", "--bundle", str(start_bundle), "--data", str(thigh_dir), "--out",
         str(out), "--embedding-cache", str(start_bundle.parent / "emb"), "--steps", "2",
         "--items", "2", "--rounds", "2", "--val-every", "1", "--val-items", "3",
-        "--val-clicks", "2", "--quiet",
+        "--val-clicks", "2", "--p-cam", "0.5", "--quiet",
     ])  # fmt: skip
     assert code == 0
     printed = capsys.readouterr().out
     assert "NoC@90" in printed and str(out) in printed
+    assert "From the CAM start: NoC@90" in printed
     record = read_config(out).training["clicks"]
     start = record["val_start"]
     assert 0.0 <= start["box_iou"] <= 1.0 and len(start["ious"]) == 3  # box + 2 clicks
