@@ -22,6 +22,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from studio.uploads import gradio_upload_root
+
 
 def png_bytes(picture: np.ndarray) -> bytes:
     """``picture`` (H×W or H×W×3/4 uint8) as PNG."""
@@ -42,3 +44,9 @@ def png_file(picture: np.ndarray, folder: Path) -> Path:
     partial.write_bytes(data)
     os.replace(partial, path)
     return path
+
+
+def shown_picture(picture: np.ndarray, folder: str) -> str:
+    """The path to hand ``gr.Image`` for ``picture``: :func:`png_file` in ``folder`` of the
+    studio's upload cache (emptied at start-up with the rest of it)."""
+    return str(png_file(picture, gradio_upload_root() / folder))

@@ -16,13 +16,13 @@ from studio.editor import apply_strokes, editor_value, has_strokes
 from studio.errors import StudioError, user_errors
 from studio.page import Updates
 from studio.rating import parse_rating
-from studio.screens import case_screen, pipeline_screen
+from studio.screens import canvas_picture, case_screen, pipeline_screen
 from studio.services import Services
 from studio.state import CaseState, Receipt
 from studio.stats_view import stats_figure, stats_markdown
 from studio.submission import submit
 from studio.submit_check import needs_confirmation
-from studio.views import correction_status, correction_view, result_json, upscale
+from studio.views import correction_status, result_json
 
 BRUSH_HINT = (
     "Paint with the **blue** brush to add to the mask and the **red** brush to remove from it "
@@ -101,7 +101,7 @@ class ReviewHandlers:
         display = np.asarray(state.slice.display)
         return {
             "state": new,
-            "correction": upscale(correction_view(new_work, display)),
+            "correction": canvas_picture(new_work, display),
             "correction_status": correction_status(new_work),
             "result_json": result_json(new),
             "brush_md": "Brush edits applied. Keep painting, apply again, or submit.",

@@ -19,6 +19,7 @@ import numpy as np
 from adasam.imaging import WINDOW_PRESETS
 from studio import views
 from studio.page import Updates
+from studio.picture_files import shown_picture
 from studio.shown import CANVAS_MAX_SIDE, VIEW_SIDE, Shown
 from studio.state import CaseState, StructureWork
 
@@ -102,8 +103,14 @@ def _shown(state: CaseState) -> tuple[Shown, Shown]:
     return canvas, Shown.of(canvas, VIEW_SIDE)
 
 
-def _canvas(work: StructureWork | None, display: np.ndarray | Shown) -> np.ndarray:
-    return views.upscale(views.correction_view(work, display))
+CANVAS_FOLDER = "canvas-views"
+
+
+def canvas_picture(work: StructureWork | None, display: np.ndarray | Shown) -> str:
+    """The correction canvas as a PNG file written once (see :mod:`studio.picture_files`: an
+    unchanged canvas, e.g. after a refused click or a box's first corner, handed over as an
+    array was rewritten in place while the page fetched it, and the next click was lost)."""
+    return shown_picture(views.upscale(views.correction_view(work, display)), CANVAS_FOLDER)
 
 
 def _empty_pipeline(
@@ -116,7 +123,7 @@ def _empty_pipeline(
         "prompts": None,
         **_gallery(None, np.zeros((1, 1, 3), np.uint8)),
         "steps_md": "",
-        "correction": None if display is None else _canvas(None, display),
+        "correction": None if display is None else canvas_picture(None, display),
         "correction_status": views.correction_status(None),
         "structures_md": "",
         "timings_md": "",
@@ -149,7 +156,7 @@ def pipeline_screen(
         "prompts": views.prompts_view(work, view),
         **_gallery(work, view),
         "steps_md": f"{views.heatmap_label(work)}  \n{views.prompts_label(work)}",
-        "correction": _canvas(work, canvas),
+        "correction": canvas_picture(work, canvas),
         "correction_status": views.correction_status(work),
         "structures_md": views.structures_markdown(state),
         "timings_md": views.timings_markdown(state),
@@ -220,7 +227,7 @@ def click_screen(
     canvas, view = _shown(state)
     out: Updates = {
         "state": state,
-        "correction": _canvas(work, canvas),
+        "correction": canvas_picture(work, canvas),
         "correction_status": views.correction_status(work, latency_ms),
         "result_json": views.result_json(state),
         "submit_button": gr.Button(interactive=_can_submit(state)),

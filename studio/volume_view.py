@@ -17,9 +17,8 @@ from adasam.propagate import PropagationConfig, PropagationReport
 from studio.case_handlers import hub_username
 from studio.errors import StudioError, user_errors
 from studio.identity import resolve_annotator
-from studio.picture_files import png_file
+from studio.picture_files import shown_picture
 from studio.services import Services
-from studio.uploads import gradio_upload_root
 from studio.volume_handlers import (
     VolumeHandlers,
     VolumeSession,
@@ -57,9 +56,8 @@ VIEWS_FOLDER = "volume-views"
 
 def _screen(session: VolumeSession, k: int, window: str | None) -> tuple[Any, ...]:
     k = int(k)
-    folder = gradio_upload_root() / VIEWS_FOLDER
     axial, coronal, sagittal = (
-        str(png_file(view, folder)) for view in canvas_views(session, k, _window(window))
+        shown_picture(view, VIEWS_FOLDER) for view in canvas_views(session, k, _window(window))
     )
     return session, axial, coronal, sagittal, status_text(session, k)
 

@@ -23,6 +23,7 @@ import pytest
 REPO = Path(__file__).resolve().parents[1]
 MAX_FUNCTION_LINES = 80
 CORE = (
+    "studio.address_leases",
     "studio.batch",
     "studio.catalog",
     "studio.config",

@@ -21,6 +21,7 @@ from studio.segment_handlers import SegmentHandlers
 from studio.services import Services, build_services
 from studio.state import CaseState
 from tests.studio.conftest import CT_SMALL, THIGH_PNG, make_settings, write_png
+from tests.studio.pictures import picture_shape
 
 
 class Studio:
@@ -128,7 +129,7 @@ def test_run_shows_heatmap_prompts_and_three_candidates(studio: Studio) -> None:
     assert len(slot["gallery"]["value"]) == 3 and slot["gallery"]["selected_index"] == 0
     assert "#1: score" in slot["candidates_md"] and "chosen" in slot["candidates_md"]
     # the canvas: a 128 px slice sent 8x larger (1024 px), each pixel an 8x8 block
-    assert slot["correction"].shape == (1024, 1024, 3)
+    assert picture_shape(slot["correction"]) == (1024, 1024, 3)
     assert slot["submit_button"].interactive is True
     assert slot["structure_radio"].visible and "Time per stage" in slot["timings_md"]
 

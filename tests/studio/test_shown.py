@@ -16,6 +16,7 @@ from studio.services import Services
 from studio.shown import CANVAS_MAX_SIDE, VIEW_SIDE
 from studio.state import CaseState
 from tests.studio.conftest import write_png
+from tests.studio.pictures import picture_shape
 from tests.studio.test_handlers import Studio
 
 BIG_HW = (1200, 2400)  # over both bounds; 2.9 MP, under the test settings' pixel budget
@@ -65,7 +66,7 @@ def test_a_large_slice_is_shown_bounded_and_its_masks_keep_the_slice_size(
     assert state.slice.shape == BIG_HW
     assert _longest(screen["heatmap"]) == VIEW_SIDE and _longest(screen["prompts"]) == VIEW_SIDE
     assert [_longest(i) for i in screen["gallery"]["value"]] == [VIEW_SIDE] * 3
-    assert screen["correction"].shape == (1024, CANVAS_MAX_SIDE, 3)
+    assert picture_shape(screen["correction"]) == (1024, CANVAS_MAX_SIDE, 3)
     work = state.work
     assert work is not None and work.mask is not None
     assert work.mask.shape == BIG_HW and work.heatmap.shape == BIG_HW
@@ -85,7 +86,7 @@ def test_a_click_on_a_shrunk_canvas_lands_on_the_slice_pixel_under_it(
     clicked = studio.segment.refine_ui(screen["state"], "Add (+)", event)
     (click,) = clicked["state"].work.clicks
     assert (click.x, click.y) == (1200.0, 450.0)  # canvas 2048 wide for 2400 slice pixels
-    assert clicked["correction"].shape == (1024, CANVAS_MAX_SIDE, 3)
+    assert picture_shape(clicked["correction"]) == (1024, CANVAS_MAX_SIDE, 3)
 
 
 def test_the_brush_editor_shows_a_bounded_background_and_strokes_keep_the_slice_size() -> None:
