@@ -211,7 +211,7 @@ class VolumeHandlers:
 
     def accept(self, session: VolumeSession, k: int) -> None:
         if not session.annotation.masks[k].any() and session.annotation.status[k] == "none":
-            raise StudioError(f"Slice {k} has no mask to accept yet: segment it first.")
+            raise StudioError(f"Slice {k + 1} has no mask to accept yet: segment it first.")
         session.annotation.accept(k)
 
     def click(self, session: VolumeSession, k: int, x: float, y: float, positive: bool) -> None:
@@ -262,10 +262,11 @@ class VolumeHandlers:
         ann = session.annotation
         if ann.status[k] not in ("accepted", "corrected"):
             raise StudioError(
-                f"Slice {k} is {ann.status[k]}: accept or correct it before propagating from it."
+                f"Slice {k + 1} is {ann.status[k]}: accept or correct it before propagating "
+                "from it."
             )
         if not ann.masks[k].any():
-            raise StudioError(f"Slice {k} has an empty mask: there is nothing to carry.")
+            raise StudioError(f"Slice {k + 1} has an empty mask: there is nothing to carry.")
         event = threading.Event()
         with self._lock:
             self._cancel[session.token] = event
