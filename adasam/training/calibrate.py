@@ -24,7 +24,7 @@ from adasam.predictor import EmbeddingSource, Predictor
 from adasam.training.data import SliceSet
 from adasam.training.metrics import dice
 
-CLASSIFIER_THRESHOLDS = (0.2, 0.3, 0.4, 0.5, 0.6)
+CLASSIFIER_THRESHOLDS = (0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)
 CAM_THRESHOLDS = (0.2, 0.3, 0.4, 0.5)
 
 
