@@ -3,8 +3,9 @@
 Reads the bundle's training split (``training/split.json``), fits the Gaussian on the training
 slices' features of the chosen kind (``--features``: the classifier's pooled features, the
 default, or the SAM embedding's channel means; see :mod:`adasam.domain` for what each is good
-and bad at) and calibrates the threshold on the validation slices, then rewrites the bundle in
-place (or to ``--out``). Only the domain model and ``config.domain`` change, so no retraining.
+and bad at) and calibrates the threshold on the validation slices (and on every slice of each
+``--extra-val`` folder, at its own size), then rewrites the bundle in place (or to ``--out``).
+Only the domain model and ``config.domain`` change, so no retraining.
 """
 
 from __future__ import annotations
@@ -45,6 +46,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--embedding-cache", type=Path, help="embedding store to read (frozen encoders only)"
     )
+    parser.add_argument(
+        "--extra-val",
+        type=Path,
+        action="append",
+        default=[],
+        metavar="DIR",
+        help="more in-domain slices for the threshold only, each folder's slices at their own "
+        "size (e.g. the bundle's kind of phantom rendered at 384² or 512², or your own "
+        "scans): the check then accepts that anatomy at those resolutions; repeatable",
+    )
     parser.add_argument("--out", type=Path, help="write the bundle here (default: in place)")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -63,7 +74,7 @@ def _read_split(path: Path) -> Split:
 def run(args: argparse.Namespace, settings: Settings) -> int:
     from adasam.bundle import load_bundle, save_bundle
     from adasam.embedding_store import EmbeddingStore, encoder_identity
-    from adasam.training.data import SPLIT_FILE, check_split_range, load_dataset
+    from adasam.training.data import SPLIT_FILE, check_split_range, load_dataset, native_size
     from adasam.training.loop import fit_bundle_domain
 
     bundle = load_bundle(args.bundle, args.device)
@@ -77,6 +88,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     store = None
     if args.embedding_cache is not None:
         store = EmbeddingStore(args.embedding_cache, encoder_identity(bundle.config, bundle.sam))
+    extra = [load_dataset(d, native_size(d), None, bundle.config.window) for d in args.extra_val]
     old = bundle.config.domain
     fitted = fit_bundle_domain(
         bundle,
@@ -86,6 +98,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         replace(old, features=args.features),
         store=store,
         progress=not args.quiet,
+        extra_val=extra,
     )
     out = args.out or args.bundle
     save_bundle(fitted, out)

@@ -294,6 +294,16 @@ def load_msd(
     )
 
 
+def native_size(path: str | Path) -> int:
+    """The longest side in pixels of the first slice of a folder dataset (``ROOT/images``), to
+    load it at its own resolution. Raises :class:`DatasetError` when there is no slice."""
+    folder = Path(path) / "images"
+    files = sorted(p for p in folder.glob("*") if p.name.lower().endswith(IMAGE_SUFFIXES))
+    if not files:
+        raise DatasetError(f"{folder}: no slice ({', '.join(IMAGE_SUFFIXES)}) to read")
+    return int(max(load_slice(files[0]).display.shape[:2]))
+
+
 def load_dataset(
     path: str | Path, size: int, structures: Sequence[str] | None = None, window: str | None = None
 ) -> SliceSet:

@@ -768,18 +768,24 @@ def fit_bundle_domain(
     embeddings: torch.Tensor | None = None,
     store: EmbeddingStore | None = None,
     progress: bool = False,
+    extra_val: Sequence[SliceSet] = (),
 ) -> ModelBundle:
     """``bundle`` with an out-of-domain Gaussian of kind ``settings.features`` fitted on the
-    slices ``train_idx`` and its threshold calibrated on ``val_idx`` (``settings.threshold``,
-    ``n_fit`` and ``n_val`` are replaced by the fitted ones)."""
-    feats = [
+    slices ``train_idx`` and its threshold calibrated on ``val_idx`` plus every slice of
+    ``extra_val`` (more in-domain slices, e.g. the same anatomy at other resolutions; any
+    slice size) (``settings.threshold``, ``n_fit`` and ``n_val`` are replaced by the fitted
+    ones)."""
+    train_f, val_f = (
         domain_features(bundle, data, i, settings.features, embeddings, store, progress)
         for i in (train_idx, val_idx)
-    ]
-    model = fit_domain(*feats)
-    settings = replace(
-        settings, threshold=model.threshold, n_fit=len(train_idx), n_val=len(val_idx)
     )
+    extra = [
+        domain_features(bundle, s, range(len(s.images)), settings.features, None, store, progress)
+        for s in extra_val
+    ]
+    model = fit_domain(train_f, np.concatenate([val_f, *extra]))
+    n_val = len(val_idx) + sum(len(s.images) for s in extra_val)
+    settings = replace(settings, threshold=model.threshold, n_fit=len(train_idx), n_val=n_val)
     return ModelBundle(
         replace(bundle.config, domain=settings), bundle.classifier, bundle.sam, model
     )

@@ -14,6 +14,7 @@ from adasam.config import DomainSettings
 from adasam.domain import DomainModel, fit_domain
 from adasam.errors import BundleError
 from adasam.predictor import Predictor
+from adasam.training.data import load_dataset, native_size
 
 
 def test_mahalanobis_separates_shifted_features() -> None:
@@ -143,6 +144,21 @@ def test_domain_fit_command_refits_a_bundle_on_its_split(
     assert (refit.config.domain.n_fit, refit.config.domain.n_val) == (5, 3)
     assert refit.domain.mean.shape == (bundle.config.sam.prompt_embed_dim,)
     assert "classifier (threshold 5.00) → sam-embedding" in capsys.readouterr().out
+    # more in-domain slices at another resolution: counted, and the threshold covers them
+    big = write_dataset("liver-ct", 4, seed=6, out=tmp_path / "big", size=96, progress=False)
+    out2 = tmp_path / "b2"
+    extra = [*args, "--features", "sam-embedding", "--extra-val", str(big), "--out", str(out2)]
+    assert main([*extra, "--quiet"]) == 0
+    widened = load_bundle(out2)
+    assert widened.config.domain.n_val == 3 + 4
+    assert widened.config.domain.threshold >= refit.config.domain.threshold
+    p96 = Predictor(widened)
+    big_images = load_dataset(big, native_size(big), None, widened.config.window).images
+    assert big_images.shape[1:3] == (96, 96)
+    assert all(p96.predict(im).domain.in_domain for im in big_images)
+    (tmp_path / "empty" / "images").mkdir(parents=True)
+    assert main([*extra, "--extra-val", str(tmp_path / "empty")]) == 2
+    assert "no slice" in capsys.readouterr().err
     split.write_text(json.dumps({"labeled": [0, 1, 99], "val": [5]}))
     assert main(args) == 2  # a split of another dataset: one clear line, bundle unchanged
     assert "is this the bundle's training data?" in capsys.readouterr().err
