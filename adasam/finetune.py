@@ -190,12 +190,14 @@ def replay_source(bundle_dir: Path) -> tuple[str, list[str]] | None:
     if replay.is_file():
         info = json.loads(replay.read_text())
         return str(info["data"]), [str(c) for c in info["case_ids"]]
-    split = training / "split.json"
+    from adasam.training.data import SPLIT_FILE, read_split_case_ids
+
+    split = training / SPLIT_FILE
     config = Path(bundle_dir) / "config.json"
     if not (split.is_file() and config.is_file()):
         return None
     data = json.loads(config.read_text()).get("training", {}).get("data")
-    case_ids = json.loads(split.read_text()).get("case_ids", {}).get("labeled")
+    case_ids = read_split_case_ids(split).get("labeled")
     if not data or not case_ids:
         return None
     return str(data), [str(c) for c in case_ids]
@@ -297,6 +299,7 @@ def finetune(
     """Train a copy of ``parent_dir`` on ``data`` (a SliceSet) and save it to ``out_dir`` as
     ``version`` (``parent_version`` = the parent's). The optimizer checkpoint is not kept."""
     from adasam.bundle import load_bundle, read_config, save_bundle, with_version
+    from adasam.training.data import SPLIT_FILE
     from adasam.training.loop import train
     from adasam.training.train_config import TrainConfig
 
@@ -343,7 +346,7 @@ def finetune(
             json.dumps({"data": source[0], "case_ids": source[1]}) + "\n"
         )
     else:
-        (training / "split.json").unlink(missing_ok=True)
+        (training / SPLIT_FILE).unlink(missing_ok=True)
     final = state.history[-1]["loss"] if state.history else math.nan
     return FinetuneResult(Path(out_dir), state.step, seconds, float(final), state.history, domain)
 

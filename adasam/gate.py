@@ -1,5 +1,5 @@
-"""The gate: a candidate version replaces the active one only if it is not worse on held-out
-corrections.
+"""The gate: a candidate version replaces the active one only when the held-out corrections show
+that it is not worse (a non-inferiority decision).
 
 A fixed share of the corrected **cases** (slices) is held out, chosen by a seeded hash of the
 case id, so the choice never changes as corrections arrive and no held-out case is ever trained
@@ -8,11 +8,27 @@ CAM-prompted proposal (Dice of the best-scored candidate with the final mask; an
 when the structure is not found) and the simulated-user click protocol from that proposal
 (:mod:`adasam.clicks`: NoC@85, NoC@90, up to ``clicks`` clicks).
 
-"Not worse beyond noise" is decided on the paired per-case differences (candidate − active):
-the candidate is refused when its mean Dice is lower by more than
-``max(dice_tolerance, se_factor × standard error)``, or its mean NoC@90 higher by more than
-``max(noc_tolerance, se_factor × standard error)``, or when fewer than ``min_cases`` held-out
-corrections exist (no evidence is not evidence of "not worse").
+**The rule.** The burden of proof is on the candidate: absence of evidence is not evidence of
+"not worse". On the paired per-correction differences, oriented so that positive means the
+candidate is worse (``active − candidate`` proposal Dice, ``candidate − active`` NoC@90), the
+gate computes a one-sided upper confidence bound (:func:`upper_bound`, ``confidence``, 95 % by
+default) of the mean difference. The candidate is activated only if **both** bounds are below
+their tolerances (``dice_tolerance``, ``noc_tolerance``): with that confidence it loses less
+than the tolerance. Fewer than ``min_cases`` held-out corrections are refused outright. A
+candidate equal to the active one on a few noisy cases is therefore refused (its bound is wide);
+a clearly better one, or one slightly worse but within the tolerance on many cases, gets in.
+
+Why a t bound and not a paired bootstrap: the held-out sets are small (8–40 corrections), and
+there the percentile bootstrap's bound is too narrow (it uses the plug-in spread and normal-like
+tails, so it covers less often than it claims), depends on a seed and a resample count, and
+cannot be recomputed from the stored figures. The Student-t bound ``mean + t(confidence, n−1) ×
+SE`` has the stated coverage for normal differences, is close to it for bounded ones (Dice
+differences lie in [−1, 1]) at these counts, is deterministic, and is reproducible from the
+mean, the standard error and n that the verdict stores.
+
+Corrections of several structures on one slice are treated as independent pairs; a cluster of
+them shares the slice's image, so the bound is somewhat optimistic when slices carry several
+corrected structures.
 """
 
 from __future__ import annotations
@@ -30,25 +46,51 @@ from adasam.finetune import CorrectedCase
 
 @dataclass(frozen=True)
 class GateConfig:
-    """How candidates are judged."""
+    """How candidates are judged (see the module docstring for the rule)."""
 
     heldout_share: float = field(
         default=0.2, metadata={"help": "share of corrected cases held out (never trained on)"}
     )
     heldout_seed: int = field(default=0, metadata={"help": "seed of the held-out choice"})
-    min_cases: int = field(default=2, metadata={"help": "fewest held-out corrections to judge"})
-    dice_tolerance: float = field(default=0.01, metadata={"help": "mean Dice drop allowed"})
-    noc_tolerance: float = field(default=0.5, metadata={"help": "mean NoC@90 rise allowed"})
-    se_factor: float = field(default=2.0, metadata={"help": "noise = this × standard error"})
+    min_cases: int = field(
+        default=8,
+        metadata={
+            "help": "fewest held-out corrections to judge (≥ 2: a bound needs a spread); fewer "
+            "keep the candidate inactive"
+        },
+    )
+    dice_tolerance: float = field(
+        default=0.01,
+        metadata={
+            "help": "non-inferiority margin: the upper bound of the mean proposal-Dice loss "
+            "(active − candidate) must be below this"
+        },
+    )
+    noc_tolerance: float = field(
+        default=0.5,
+        metadata={
+            "help": "non-inferiority margin in clicks: the upper bound of the mean NoC@90 rise "
+            "(candidate − active) must be below this"
+        },
+    )
+    confidence: float = field(
+        default=0.95, metadata={"help": "one-sided confidence of the bounds (Student t)"}
+    )
     clicks: int = field(default=20, metadata={"help": "clicks of the protocol (NoC cap)"})
 
     def __post_init__(self) -> None:
         if not 0.0 < self.heldout_share < 1.0:
             raise ConfigError(f"heldout_share must be in (0, 1), got {self.heldout_share}")
-        if self.min_cases < 1 or self.clicks < 1:
-            raise ConfigError("min_cases and clicks must be ≥ 1")
-        if min(self.dice_tolerance, self.noc_tolerance, self.se_factor) < 0:
-            raise ConfigError("tolerances and se_factor must be ≥ 0")
+        if self.min_cases < 2:
+            raise ConfigError(
+                f"min_cases must be ≥ 2 (a confidence bound needs a spread), got {self.min_cases}"
+            )
+        if self.clicks < 1:
+            raise ConfigError(f"clicks must be ≥ 1, got {self.clicks}")
+        if min(self.dice_tolerance, self.noc_tolerance) < 0:
+            raise ConfigError("dice_tolerance and noc_tolerance must be ≥ 0")
+        if not 0.5 <= self.confidence < 1.0:
+            raise ConfigError(f"confidence must be in [0.5, 1), got {self.confidence}")
 
 
 def is_heldout(case: str, share: float, seed: int) -> bool:
@@ -117,7 +159,14 @@ def summary(scores: Sequence[CaseScore]) -> dict[str, float | int]:
 
 @dataclass(frozen=True)
 class Verdict:
-    """The gate's decision, its reason and the figures behind it."""
+    """The gate's decision, its reason and the figures behind it.
+
+    ``delta_dice`` and ``delta_noc90`` are the mean paired changes (candidate − active), as
+    stored since the first gate; ``dice_bound`` is the upper confidence bound of the mean Dice
+    loss (active − candidate), ``noc_bound`` that of the mean NoC@90 rise (candidate − active),
+    ``dice_se`` / ``noc_se`` their standard errors, at one-sided ``confidence``. Figures are
+    None when too few held-out corrections existed to judge.
+    """
 
     activate: bool
     reason: str
@@ -125,57 +174,108 @@ class Verdict:
     active: dict[str, float | int]
     delta_dice: float | None = None
     delta_noc90: float | None = None
-    dice_margin: float | None = None
-    noc_margin: float | None = None
+    dice_bound: float | None = None
+    noc_bound: float | None = None
+    dice_se: float | None = None
+    noc_se: float | None = None
+    confidence: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
 
-def _mean_se(values: np.ndarray) -> tuple[float, float]:
-    se = float(values.std(ddof=1) / np.sqrt(len(values))) if len(values) > 1 else 0.0
-    return float(values.mean()), se
+@dataclass(frozen=True)
+class Bound:
+    """Mean, standard error and one-sided upper confidence bound of paired differences."""
+
+    mean: float
+    se: float
+    upper: float
+    n: int
+
+
+def upper_bound(differences: Sequence[float] | np.ndarray, confidence: float) -> Bound:
+    """The one-sided Student-t upper confidence bound of the mean of ``differences`` (1-D,
+    at least 2, finite): ``mean + t(confidence, n − 1) × sd / √n`` (sd with ``n − 1``).
+
+    With every difference equal the spread is 0 and the bound is that difference (nothing
+    says otherwise; ``min_cases`` keeps a handful of cases from deciding).
+    """
+    from scipy.stats import t as student_t
+
+    x = np.asarray(differences, dtype=float)
+    if x.ndim != 1 or len(x) < 2:
+        raise ValueError(f"a bound needs at least 2 differences in a 1-D array, got {x.shape}")
+    if not np.isfinite(x).all():
+        raise ValueError("differences must be finite")
+    if not 0.5 <= confidence < 1.0:
+        raise ValueError(f"confidence must be in [0.5, 1), got {confidence}")
+    n = len(x)
+    mean = float(x.mean())
+    se = float(x.std(ddof=1) / np.sqrt(n))
+    return Bound(mean, se, mean + float(student_t.ppf(confidence, n - 1)) * se, n)
+
+
+def _percent(confidence: float) -> str:
+    return f"{100 * confidence:g} %"
+
+
+def _r(value: float, digits: int) -> float:
+    """Rounded, without a negative zero (a mean of −1e-17 reads +0.000)."""
+    return round(value, digits) + 0.0
+
+
+def _signed(value: float, digits: int) -> str:
+    return f"{_r(value, digits):+.{digits}f}"
 
 
 def judge(candidate: Sequence[CaseScore], active: Sequence[CaseScore], cfg: GateConfig) -> Verdict:
-    """Activate the candidate only if it is not worse than the active version beyond noise."""
+    """Activate the candidate only if the held-out corrections show, at ``cfg.confidence``,
+    that it loses less than ``cfg.dice_tolerance`` proposal Dice and gains less than
+    ``cfg.noc_tolerance`` NoC@90 clicks (both upper bounds below their tolerances)."""
     if [c.correction_id for c in candidate] != [a.correction_id for a in active]:
         raise ValueError("candidate and active must be scored on the same held-out cases")
     cand, act = summary(candidate), summary(active)
-    if len(candidate) < cfg.min_cases:
+    n = len(candidate)
+    if n < cfg.min_cases:
         return Verdict(
             False,
-            f"only {len(candidate)} held-out correction(s), {cfg.min_cases} needed to judge; "
-            "kept inactive",
+            f"only {n} held-out correction(s), {cfg.min_cases} needed to judge: no evidence "
+            "that it is not worse; kept inactive",
             cand,
             act,
         )
-    d_dice = np.array([c.dice - a.dice for c, a in zip(candidate, active, strict=True)])
-    d_noc = np.array([c.noc90 - a.noc90 for c, a in zip(candidate, active, strict=True)], float)
-    mean_dice, se_dice = _mean_se(d_dice)
-    mean_noc, se_noc = _mean_se(d_noc)
-    dice_margin = max(cfg.dice_tolerance, cfg.se_factor * se_dice)
-    noc_margin = max(cfg.noc_tolerance, cfg.se_factor * se_noc)
+    pairs = list(zip(candidate, active, strict=True))
+    dice_loss = upper_bound([a.dice - c.dice for c, a in pairs], cfg.confidence)
+    noc_rise = upper_bound([float(c.noc90 - a.noc90) for c, a in pairs], cfg.confidence)
     figures = dict(
-        delta_dice=round(mean_dice, 4),
-        delta_noc90=round(mean_noc, 3),
-        dice_margin=round(dice_margin, 4),
-        noc_margin=round(noc_margin, 3),
+        delta_dice=_r(-dice_loss.mean, 4),
+        delta_noc90=_r(noc_rise.mean, 3),
+        dice_bound=_r(dice_loss.upper, 4),
+        noc_bound=_r(noc_rise.upper, 3),
+        dice_se=_r(dice_loss.se, 4),
+        noc_se=_r(noc_rise.se, 3),
+        confidence=cfg.confidence,
     )
-    if mean_dice < -dice_margin:
-        reason = (
-            f"worse: proposal Dice {mean_dice:+.3f} on {len(candidate)} held-out corrections "
-            f"(allowed −{dice_margin:.3f})"
+    level = f"{_percent(cfg.confidence)} bound"
+    failed = []
+    if not dice_loss.upper < cfg.dice_tolerance:
+        failed.append(
+            f"proposal Dice may be worse by up to {dice_loss.upper:.3f} ({level}) ≥ tolerance "
+            f"{cfg.dice_tolerance:g} (mean change {_signed(-dice_loss.mean, 3)})"
         )
-        return Verdict(False, reason, cand, act, **figures)
-    if mean_noc > noc_margin:
-        reason = (
-            f"worse: NoC@90 {mean_noc:+.2f} clicks on {len(candidate)} held-out corrections "
-            f"(allowed +{noc_margin:.2f})"
+    if not noc_rise.upper < cfg.noc_tolerance:
+        failed.append(
+            f"NoC@90 may be worse by up to {noc_rise.upper:.2f} clicks ({level}) ≥ tolerance "
+            f"{cfg.noc_tolerance:g} (mean change {_signed(noc_rise.mean, 2)})"
         )
+    if failed:
+        reason = f"{'; '.join(failed)}; {n} held-out corrections"
         return Verdict(False, reason, cand, act, **figures)
     reason = (
-        f"not worse: Dice {mean_dice:+.3f} (allowed −{dice_margin:.3f}), NoC@90 "
-        f"{mean_noc:+.2f} (allowed +{noc_margin:.2f}) on {len(candidate)} held-out corrections"
+        f"not worse: proposal Dice loss at most {_signed(dice_loss.upper, 3)} ({level}, tolerance "
+        f"{cfg.dice_tolerance:g}; mean change {_signed(-dice_loss.mean, 3)}), NoC@90 rise at most "
+        f"{_signed(noc_rise.upper, 2)} clicks (tolerance {cfg.noc_tolerance:g}; mean change "
+        f"{_signed(noc_rise.mean, 2)}); {n} held-out corrections"
     )
     return Verdict(True, reason, cand, act, **figures)

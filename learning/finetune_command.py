@@ -67,7 +67,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "--heldout-share", type=float, default=0.2, help="share of cases held out for the gate"
     )
     p.add_argument(
-        "--min-heldout", type=int, default=2, help="fewest held-out corrections to judge"
+        "--min-heldout",
+        type=int,
+        help="fewest held-out corrections to judge, ≥ 2 (default: the gate's, 8); fewer keep "
+        "the candidate inactive",
     )
     p.add_argument("--clicks", type=int, default=20, help="click-protocol clicks in the gate")
     p.add_argument(
@@ -115,7 +118,9 @@ def options(args: argparse.Namespace, settings: Settings):  # type: ignore[no-un
             seed=args.seed,
         ),
         gate=GateConfig(
-            heldout_share=args.heldout_share, min_cases=args.min_heldout, clicks=args.clicks
+            heldout_share=args.heldout_share,
+            clicks=args.clicks,
+            **({} if args.min_heldout is None else {"min_cases": args.min_heldout}),
         ),
         min_corrections=args.min_corrections,
         stale_after=timedelta(minutes=args.stale_minutes),

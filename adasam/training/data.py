@@ -24,6 +24,7 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -340,7 +341,8 @@ SPLIT_FILE = "split.json"  # in BUNDLE/training/: write_split at training, read_
 
 
 def write_split(path: Path, split: Split, case_ids: Sequence[str]) -> None:
-    """Record ``split`` at ``path`` (:func:`read_split` reads it back): its indices, and the
+    """Record ``split`` at ``path`` (:func:`read_split` reads the indices back,
+    :func:`read_split_case_ids` the case ids): its indices, and the
     case ids of its labeled, validation and test slices (fine-tuning replays the labeled ones)."""
     named = {k: [case_ids[i] for i in getattr(split, k)] for k in ("labeled", "val", "test")}
     Path(path).write_text(json.dumps({**split.to_dict(), "case_ids": named}) + "\n")
@@ -359,6 +361,39 @@ def read_split(path: Path, n_slices: int | None = None) -> Split:
     Raises :class:`~adasam.errors.ConfigError` naming ``path`` when the file is missing,
     not JSON, or not such a split.
     """
+    raw = _split_json(path)
+    if "val" not in raw:
+        raise ConfigError(f"the training split {path} has no 'val' list")
+    parts = {k: _split_indices(raw.get(k, []), k, path) for k in SPLIT_KEYS}
+    split = Split(**parts)
+    if n_slices is not None:
+        check_split_range(split, n_slices, path)
+    return split
+
+
+def read_split_case_ids(path: Path) -> dict[str, list[str]]:
+    """The case ids :func:`write_split` recorded in ``path`` beside the indices, by part
+    (``labeled``, ``val``, ``test``); ``{}`` when the file names none (a hand-written split).
+
+    Only the ``case_ids`` object is read: fine-tuning replays the ``labeled`` slices by case id
+    (the indices point into a dataset as it was loaded then), so a file holding the case ids
+    alone is enough here. Raises :class:`~adasam.errors.ConfigError` naming ``path`` when the
+    file is missing, not JSON, or its ``case_ids`` is not an object of lists of strings.
+    """
+    named = _split_json(path).get("case_ids", {})
+    ok = isinstance(named, dict) and all(
+        isinstance(ids, list) and all(isinstance(c, str) for c in ids) for ids in named.values()
+    )
+    if not ok:
+        raise ConfigError(
+            f"the training split {path}: 'case_ids' must map parts to lists of case ids, "
+            f"got {str(named)[:60]}"
+        )
+    return {str(k): list(v) for k, v in named.items()}
+
+
+def _split_json(path: Path) -> dict[str, Any]:
+    """The JSON object of a split file (ConfigError naming ``path`` otherwise)."""
     try:
         raw = json.loads(Path(path).read_text())
     except OSError as exc:
@@ -367,13 +402,7 @@ def read_split(path: Path, n_slices: int | None = None) -> Split:
         raise ConfigError(f"the training split {path} is not valid JSON: {exc}") from None
     if not isinstance(raw, dict):
         raise ConfigError(f"the training split {path} must be a JSON object with a 'val' list")
-    if "val" not in raw:
-        raise ConfigError(f"the training split {path} has no 'val' list")
-    parts = {k: _split_indices(raw.get(k, []), k, path) for k in SPLIT_KEYS}
-    split = Split(**parts)
-    if n_slices is not None:
-        check_split_range(split, n_slices, path)
-    return split
+    return raw
 
 
 def _split_indices(value: object, key: str, path: Path) -> tuple[int, ...]:

@@ -103,6 +103,15 @@ def test_replay_samples_the_recorded_labeled_slices_with_our_label_numbers(tmp_p
     assert len(mixed) == 4 and mixed.subjects[0] == "x" and mixed.subjects[1].startswith("replay")
 
 
+def test_replay_reads_the_split_that_training_writes(tmp_path):
+    from adasam.training.data import Split, write_split
+
+    bundle = _bundle(tmp_path / "bundle", "data/x", [])
+    split = Split(labeled=(0, 2), unlabeled=(1,), val=(3,), test=())
+    write_split(bundle / "training" / "split.json", split, ["c0", "c1", "c2", "c3"])
+    assert replay_source(bundle) == ("data/x", ["c0", "c2"])  # the labeled part, by case id
+
+
 def test_replay_says_why_it_is_unavailable(tmp_path):
     bundle = _bundle(tmp_path / "bundle", str(tmp_path / "gone"), ["c0"])
     replay, info = replay_slices(bundle, STRUCTURES, 16, 3, seed=0, window=None)

@@ -35,7 +35,7 @@ from tests.learning.conftest import add_correction, phantom_image
 
 REPO = Path(__file__).resolve().parents[2]
 FAST = FinetuneConfig(steps=2, batch_size=2, replay_ratio=0.0, threads=1)
-GATE = GateConfig(heldout_share=0.5, min_cases=1, clicks=2)
+GATE = GateConfig(heldout_share=0.5, min_cases=2, clicks=2)
 
 
 def _options(bundle: Path, **changes: object) -> JobOptions:
@@ -103,15 +103,19 @@ def _worse_finetune(parent_dir, out_dir, data, cfg, *, version, replay_info=None
 
 
 def test_a_deliberately_worse_candidate_is_not_activated(store, loop_bundle_dir, monkeypatch):
-    _fill(store, 8, own_predictions_of=loop_bundle_dir)
+    ids = _fill(store, 15, own_predictions_of=loop_bundle_dir)
+    assert len(_split(store, ids)[1]) == 3  # enough held-out cases to judge (min_cases 2)
     monkeypatch.setattr(job_module, "finetune", _worse_finetune)
     outcome = run_once(store, _options(loop_bundle_dir))
     root, cand = list_model_versions(store)
     assert not cand.is_active and active_model_version(store).id == root.id
     assert outcome.verdict is not None and not outcome.verdict.activate
-    assert cand.metrics["gate"]["reason"].startswith("worse")
-    assert cand.metrics["gate"]["active"]["dice"] == 1.0  # the parent made these very masks
-    assert cand.metrics["gate"]["candidate"]["dice"] < 0.5
+    gate = cand.metrics["gate"]
+    bound = f"proposal Dice may be worse by up to {gate['dice_bound']:.3f} (95 % bound)"
+    assert gate["reason"].startswith(bound)
+    assert gate["dice_bound"] > 0.5 and gate["delta_dice"] < -0.5
+    assert gate["active"]["dice"] == 1.0  # the parent made these very masks
+    assert gate["candidate"]["dice"] < 0.5
 
 
 def test_judge_on_hand_made_scores():
@@ -126,8 +130,10 @@ def test_judge_on_hand_made_scores():
     assert not worse.activate and "Dice" in worse.reason and worse.delta_dice == -0.2
     more_clicks = judge(scores([0.8, 0.7, 0.9, 0.6], [6, 7, 5, 8]), base, cfg)
     assert not more_clicks.activate and "NoC@90" in more_clicks.reason
-    noisy = judge(scores([0.9, 0.4, 1.0, 0.55], [3, 4, 2, 5]), base, cfg)  # mean −0.04, big SE
-    assert noisy.activate and noisy.dice_margin > 0.04
+    # mean −0.04 with a big spread: not shown worse, but not shown not worse either
+    noisy = judge(scores([0.9, 0.4, 1.0, 0.55], [3, 4, 2, 5]), base, cfg)
+    assert not noisy.activate and noisy.dice_bound > 0.04
+    assert noisy.reason.startswith(f"proposal Dice may be worse by up to {noisy.dice_bound:.3f}")
     few = judge(scores([0.8, 0.7], [3, 4]), base[:2], cfg)
     assert not few.activate and "needed" in few.reason
     with pytest.raises(ValueError, match="same held-out"):

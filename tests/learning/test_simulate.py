@@ -38,7 +38,7 @@ def test_simulate_writes_table_json_and_plot(tmp_path, loop_bundle_dir):
     opts = JobOptions(
         base_bundle=loop_bundle_dir,
         finetune=FinetuneConfig(steps=1, batch_size=1, replay_ratio=0.0, threads=1),
-        gate=GateConfig(heldout_share=0.5, min_cases=1, clicks=2),
+        gate=GateConfig(heldout_share=0.5, min_cases=2, clicks=2),
     )
     cfg = SimulationConfig(cases=4, every=2, block=2, max_clicks=3, arms=("off", "both"))
     results = simulate(loop_bundle_dir, data, cfg, opts, tmp_path / "out")
@@ -136,12 +136,18 @@ def test_every_arm_version_and_job_shares_one_encoding_per_slice(tmp_path, monke
 
     monkeypatch.setattr(ImageEncoderViT, "forward", counting)
     data = _data(tmp_path / "cases", 4)
+    # an open gate (this test counts encodings, the activated version's included): of the
+    # three slices before the job, this seeded share holds out two (the fewest to judge)
+    gate = GateConfig(heldout_share=0.6, min_cases=2, dice_tolerance=100.0,
+                      noc_tolerance=100.0, clicks=2)  # fmt: skip
     opts = JobOptions(
         base_bundle=bundle,
         finetune=FinetuneConfig(steps=1, batch_size=1, replay_ratio=0.0, threads=1),
-        gate=GateConfig(heldout_share=0.5, min_cases=1, clicks=2),
+        gate=gate,
     )
-    cfg = SimulationConfig(cases=4, every=2, block=2, max_clicks=3, arms=("off", "both"))
+    cfg = SimulationConfig(cases=4, every=3, block=2, max_clicks=3, arms=("off", "both"))
     results = simulate(bundle, data, cfg, opts, tmp_path / "out")
-    assert len(results[1].jobs) == 1 and sum(encoded) == 4  # 4 slices, 2 arms, 1 job
+    [job] = results[1].jobs
+    assert job["activated"] and job["gate"]["candidate"]["cases"] == 2, job["message"]
+    assert sum(encoded) == 4  # 4 slices, 2 arms, 1 job, its candidate and the version it activated
     assert not list((tmp_path / "out").glob("simulate-*"))  # the shared store goes with it

@@ -37,7 +37,7 @@ def test_watch_beside_the_studio_trains_publishes_and_stops_on_sigterm(tmp_path,
     store = open_store(f"sqlite:///{data / 'db.sqlite3'}", data)  # the studio's side
     flags = ["--every-corrections", "2", "--poll-seconds", "0.3", "--steps", "2"]
     flags += ["--batch-size", "2", "--replay-ratio", "0", "--threads", "1", "--clicks", "2"]
-    flags += ["--heldout-share", "0.5", "--min-heldout", "1", "--push-to", str(hub)]
+    flags += ["--heldout-share", "0.5", "--min-heldout", "2", "--push-to", str(hub)]
     with log.open("w") as out:
         proc = subprocess.Popen(
             [sys.executable, "-m", "adasam", "finetune", "--watch", "--quiet", *flags],

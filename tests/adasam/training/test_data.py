@@ -19,6 +19,7 @@ from adasam.training.data import (
     parse_labeled,
     random_affine,
     read_split,
+    read_split_case_ids,
     warp,
     write_split,
 )
@@ -112,6 +113,20 @@ def test_a_hand_written_split_needs_only_val(tmp_path: Path) -> None:
     path = tmp_path / "split.json"
     path.write_text(json.dumps({"labeled": [0, 1], "val": [2]}))
     assert read_split(path) == Split(labeled=(0, 1), unlabeled=(), val=(2,), test=())
+    assert read_split_case_ids(path) == {}  # it names no case ids
+
+
+def test_the_recorded_case_ids_read_back_and_bad_ones_name_the_file(tmp_path: Path) -> None:
+    path = tmp_path / "split.json"
+    write_split(path, Split(labeled=(2, 0), unlabeled=(), val=(1,), test=()), ["a", "b", "c"])
+    assert read_split_case_ids(path) == {"labeled": ["c", "a"], "val": ["b"], "test": []}
+    for bad in ('{"val": [0], "case_ids": ["a"]}', '{"case_ids": {"labeled": [3]}}', "[1]"):
+        path.write_text(bad)
+        with pytest.raises(ConfigError) as info:
+            read_split_case_ids(path)
+        assert str(path) in str(info.value)
+    with pytest.raises(ConfigError, match="cannot read"):
+        read_split_case_ids(tmp_path / "gone.json")
 
 
 @pytest.mark.parametrize(
