@@ -272,7 +272,12 @@ def bench_model(
         predict_ms[name] = row.total.median
         if result is not None:
             results.append(result)
-        print(f"  {name}: predict {row.total.text()} ms, click {row.click.text()} ms", flush=True)
+        eager_click = rows[0].click.median
+        print(
+            f"  {name}: predict {row.total.text()} ms, click {row.click.text()} ms "
+            f"(×{eager_click / row.click.median:.2f} the eager click)",
+            flush=True,
+        )
     if rows:
         rows[0].notes += failures
     ref = reference_forward(label, bundle, image, args.runs)
@@ -327,10 +332,12 @@ def format_table(rows: list[Row], refs: dict[str, Stat], size: int, runs: int) -
         f"threads; median (min–max) of {runs} runs, ms",
         "",
         "| model, structures | backend | classify | cam | prompts | encode | decode "
-        "| **predict (new slice)** | ×eager | ×reference | click | guard (mean IoU / max Δscore) |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "| **predict (new slice)** | ×eager | ×reference | click | click ×eager "
+        "| guard (mean IoU / max Δscore) |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     eager = {r.model: r.total.median for r in rows if r.backend == "torch"}
+    eager_click = {r.model: r.click.median for r in rows if r.backend == "torch"}
     for r in rows:
         st = r.stages
         decode = _cell(st["decode"])
@@ -346,7 +353,7 @@ def format_table(rows: list[Row], refs: dict[str, Stat], size: int, runs: int) -
             f"| {_cell(st['prompts'])} | {_cell(st['encode'])} | {decode} | **{r.total.text()}** "
             f"| {eager[r.model] / r.total.median:.2f} "
             f"| {refs[r.model].median / r.total.median:.2f} "
-            f"| {r.click.text()} | {guard} |"
+            f"| {r.click.text()} | {eager_click[r.model] / r.click.median:.2f} | {guard} |"
         )
     lines.append("")
     for model, ref in refs.items():
@@ -358,15 +365,22 @@ def format_table(rows: list[Row], refs: dict[str, Stat], size: int, runs: int) -
         lines.append(f"reference for {model}: {kind} {ref.text()} ms")
     notes = sorted({f"{r.model}: {n}" for r in rows for n in r.notes})
     lines += [f"note: {n}" for n in notes]
+    lines.append(
+        "click = one refinement on the cached embedding (prompt encoder + mask decoder + "
+        "upsampling to the slice); click ×eager = the eager PyTorch click of the same model in "
+        "this run / this click (the exported backends run the decoder as an fp32 ONNX Runtime "
+        "graph)"
+    )
     return "\n".join(lines)
 
 
 MEMORY_SCRIPT = """
-import resource, sys, json
+import sys, json
 import numpy as np
+from adasam.memory import peak_rss_mib
 from adasam.backends import make_backend
 from adasam.bundle import load_bundle
-from adasam.predictor import Predictor
+from adasam.predictor import Click, Predictor
 from adasam.settings import DEMO_BUNDLES
 import gradio  # the studio process imports it too
 backend, cache_dir, cache_bytes = sys.argv[1], sys.argv[2], int(sys.argv[3])
@@ -379,14 +393,16 @@ for key, path in DEMO_BUNDLES.items():
     for i in range(16):
         img = (rng.random((512, 512, 3)) * 255).astype(np.uint8)
         p.predict(img)
+    first = p.segment(img, box=[100, 100, 300, 300], multimask=False)[0]  # the click path too
+    p.refine(img, [Click(200, 200)], first.logits, [100, 100, 300, 300])
     loaded[key] = (be.name, len(p._cache), p.cache_nbytes())
-peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
-print(json.dumps({"peak_mb": peak, "models": loaded}))
+print(json.dumps({"peak_mb": peak_rss_mib(), "models": loaded}))
 """
 
 
 def peak_memory(backend: str, cache_dir: Path, cache_bytes: int) -> dict[str, object]:
-    """Peak RSS (MiB) of a fresh process: both demo bundles, 16 new slices each (cache full)."""
+    """Peak RSS (MiB) of a fresh process: both demo bundles, 16 new slices each (cache full),
+    and a click on each."""
     env = {**os.environ, "OMP_NUM_THREADS": str(torch.get_num_threads())}
     out = subprocess.run(
         [sys.executable, "-c", MEMORY_SCRIPT, backend, str(cache_dir), str(cache_bytes)],

@@ -8,12 +8,17 @@ Layout under the cache directory (``Settings.cache_dir``)::
       encoder.int8.onnx      ONNX Runtime static quantisation (QDQ; Conv/MatMul/Gemm) of the
       classifier.int8.onnx   above, calibrated on phantom slices
       meta.json              what was exported, with which versions
+    CACHE/onnx/decoder-<decoder hash[:20]>/
+      decoder.fp32.onnx      SAM's mask decoder (LoRA merged, dense positional encoding
+                             folded in as a constant): embedding + prompt embeddings → the four
+                             low-resolution masks and their IoU scores (:class:`DecoderGraph`)
 
-The key is :func:`bundle_hash`: the sha256 of the config and of every weight of the exported
-modules (after the merge), plus the exporter's versions, so a retrained bundle (or another
-torch / ONNX Runtime) gets fresh graphs and an unchanged one reuses them. Files are written to a
-temporary name and renamed, so a crash never leaves a half-written graph under a valid name.
-Graphs take batch 1 (one slice per call); volumes batch on the GPU in PyTorch instead.
+The key is :func:`bundle_hash` (the decoder's: :func:`decoder_hash`): the sha256 of the config
+and of every weight of the exported modules (after the merge), plus the exporter's versions, so
+a retrained bundle (or another torch / ONNX Runtime) gets fresh graphs and an unchanged one
+reuses them. Files are written to a temporary name and renamed, so a crash never leaves a
+half-written graph under a valid name. Encoder graphs take batch 1 (one slice per call); volumes
+batch on the GPU in PyTorch instead.
 """
 
 from __future__ import annotations
@@ -43,19 +48,121 @@ CLASSIFIER_OUTPUTS = ("logits", "cam", "pooled")
 QUANT_OPS = ("Conv", "MatMul", "Gemm")
 
 
-def merged_encoder(bundle: ModelBundle) -> nn.Module:
-    """A copy of SAM's image encoder with every peft LoRA layer merged into its base layer
+def merged_copy(module: nn.Module) -> nn.Module:
+    """A copy of ``module`` with every peft LoRA layer merged into its base layer
     (``W + B·A·alpha/r``) and replaced by it: plain modules, same outputs, exportable."""
     from peft.tuners.lora import LoraLayer
 
-    encoder = copy.deepcopy(bundle.sam.image_encoder).eval()
-    for name, module in list(encoder.named_modules()):
-        if isinstance(module, LoraLayer):
-            module.merge()
+    out = copy.deepcopy(module).eval()
+    for name, sub in list(out.named_modules()):
+        if isinstance(sub, LoraLayer):
+            sub.merge()
             parent_name, _, child = name.rpartition(".")
-            parent = encoder.get_submodule(parent_name) if parent_name else encoder
-            setattr(parent, child, module.get_base_layer())
-    return encoder
+            parent = out.get_submodule(parent_name) if parent_name else out
+            setattr(parent, child, sub.get_base_layer())
+    return out
+
+
+def merged_encoder(bundle: ModelBundle) -> nn.Module:
+    """A copy of SAM's image encoder with its LoRA layers merged (:func:`merged_copy`)."""
+    return merged_copy(bundle.sam.image_encoder)
+
+
+DECODER_INPUTS = ("embedding", "sparse", "dense")
+DECODER_OUTPUTS = ("masks", "iou")
+
+
+class DecoderGraph(nn.Module):
+    """SAM's mask decoder as one graph, exactly ``MaskDecoder.predict_masks`` for one image.
+
+    Inputs: the image ``embedding`` ``(1, C, e, e)``, the prompt encoder's ``sparse``
+    ``(N, T, C)`` and ``dense`` ``(N, C, e, e)`` embeddings of N prompts (one image, N
+    objects: the embedding is broadcast instead of repeated). Outputs: all four low-resolution
+    mask logits ``(N, 4, m, m)`` (index 0 the single-mask answer, 1–3 the multimask ones) and
+    their IoU predictions ``(N, 4)``. The dense positional encoding (``get_dense_pe()``, a
+    function of the prompt encoder's fixed random matrix only) is a constant of the graph.
+    """
+
+    def __init__(self, mask_decoder: nn.Module, image_pe: torch.Tensor) -> None:
+        super().__init__()
+        self.decoder = mask_decoder
+        self.register_buffer("image_pe", image_pe.detach().clone())
+
+    def forward(
+        self, embedding: torch.Tensor, sparse: torch.Tensor, dense: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        d = self.decoder
+        output_tokens = torch.cat([d.iou_token.weight, d.mask_tokens.weight], dim=0)
+        output_tokens = output_tokens.unsqueeze(0).expand(sparse.size(0), -1, -1)
+        tokens = torch.cat((output_tokens, sparse), dim=1)
+        src = embedding + dense  # broadcast over the N prompts (predict_masks repeats)
+        b, c, h, w = src.shape
+        hs, src = d.transformer(src, self.image_pe, tokens)
+        iou_token_out = hs[:, 0, :]
+        mask_tokens_out = hs[:, 1 : (1 + d.num_mask_tokens), :]
+        src = src.transpose(1, 2).reshape(b, c, h, w)
+        upscaled = d.output_upscaling(src)
+        hyper_in = torch.stack(
+            [mlp(mask_tokens_out[:, i, :]) for i, mlp in enumerate(d.output_hypernetworks_mlps)],
+            dim=1,
+        )
+        b, c, h, w = upscaled.shape
+        masks = (hyper_in @ upscaled.reshape(b, c, h * w)).reshape(b, -1, h, w)
+        return masks, d.iou_prediction_head(iou_token_out)
+
+
+def decoder_graph(bundle: ModelBundle) -> DecoderGraph:
+    """The bundle's mask decoder (LoRA merged, a copy) as a :class:`DecoderGraph`."""
+    sam = bundle.sam
+    with torch.no_grad():
+        pe = sam.prompt_encoder.get_dense_pe().cpu()
+    return DecoderGraph(merged_copy(sam.mask_decoder).cpu(), pe).eval()
+
+
+def decoder_hash(bundle: ModelBundle) -> str:
+    """sha256 (hex) of the merged mask decoder's weights, the positional encoding, the
+    decoder-relevant config and the exporter's versions: the key of the decoder graph."""
+    h = hashlib.sha256()
+    h.update(repr(bundle.config.sam).encode())  # a dataclass: its fields, in order
+    h.update(json.dumps(_versions(), sort_keys=True).encode())
+    for key, value in sorted(decoder_graph(bundle).state_dict().items()):
+        h.update((key + str(tuple(value.shape)) + str(value.dtype)).encode())
+        h.update(value.detach().cpu().contiguous().numpy().tobytes())
+    return h.hexdigest()
+
+
+def export_decoder(bundle: ModelBundle, cache_dir: Path) -> Path:
+    """The fp32 decoder graph of ``bundle`` (exported once, then read from the cache):
+    dynamic number of prompts N and of sparse tokens T."""
+    digest = decoder_hash(bundle)
+    path = Path(cache_dir) / "onnx" / f"decoder-{digest[:20]}" / "decoder.fp32.onnx"
+    if path.is_file():
+        return path
+    graph = decoder_graph(bundle)
+    c, e = bundle.config.sam.prompt_embed_dim, bundle.config.sam.embedding_size
+    example = (torch.zeros(1, c, e, e), torch.zeros(1, 3, c), torch.zeros(1, c, e, e))
+
+    def write(tmp: Path) -> None:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            torch.onnx.export(
+                graph,
+                example,
+                str(tmp),
+                dynamo=False,
+                opset_version=OPSET,
+                input_names=list(DECODER_INPUTS),
+                output_names=list(DECODER_OUTPUTS),
+                dynamic_axes={
+                    "sparse": {0: "n", 1: "t"},
+                    "dense": {0: "n"},
+                    "masks": {0: "n"},
+                    "iou": {0: "n"},
+                },
+                external_data=False,
+            )
+
+    return _atomic(path, write)
 
 
 class ClassifierGraph(nn.Module):

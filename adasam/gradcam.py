@@ -19,18 +19,18 @@ import cv2
 import numpy as np
 import torch
 import torch.nn.functional as F
-from pytorch_grad_cam import EigenCAM, GradCAM, GradCAMPlusPlus, LayerCAM
-from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
 
 from adasam.classifier import StructureClassifier
 
 EXPLANATIONS = {
-    "gradcam": GradCAM,
-    "gradcam++": GradCAMPlusPlus,
-    "layercam": LayerCAM,
-    "eigencam": EigenCAM,
+    "gradcam": "GradCAM",
+    "gradcam++": "GradCAMPlusPlus",
+    "layercam": "LayerCAM",
+    "eigencam": "EigenCAM",
 }
-"""Explanation methods of :func:`explain` (names as shown to users, lower case)."""
+"""Explanation methods of :func:`explain` (names as shown to users, lower case) → their
+pytorch-grad-cam class names. The package is imported on first use only: it pulls in
+scikit-learn and matplotlib (about 120 MB resident), which the hot path never needs."""
 
 
 def cam_logits(
@@ -109,9 +109,13 @@ def explain(
         raise ValueError(f"unknown explanation {method!r}; choose one of {sorted(EXPLANATIONS)}")
     if not indices:
         return np.zeros((0, *out_hw), dtype=np.float32)
+    import pytorch_grad_cam
+    from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
+
+    method_cls = getattr(pytorch_grad_cam, EXPLANATIONS[method])
     batch = x.expand(len(indices), -1, -1, -1)
     cams: np.ndarray | None = None
-    with EXPLANATIONS[method](model=model, target_layers=[model.cam_layer]) as cam:
+    with method_cls(model=model, target_layers=[model.cam_layer]) as cam:
         cams = cam(input_tensor=batch, targets=[ClassifierOutputTarget(i) for i in indices])
     if cams is None:
         raise RuntimeError(f"{method} failed inside pytorch-grad-cam (an IndexError was swallowed)")

@@ -8,6 +8,12 @@ Backend names are ``<runtime>-<precision>``:
   precision hint: AMX/AVX-512-BF16 where the CPU has it), ``openvino-int8`` (OpenVINO running
   the same QDQ int8 graph). OpenVINO is optional: without the package these names say so.
 
+Every exported backend also runs SAM's mask decoder (the click path) as an fp32 ONNX graph
+on ONNX Runtime (:class:`DecoderRunner`; :func:`adasam.export.export_decoder`): the decoder's
+prompt count and token count vary per call, which ONNX Runtime handles in one session, and in
+fp32 its answers match the eager decoder to about 1e-4 in the logits. The prompt encoder stays
+in PyTorch (about 1 ms).
+
 Outputs are converted back to float32 torch tensors / numpy arrays so the predictor cannot tell
 a backend from another, except by :attr:`name`.
 """
@@ -25,7 +31,9 @@ import torch
 from adasam.bundle import ModelBundle
 from adasam.export import (
     CLASSIFIER_INPUT,
+    DECODER_INPUTS,
     ENCODER_INPUT,
+    export_decoder,
     export_dir,
     export_fp32,
     quantize_int8,
@@ -99,12 +107,53 @@ class _OvRunner:
         return [np.array(request.get_output_tensor(i).data) for i in range(self._n)]
 
 
+class DecoderRunner:
+    """The mask decoder graph (:class:`adasam.export.DecoderGraph`) on ONNX Runtime, fp32.
+
+    ``decode(embedding, sparse, dense)``: float tensors ``(1, C, e, e)``, ``(N, T, C)``,
+    ``(N, C, e, e)`` → all four mask logits ``(N, 4, m, m)`` and IoU predictions ``(N, 4)``,
+    float32 tensors on ``device``. Sessions run concurrent calls in parallel.
+    """
+
+    def __init__(
+        self,
+        path: Path,
+        threads: int,
+        device: str | torch.device = "cpu",
+        *,
+        spinning: bool = False,
+    ) -> None:
+        import onnxruntime as ort
+
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = threads
+        options.inter_op_num_threads = 1
+        # by default no busy-waiting after a call: PyTorch's prompt encoder and upsampling run
+        # right before and after it on the same cores
+        options.add_session_config_entry(
+            "session.intra_op.allow_spinning", "1" if spinning else "0"
+        )
+        self._session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+        self.device = torch.device(device)
+
+    def decode(
+        self, embedding: torch.Tensor, sparse: torch.Tensor, dense: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        feed = {
+            name: np.ascontiguousarray(t.detach().float().cpu().numpy())
+            for name, t in zip(DECODER_INPUTS, (embedding, sparse, dense), strict=True)
+        }
+        masks, iou = self._session.run(None, feed)
+        return torch.from_numpy(masks).to(self.device), torch.from_numpy(iou).to(self.device)
+
+
 class OnnxBackend:
     """Encoder (and image classifier) graphs on ONNX Runtime or OpenVINO.
 
     Args:
-        paths: ``{"encoder": path, "classifier": path}`` (``classifier`` optional: bundles whose
-            classifier reads the embedding run that head in PyTorch).
+        paths: ``{"encoder": path, "classifier": path, "decoder": path}`` (``classifier``
+            optional: bundles whose classifier reads the embedding run that head in PyTorch;
+            ``decoder`` optional: without it the predictor runs the eager decoder).
         name: one of :data:`EXPORTED`.
         device: where returned embeddings go (the decoder's device).
         threads: intra-op threads (default: PyTorch's current thread count).
@@ -132,6 +181,8 @@ class OnnxBackend:
 
         self._encoder = runner(paths["encoder"])
         self._classifier = runner(paths["classifier"]) if "classifier" in paths else None
+        if "decoder" in paths:
+            self.decode = DecoderRunner(paths["decoder"], n, device).decode
 
     def encode(self, x: torch.Tensor) -> torch.Tensor:
         (emb,) = self._encoder(np.ascontiguousarray(x.detach().cpu().numpy(), np.float32))
@@ -174,10 +225,12 @@ def calibration_inputs(bundle: ModelBundle) -> dict[str, list[np.ndarray]]:
 
 
 def export_paths(bundle: ModelBundle, name: str, cache_dir: Path) -> dict[str, Path]:
-    """The graphs backend ``name`` runs (exported and quantised on first use, then cached)."""
+    """The graphs backend ``name`` runs (exported and quantised on first use, then cached);
+    every one also gets the fp32 decoder graph."""
     paths = export_fp32(bundle, cache_dir)
+    decoder = {"decoder": export_decoder(bundle, cache_dir)}
     if not name.endswith("int8"):
-        return paths
+        return {**paths, **decoder}
     out = paths["encoder"].parent
     int8 = {k: out / f"{k}.int8.onnx" for k in paths}
     if not all(p.is_file() for p in int8.values()):
@@ -186,7 +239,7 @@ def export_paths(bundle: ModelBundle, name: str, cache_dir: Path) -> dict[str, P
         for key, target in int8.items():
             if not target.is_file():
                 quantize_int8(paths[key], inputs[key], calib[key], target)
-    return int8
+    return {**int8, **decoder}
 
 
 def build_exported(
@@ -203,4 +256,4 @@ def build_exported(
     return OnnxBackend(export_paths(bundle, name, cache_dir), name, device, threads)
 
 
-__all__ = ["EXPORTED", "OnnxBackend", "available", "build_exported", "export_dir"]
+__all__ = ["EXPORTED", "DecoderRunner", "OnnxBackend", "available", "build_exported", "export_dir"]

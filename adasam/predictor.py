@@ -3,7 +3,10 @@
 :class:`Predictor` owns a loaded bundle and a bounded LRU cache of image embeddings keyed by
 (content hash of the model input, model name and version). ``predict`` runs the whole pipeline;
 ``segment`` and ``refine`` re-run only SAM's prompt encoder and mask decoder on the cached
-embedding, which is what makes clicks feel instant.
+embedding, which is what makes clicks feel instant. The mask decoder runs in eager PyTorch (the
+reference) unless the backend has a ``decode`` (the exported backends: an fp32 ONNX Runtime
+graph of the same decoder, LoRA merged; :class:`adasam.onnx_backend.DecoderRunner`); the
+dense positional encoding, a constant of the prompt encoder, is computed once.
 
 The predictor holds no per-user state: results are returned, never stored on the object, so one
 predictor can serve many sessions. Concurrent calls run in parallel: a lock guards only the
@@ -200,6 +203,7 @@ class Predictor:
         self.backend = backend if backend is not None else TorchBackend(self.bundle, device)
         self._cache: OrderedDict[tuple[str, str], torch.Tensor] = OrderedDict()
         self._lock = threading.RLock()
+        self._pe: tuple[tuple[int, int], torch.Tensor] | None = None
 
     @classmethod
     def from_dir(
@@ -317,6 +321,18 @@ class Predictor:
             self._cache.clear()
 
     # -- decoder ------------------------------------------------------------------------------
+    def dense_pe(self) -> torch.Tensor:
+        """``prompt_encoder.get_dense_pe()`` ``(1, C, e, e)``, computed once: it depends only on
+        the prompt encoder's random Fourier matrix (a buffer, never trained), recomputed if
+        that buffer is replaced or changed in place."""
+        gauss = self.bundle.sam.prompt_encoder.pe_layer.positional_encoding_gaussian_matrix
+        key = (id(gauss), gauss._version)
+        cached = self._pe
+        if cached is None or cached[0] != key:
+            with torch.inference_mode():
+                cached = self._pe = (key, self.bundle.sam.prompt_encoder.get_dense_pe())
+        return cached[1]
+
     def _decode(
         self,
         emb: torch.Tensor,
@@ -343,15 +359,21 @@ class Predictor:
         masks_t = None
         if mask_logits is not None:
             masks_t = torch.as_tensor(mask_logits, dtype=torch.float32, device=dev)[:, None]
+        exported = getattr(self.backend, "decode", None)
         with torch.inference_mode():
             sparse, dense = sam.prompt_encoder(points=pts, boxes=box_t, masks=masks_t)
-            low, iou = sam.mask_decoder(
-                image_embeddings=emb,
-                image_pe=sam.prompt_encoder.get_dense_pe(),
-                sparse_prompt_embeddings=sparse,
-                dense_prompt_embeddings=dense,
-                multimask_output=multimask,
-            )
+            if exported is None:
+                low, iou = sam.mask_decoder(
+                    image_embeddings=emb,
+                    image_pe=self.dense_pe(),
+                    sparse_prompt_embeddings=sparse,
+                    dense_prompt_embeddings=dense,
+                    multimask_output=multimask,
+                )
+            else:  # all four masks; pick as MaskDecoder.forward does
+                masks, scores = exported(emb, sparse, dense)
+                pick = slice(1, None) if multimask else slice(0, 1)
+                low, iou = masks[:, pick], scores[:, pick]
             full = frame.lowres_to_original(low) > sam.mask_threshold
         low_np, iou_np, full_np = (
             low.float().cpu().numpy(),

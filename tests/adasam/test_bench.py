@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 
 import numpy as np
 
@@ -54,9 +55,43 @@ def test_bench_main_prints_every_backend_with_ratios(monkeypatch, capsys, tmp_pa
     out = capsys.readouterr().out
     assert "| tiny, 2 | torch |" in out and "| tiny, 2 | onnxruntime-fp32 |" in out
     assert "pass" in out and "SamPredictor" in out and "×eager" in out
+    # the click: median (spread) and its ratio to the eager click of the same run (1.00 there)
+    assert "click ×eager" in out and "the eager click" in out
+    torch_row = next(line for line in out.splitlines() if line.startswith("| tiny, 2 | torch |"))
+    assert torch_row.split("|")[-3].strip() == "1.00"
     assert list((tmp_path / "guard").glob("*.json"))  # the record auto reads
 
 
 def test_sub_millisecond_stages_are_not_printed_as_zero() -> None:
     assert bench.Stat(0.2, 0.1, 0.6).text() == "<1 (<1–1)"
     assert bench.Stat(12.4, 11.6, 30.0).text() == "12 (12–30)"
+
+
+def test_memory_probe_reports_its_own_peak_not_its_parents() -> None:
+    """A probe started by a big process (the bench, models loaded) must not report the
+    parent's size: Linux keeps ``ru_maxrss`` across exec, which is what the first bench's
+    5830 MiB was."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from adasam.memory import peak_rss_mib
+
+    big = np.ones(400 * 1024 * 1024 // 8)  # 400 MiB touched in this (the parent) process
+    parent = peak_rss_mib()
+    code = (
+        "import json, resource; from adasam.memory import peak_rss_mib; "
+        "print(json.dumps([peak_rss_mib(), "
+        "resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024]))"
+    )
+    root = str(Path(__file__).resolve().parents[2])
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([root, os.environ.get("PYTHONPATH", "")])}
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, env=env, cwd=root
+    )
+    own, inherited = json.loads(out.stdout)
+    assert big.sum() > 0 and parent > 400
+    assert 0 < own < 200  # a bare interpreter
+    if sys.platform == "linux":
+        assert inherited >= 400  # what getrusage says there: the parent's high-water mark

@@ -72,3 +72,23 @@ def test_predictor_heatmaps_are_gradcam_without_a_backward_pass(monkeypatch) -> 
     got = np.stack([s.heatmap for s in pred.structures])
     np.testing.assert_allclose(got, ref, atol=1e-4)
     assert pred.model["backend"] == "torch"
+
+
+def test_the_hot_path_does_not_import_pytorch_grad_cam() -> None:
+    """pytorch-grad-cam pulls in scikit-learn and matplotlib (about 130 MB resident): the
+    predictor and the backends must not import it until an explanation is asked for."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    code = (
+        "import sys; import adasam.predictor, adasam.backends, adasam.bench; "
+        "print('pytorch_grad_cam' in sys.modules, 'sklearn' in sys.modules)"
+    )
+    root = str(Path(__file__).resolve().parents[2])
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([root, os.environ.get("PYTHONPATH", "")])}
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, env=env, cwd=root
+    )
+    assert out.stdout.split() == ["False", "False"]
