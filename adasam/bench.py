@@ -88,11 +88,18 @@ def timed(fn: Callable[[], object], runs: int) -> Stat:
     return Stat.of(times)
 
 
-def bench_slice(size: int = 512, kind: str = "thigh-mri", seed: int = 0) -> np.ndarray:
-    """A ``size``² phantom display slice (uint8 RGB) of ``kind`` with several structures."""
-    from adasam.guard import phantom_images
+def bench_slice(
+    size: int = 512, kind: str = "thigh-mri", seed: int = 0, search: int = 16
+) -> np.ndarray:
+    """A ``size``² phantom display slice (uint8 RGB) of ``kind``: the first of ``seed``'s
+    first ``search`` cases that shows every target structure of the kind, so a trained
+    classifier finds them and the decoder runs (the first case otherwise)."""
+    from adasam.guard import phantom_display
+    from adasam.phantoms import TARGETS, generate
 
-    return next(iter(phantom_images(seed, 1, size, kinds=(kind,))))
+    cases = list(generate(kind, search, seed, size))
+    case = next((c for c in cases if all(c.present[t] for t in TARGETS[kind])), cases[0])
+    return phantom_display(case.image, kind)
 
 
 def slice_kind(bundle: ModelBundle) -> str:

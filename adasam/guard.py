@@ -46,15 +46,21 @@ def phantom_images(
 ) -> Iterator[np.ndarray]:
     """uint8 ``(size, size, 3)`` display images of phantom slices of each of ``kinds`` (default
     every kind), windowed by the studio's own loader (:func:`adasam.imaging.load_slice`)."""
-    from adasam.imaging import load_slice
     from adasam.phantoms import generate
 
     for kind in kinds:
-        window = PHANTOM_WINDOWS[kind]
         for case in generate(kind, per_kind, seed, size):
-            buf = io.BytesIO()
-            np.save(buf, case.image.astype(np.float32))
-            yield load_slice(buf.getvalue(), name="phantom.npy", window=window).display
+            yield phantom_display(case.image, kind)
+
+
+def phantom_display(image: np.ndarray, kind: str) -> np.ndarray:
+    """A phantom's raw image ``(H, W)`` (its kind's units) → uint8 ``(H, W, 3)`` display
+    image, windowed by the studio's own loader as an uploaded ``.npy`` would be."""
+    from adasam.imaging import load_slice
+
+    buf = io.BytesIO()
+    np.save(buf, image.astype(np.float32))
+    return load_slice(buf.getvalue(), name="phantom.npy", window=PHANTOM_WINDOWS[kind]).display
 
 
 def dicom_images() -> list[np.ndarray]:

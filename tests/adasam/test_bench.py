@@ -4,6 +4,7 @@ import argparse
 import json
 
 import numpy as np
+import pytest
 
 from adasam import bench
 from adasam.bundle import create_bundle
@@ -95,3 +96,18 @@ def test_memory_probe_reports_its_own_peak_not_its_parents() -> None:
     assert 0 < own < 200  # a bare interpreter
     if sys.platform == "linux":
         assert inherited >= 400  # what getrusage says there: the parent's high-water mark
+
+
+@pytest.mark.parametrize("kind", ["liver-ct", "thigh-mri"])
+def test_the_bench_slice_shows_every_target_of_its_kind(kind: str) -> None:
+    """Seed 0's first liver case has no liver: the bench must not time a slice on which the
+    classifier rightly finds nothing (the decoder would not run)."""
+    from adasam.guard import phantom_display
+    from adasam.phantoms import TARGETS, generate
+
+    cases = list(generate(kind, 16, 0, 64))
+    first = next(i for i, c in enumerate(cases) if all(c.present[t] for t in TARGETS[kind]))
+    if kind == "liver-ct":
+        assert first > 0  # the case this test guards against
+    expected = phantom_display(cases[first].image, kind)
+    np.testing.assert_array_equal(bench.bench_slice(64, kind), expected)
