@@ -15,26 +15,11 @@ from adasam.bundle import load_bundle
 from adasam.cli import main
 from adasam.training.classifier_fit_config import ClassifierFitConfig
 from adasam.training.data import load_dataset
-from adasam.training.loop import TrainConfig, train
-from tests.conftest import TINY_SAM
+from tests.adasam.training.conftest import train_tiny_start
 
 
 def _train_start(data: Path, root: Path, backbone: str) -> Path:
-    import adasam.training.loop as loop
-
-    old, loop.SamConfig = loop.SamConfig, lambda: TINY_SAM  # module scope: no monkeypatch
-    try:
-        cfg = TrainConfig(
-            data=str(data), out=str(root / backbone), labeled="6", size=64,
-            steps_per_epoch=2, max_steps=2, batch_size=2, unlabeled_batch_size=0, val_max=3,
-            backbone=backbone, classifier_size=64, val_fraction=0.34, warmup_steps=1,
-            sam="small", lora_encoder="off", train_decoder=True,
-            embedding_cache=str(root / "emb"),
-        )  # fmt: skip
-        train(cfg, progress=False)
-    finally:
-        loop.SamConfig = old
-    return root / backbone
+    return train_tiny_start(data, root / backbone, backbone, root / "emb")
 
 
 @pytest.fixture(scope="module")

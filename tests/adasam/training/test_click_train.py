@@ -16,7 +16,7 @@ from adasam.errors import ConfigError
 from adasam.training import click_train
 from adasam.training.click_config import ClickTrainConfig
 from adasam.training.click_train import ValScore, train_clicks
-from adasam.training.loop import TrainConfig, train
+from tests.adasam.training.conftest import train_tiny_start
 from tests.conftest import TINY_SAM
 
 
@@ -30,22 +30,8 @@ def _tiny_sam(monkeypatch: pytest.MonkeyPatch) -> None:
 @pytest.fixture(scope="module")
 def start_bundle(thigh_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A 2-step trained tiny bundle with a frozen encoder (its split names thigh_dir's slices)."""
-    import adasam.training.loop as loop
-
     root = tmp_path_factory.mktemp("clicks")
-    old, loop.SamConfig = loop.SamConfig, lambda: TINY_SAM  # module scope: no monkeypatch
-    try:
-        cfg = TrainConfig(
-            data=str(thigh_dir), out=str(root / "start"), labeled="6", size=64,
-            steps_per_epoch=2, max_steps=2, batch_size=2, unlabeled_batch_size=0, val_max=3,
-            backbone="resnet10", classifier_size=64, val_fraction=0.34, warmup_steps=1,
-            sam="small", lora_encoder="off", train_decoder=True,
-            embedding_cache=str(root / "emb"),
-        )  # fmt: skip
-        train(cfg, progress=False)
-    finally:
-        loop.SamConfig = old
-    return root / "start"
+    return train_tiny_start(thigh_dir, root / "start", "resnet10", root / "emb")
 
 
 def _cfg(start: Path, data: Path, out: Path, **kw: object) -> ClickTrainConfig:
