@@ -45,3 +45,12 @@ def pending_count(store: Store, after_correction_id: int | None, gate: object) -
         for f in final_masks(store, after_correction_id=after_correction_id)
         if not is_heldout(f.slice.content_hash, share, seed)
     )
+
+
+def heldout_count(store: Store, gate: object) -> int:
+    """How many final masks (newest per slice and structure, all versions) the gate would judge
+    a candidate on: those of held-out cases; no pixels."""
+    from adasam.gate import is_heldout
+
+    share, seed = gate.heldout_share, gate.heldout_seed  # type: ignore[attr-defined]
+    return sum(1 for f in final_masks(store) if is_heldout(f.slice.content_hash, share, seed))

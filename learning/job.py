@@ -35,7 +35,7 @@ from adasam.finetune import (
     training_size,
 )
 from adasam.gate import GateConfig, Verdict, judge, score_cases, split_heldout
-from learning.cases import corrected_cases
+from learning.cases import corrected_cases, heldout_count
 from storage import (
     ModelVersionRecord,
     Store,
@@ -217,6 +217,14 @@ def _run_locked(store: Store, opts: JobOptions, job_id: int, work: Path) -> JobO
         message = (
             f"{len(train_cases)} new trainable correction(s) since {parent.name}, "
             f"{opts.min_corrections} needed: nothing trained"
+        )
+        return JobOutcome(job_id, message, metrics={"skipped": message, "train_corrections": 0})
+    heldout = heldout_count(store, opts.gate)
+    if heldout < opts.gate.min_cases:
+        # training now would only register a version the gate must refuse for want of evidence
+        message = (
+            f"{heldout} held-out correction(s), {opts.gate.min_cases} needed to judge a "
+            f"candidate: nothing trained ({len(train_cases)} trainable correction(s) wait)"
         )
         return JobOutcome(job_id, message, metrics={"skipped": message, "train_corrections": 0})
     # the job's own embeddings go with its work folder unless a session shares one (simulate)

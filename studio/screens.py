@@ -77,15 +77,24 @@ def window_name(state: CaseState) -> str:
     return CUSTOM_WINDOW
 
 
+PIPELINE_FOLDER = "pipeline-views"
+
+
+def pipeline_picture(picture: np.ndarray) -> str:
+    """A picture of the pipeline's row or the candidate gallery as a PNG file written once
+    (see :mod:`studio.picture_files`: an array is rewritten in Gradio's cache on every event
+    that returns it, even unchanged, while the page may be fetching it)."""
+    return shown_picture(picture, PIPELINE_FOLDER)
+
+
 def _gallery(work: StructureWork | None, display: np.ndarray | Shown) -> Updates:
-    """The gallery as a ``gr.update`` (a ``gr.Gallery(value=...)`` would encode its images
-    once more, as WebP, when constructed: the page's gallery encodes them itself)."""
+    """The gallery as a ``gr.update`` of PNG files (a ``gr.Gallery(value=...)`` would encode
+    its images once more, as WebP, when constructed)."""
     if work is None or not work.candidates:
         return {"gallery": gr.update(value=None, selected_index=None), "candidates_md": ""}
+    pictures = [pipeline_picture(p) for p in views.candidate_gallery(work, display)]
     return {
-        "gallery": gr.update(
-            value=views.candidate_gallery(work, display), selected_index=work.chosen
-        ),
+        "gallery": gr.update(value=pictures, selected_index=work.chosen),
         "candidates_md": views.candidates_markdown(work),
     }
 
@@ -152,8 +161,8 @@ def pipeline_screen(
         confirmation = receipt.message() if receipt is not None else ""
     return {
         "state": state,
-        "heatmap": views.heatmap_view(work, view),
-        "prompts": views.prompts_view(work, view),
+        "heatmap": pipeline_picture(views.heatmap_view(work, view)),
+        "prompts": pipeline_picture(views.prompts_view(work, view)),
         **_gallery(work, view),
         "steps_md": f"{views.heatmap_label(work)}  \n{views.prompts_label(work)}",
         "correction": canvas_picture(work, canvas),
@@ -206,7 +215,7 @@ def case_screen(state: CaseState) -> Updates:
     shown = _shown(state)
     return {
         **pipeline_screen(state, shown=shown),
-        "slice_image": shown[1].image,
+        "slice_image": pipeline_picture(shown[1].image),
         "case_md": views.case_markdown(s, state.source),
         **slice_controls(state),
         "axis": gr.Radio(
@@ -234,5 +243,5 @@ def click_screen(
     }
     if candidates_changed and work is not None:
         out.update(_gallery(work, view))
-        out["prompts"] = views.prompts_view(work, view)
+        out["prompts"] = pipeline_picture(views.prompts_view(work, view))
     return out

@@ -36,6 +36,9 @@ from tests.learning.conftest import add_correction, phantom_image
 REPO = Path(__file__).resolve().parents[2]
 FAST = FinetuneConfig(steps=2, batch_size=2, replay_ratio=0.0, threads=1)
 GATE = GateConfig(heldout_share=0.5, min_cases=2, clicks=2)
+# phantom slices 0..12 hold out exactly GATE.min_cases of them (2 and 12): the fewest corrections
+# on which a job trains, the gate needing that much evidence to judge a candidate
+JUDGEABLE = 13
 
 
 def _options(bundle: Path, **changes: object) -> JobOptions:
@@ -65,9 +68,9 @@ def _split(store: Store, ids: list[int]) -> tuple[set[int], set[int]]:
 
 
 def test_once_registers_the_candidate_with_lineage_and_gate_scores(store, loop_bundle_dir):
-    ids = _fill(store, 6)
+    ids = _fill(store, JUDGEABLE)
     train_ids, held = _split(store, ids)
-    assert train_ids and held  # the seeded split of these six slices has both
+    assert train_ids and len(held) >= GATE.min_cases  # the seeded split: enough to judge
     outcome = run_once(store, _options(loop_bundle_dir))
     versions = list_model_versions(store)
     root, cand = versions
@@ -100,6 +103,26 @@ def _worse_finetune(parent_dir, out_dir, data, cfg, *, version, replay_info=None
     broken = replace(bundle, config=replace(bundle.config, classifier=cls, version=version))
     save_bundle(broken, out_dir)
     return FinetuneResult(Path(out_dir), 0, 0.0, 0.0, [])
+
+
+def test_too_few_heldout_corrections_train_nothing(store, loop_bundle_dir, monkeypatch):
+    ids = _fill(store, 6)
+    train_ids, held = _split(store, ids)
+    assert train_ids and len(held) < 5
+
+    def no_training(*args: object, **kwargs: object) -> None:
+        raise AssertionError("trained although the gate could not judge the result")
+
+    monkeypatch.setattr(job_module, "finetune", no_training)
+    gate = replace(GATE, min_cases=5)
+    outcome = run_once(store, _options(loop_bundle_dir, gate=gate))
+    assert outcome.version is None and outcome.verdict is None
+    assert outcome.message.startswith(f"{len(held)} held-out correction(s), 5 needed")
+    assert f"{len(train_ids)} trainable correction(s) wait" in outcome.message
+    [root] = list_model_versions(store)  # nothing registered beside the base
+    assert root.is_active
+    [job] = list_jobs(store)
+    assert job.status == "succeeded" and job.result_model_version_id is None
 
 
 def test_a_deliberately_worse_candidate_is_not_activated(store, loop_bundle_dir, monkeypatch):
@@ -188,8 +211,9 @@ def test_cli_second_job_exits_2_with_one_line(store, loop_bundle_dir):
 def test_sigkill_leaves_no_half_registered_version_and_the_lock_expires(tmp_path, loop_bundle_dir):
     data = tmp_path / "data"
     s = open_store(f"sqlite:///{data / 'db.sqlite3'}", data)
-    _fill(s, 4)
+    _fill(s, JUDGEABLE)
     flags = ["--steps", "100000", "--replay-ratio", "0", "--threads", "1"]
+    flags += ["--heldout-share", str(GATE.heldout_share), "--min-heldout", str(GATE.min_cases)]
     flags += ["--stale-minutes", "0.05"]
     proc = subprocess.Popen(
         [sys.executable, "-m", "adasam", "finetune", "--once", "--quiet", *flags],
@@ -225,7 +249,7 @@ def test_sigkill_leaves_no_half_registered_version_and_the_lock_expires(tmp_path
 def test_models_command_lists_and_rolls_back(store, loop_bundle_dir, capsys, monkeypatch):
     from adasam.cli import main
 
-    _fill(store, 6)
+    _fill(store, JUDGEABLE)
     run_once(store, _options(loop_bundle_dir))
     monkeypatch.setenv("ADASAM_DATA_DIR", str(store.data_dir))
     monkeypatch.setenv("DATABASE_URL", f"sqlite:///{store.data_dir / 'db.sqlite3'}")
@@ -241,7 +265,7 @@ def test_models_command_lists_and_rolls_back(store, loop_bundle_dir, capsys, mon
 
 
 def test_job_metrics_are_json(store, loop_bundle_dir):
-    _fill(store, 4)
+    _fill(store, JUDGEABLE)
     outcome = run_once(store, _options(loop_bundle_dir))
     json.dumps(outcome.metrics)
     assert np.isfinite(outcome.metrics["training"]["final_loss"])

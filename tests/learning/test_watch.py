@@ -45,7 +45,7 @@ def test_watch_beside_the_studio_trains_publishes_and_stops_on_sigterm(tmp_path,
         )  # fmt: skip
     try:
         _wait(lambda: "watching" in log.read_text(), "start", proc, log)
-        for k in range(6):  # submitted while it watches
+        for k in range(13):  # submitted while it watches; slices 2 and 12 are held out
             image, mask = phantom_image(k)
             add_correction(store, image, mask, verdict="major_edits")
         _wait(lambda: len(list_model_versions(store)) >= 2, "a registered version", proc, log)

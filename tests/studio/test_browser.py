@@ -26,6 +26,7 @@ from tests.studio.browser_support import (
     chromium,
     new_page,
     require_chromium,
+    reveal,
     run_studio,
     screenshot_dir,
     shown_width,
@@ -191,7 +192,7 @@ def test_upload_pipeline_refine_brush_rate_submit_and_find_the_rows(
     see(page, "9 refinement clicks")
     page.screenshot(path=str(shots / "03_refined_with_clicks.png"), full_page=True)
 
-    page.get_by_text("Brush (paint the mask by hand)").click()
+    reveal(page, page.get_by_text("Brush (paint the mask by hand)"), "#editor", "#apply-brush")
     see(page, "Paint with the blue brush")
     page.wait_for_function("() => document.querySelector('#editor canvas') !== null", polling=200)
     time.sleep(1.0)  # the editor draws the background asynchronously

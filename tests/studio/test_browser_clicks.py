@@ -38,6 +38,7 @@ from tests.studio.browser_support import (
     chromium,
     new_page,
     require_chromium,
+    reveal,
     run_studio,
     screenshot_dir,
     take_brush,
@@ -200,9 +201,9 @@ def test_one_click_inside_a_good_mask_keeps_it(
 LIVER_NOT_CLICK_TRAINED = pytest.mark.xfail(
     strict=True,
     raises=AssertionError,
-    reason="liver v1 is click-trained (train-clicks with CAM starts; fresh seed 7777, NoC@90 "
-    "from the box 11.75 -> 5.33) but on this example three corrective clicks reach only "
-    "0.398 -> 0.50 (thigh v2 passes here, 0.388 -> 0.914): issue 12",
+    reason="liver v2 is click-trained (v1's train-clicks with CAM starts, NoC@90 from the box "
+    "11.75 -> 5.33 on seed 7777; v2 refits only the classifier) but on this example three "
+    "corrective clicks reach only 0.398 -> 0.50 (thigh v2 passes here, 0.388 -> 0.914): issue 12",
 )
 
 
@@ -252,7 +253,7 @@ def test_brush_twice_in_a_row_and_rating_resets_between_structures(
     page.wait_for_function("() => document.querySelectorAll('#score input:checked').length === 0")
     assert page.locator("#verdict input:checked").count() == 0, "the verdict stayed ticked"
 
-    page.get_by_text("Brush (paint the mask by hand)").click()
+    reveal(page, page.get_by_text("Brush (paint the mask by hand)"), "#editor", "#apply-brush")
     page.wait_for_function("() => document.querySelector('#editor canvas') !== null")
     time.sleep(1.0)  # the editor draws its background asynchronously
     before = current_mask(page, studio, "vastus_medialis")

@@ -64,7 +64,7 @@ def test_an_upload_shows_the_slice_and_clears_the_pipeline(studio: Studio) -> No
     screen = studio.cases.load_upload(str(CT_SMALL), 2, "custom")
     state, slice_image, case_md = screen["state"], screen["slice_image"], screen["case_md"]
     assert isinstance(state, CaseState) and state.works == ()
-    assert slice_image.shape == (128, 128, 3) and "CT_small.dcm" in case_md
+    assert picture_shape(slice_image) == (128, 128, 3) and "CT_small.dcm" in case_md
     assert screen["submit_button"].interactive is False
     assert screen["slice_slider"].label == "Slice 1 of 1" and not screen["slice_slider"].interactive
 
@@ -125,8 +125,12 @@ def test_an_unexpected_failure_shows_a_reference_not_a_traceback(caplog: Any) ->
 def test_run_shows_heatmap_prompts_and_three_candidates(studio: Studio) -> None:
     slot = studio.segment.run(_loaded(studio), "custom", ["liver", "kidney"])
     assert set(slot) == set(PIPELINE_SLOTS)
-    assert slot["heatmap"].shape == (128, 128, 3) and "p = " in slot["steps_md"]
-    assert len(slot["gallery"]["value"]) == 3 and slot["gallery"]["selected_index"] == 0
+    assert picture_shape(slot["heatmap"]) == (128, 128, 3) and "p = " in slot["steps_md"]
+    gallery = slot["gallery"]["value"]
+    assert len(gallery) == 3 and slot["gallery"]["selected_index"] == 0
+    # each picture a PNG file named by its content, written once (studio.picture_files)
+    assert len({Path(p).name for p in gallery}) == 3
+    assert [picture_shape(p) for p in gallery] == [(128, 128, 3)] * 3
     assert "#1: score" in slot["candidates_md"] and "chosen" in slot["candidates_md"]
     # the canvas: a 128 px slice sent 8x larger (1024 px), each pixel an 8x8 block
     assert picture_shape(slot["correction"]) == (1024, 1024, 3)

@@ -22,8 +22,10 @@ from tests.studio.test_handlers import Studio
 BIG_HW = (1200, 2400)  # over both bounds; 2.9 MP, under the test settings' pixel budget
 
 
-def _longest(image: np.ndarray) -> int:
-    return max(int(image.shape[0]), int(image.shape[1]))
+def _longest(image: object) -> int:
+    """The longer side of a shown picture (an array, or the PNG file a screen slot names)."""
+    shape = picture_shape(image)
+    return max(int(shape[0]), int(shape[1]))
 
 
 # -- the geometry (the rest is tests/adasam/test_shown.py) ---------------------------
