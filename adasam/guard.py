@@ -7,12 +7,14 @@ where the classifier finds nothing). Each PyTorch candidate mask is matched with
 candidate of highest IoU. The backend passes when the mean IoU is ≥ :data:`MIN_IOU`, every
 matched score is within :data:`MAX_SCORE_DIFF`, and it finds exactly the same structures.
 
-Results are kept per bundle hash and machine in ``CACHE/guard/<hash>.json`` with the measured
-latencies; :func:`choose` picks the fastest passing backend from them (``ADASAM_BACKEND=auto``).
-Records of the shipped demo bundles measured on the project's reference machine are shipped in
-``assets/guard/`` (:data:`SHIPPED_ROOT`, written by ``python -m adasam bench --ship``); a record
-of this machine in the cache directory comes first, and a record of another machine (CPU model,
-cores) or of other weights or library versions (the hash covers both) is never used.
+Results are kept per bundle hash in ``CACHE/guard/<hash>.json``, one entry per machine (CPU
+model, cores) with the measured latencies; :func:`choose` picks the fastest passing backend of
+this machine's entry (``ADASAM_BACKEND=auto``). Records of the shipped demo bundles measured on
+the project's machines are shipped in ``assets/guard/`` (:data:`SHIPPED_ROOT`, written by
+``python -m adasam bench --ship``, which adds or replaces the entry of the machine it runs
+on); a record of this machine in the cache directory comes first, and a record of another
+machine (CPU model, cores) or of other weights or library versions (the hash covers both) is
+never used.
 """
 
 from __future__ import annotations
@@ -185,13 +187,16 @@ def write_record(
     model: str = "",
 ) -> Path:
     """Keep the guard results and the predict latencies (ms, same run, ``threads`` intra-op
-    threads) of a bundle (``model``: its name and version, for people reading the record)."""
+    threads) of a bundle (``model``: its name and version, for people reading the record).
+
+    One file per bundle hash holds one entry per machine (CPU model and cores): this machine's
+    entry is replaced, those of other machines are kept, so records shipped from several
+    machines live side by side."""
     path = record_path(cache_dir, digest)
     path.parent.mkdir(parents=True, exist_ok=True)
-    data = {
-        "hash": digest,
-        "model": model,
-        "machine": machine(),
+    here = machine()
+    entry = {
+        "machine": here,
         "threads": threads,
         "measured": time.strftime("%Y-%m-%d", time.gmtime()),
         "guard": {"seed": GUARD_SEED, "min_iou": MIN_IOU, "max_score_diff": MAX_SCORE_DIFF},
@@ -200,10 +205,26 @@ def write_record(
         },
         "torch_predict_ms": predict_ms.get("torch"),
     }
+    others: list[dict] = []
+    if path.is_file():
+        try:
+            old = json.loads(path.read_text())
+            if old.get("hash") == digest:
+                others = [e for e in machine_entries(old) if e.get("machine") != here]
+        except (OSError, ValueError, AttributeError):
+            others = []  # an unreadable record is replaced, not merged
+    data = {"hash": digest, "model": model, "machines": [*others, entry]}
     tmp = path.with_suffix(".tmp")
     tmp.write_text(json.dumps(data, indent=2) + "\n")
     os.replace(tmp, path)
     return path
+
+
+def machine_entries(data: dict) -> list[dict]:
+    """The per-machine entries of a record (a record of the first format is one entry)."""
+    if "machines" in data:
+        return list(data["machines"])
+    return [{k: v for k, v in data.items() if k not in ("hash", "model")}]
 
 
 def find_record(
@@ -221,8 +242,11 @@ def find_record(
         if not path.is_file():
             continue
         data = json.loads(path.read_text())
-        if data.get("hash") == digest and data.get("machine") == here:
-            return data, f"{origin}, {data.get('measured', 'undated')}"
+        if data.get("hash") == digest:
+            for entry in machine_entries(data):
+                if entry.get("machine") == here:
+                    found = {**entry, "hash": digest, "model": data.get("model", "")}
+                    return found, f"{origin}, {entry.get('measured', 'undated')}"
         other = True
     if other:
         return None, (
@@ -280,7 +304,8 @@ def summary(cache_dir: Path, shipped_dir: Path | None = SHIPPED_ROOT) -> list[st
             except (OSError, ValueError, KeyError, TypeError):
                 lines.append(f"unreadable accuracy-guard record {path.name}: ignored")
                 continue
-            if digest in seen or data.get("machine") != machine():
+            here = machine()
+            if digest in seen or all(e.get("machine") != here for e in machine_entries(data)):
                 continue
             seen.add(digest)
             name, reason = choose(cache_dir, digest, shipped_dir)

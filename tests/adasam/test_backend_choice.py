@@ -56,7 +56,7 @@ def test_no_usable_record_means_pytorch_with_the_reason(tmp_path) -> None:
     assert "no accuracy-guard record" in guard.choose(cache, DIGEST, shipped)[1]
     path = _write(shipped, {"torch": 1900.0, "openvino-bf16": 450.0})
     data = json.loads(path.read_text())
-    data["machine"] = {"cpu": "some other CPU", "cores": 64}
+    data["machines"][0]["machine"] = {"cpu": "some other CPU", "cores": 64}
     path.write_text(json.dumps(data))
     name, reason = guard.choose(cache, DIGEST, shipped)
     assert name == "torch" and "another machine" in reason
@@ -65,6 +65,24 @@ def test_no_usable_record_means_pytorch_with_the_reason(tmp_path) -> None:
     assert name == "torch" and "beat PyTorch" in reason
     _write(shipped, {"torch": 1900.0, "openvino-bf16": 450.0}, failing=("openvino-bf16",))
     assert guard.choose(cache, DIGEST, shipped)[0] == "torch"
+
+
+def test_records_of_two_machines_live_side_by_side(tmp_path, monkeypatch) -> None:
+    xeon, epyc = {"cpu": "Xeon", "cores": 2}, {"cpu": "EPYC", "cores": 2}
+    monkeypatch.setattr(guard, "machine", lambda: xeon)
+    path = _write(tmp_path, {"torch": 1900.0, "openvino-bf16": 450.0})
+    monkeypatch.setattr(guard, "machine", lambda: epyc)
+    _write(tmp_path, {"torch": 2100.0, "openvino-fp32": 700.0})
+    _write(tmp_path, {"torch": 2000.0, "openvino-fp32": 650.0})  # replaces EPYC's own entry
+    entries = guard.machine_entries(json.loads(path.read_text()))
+    assert [e["machine"] for e in entries] == [xeon, epyc]
+    assert guard.choose(tmp_path / "none", DIGEST, tmp_path)[0] == "openvino-fp32"
+    assert "650 ms vs PyTorch 2000 ms" in guard.choose(tmp_path / "none", DIGEST, tmp_path)[1]
+    monkeypatch.setattr(guard, "machine", lambda: xeon)
+    assert guard.choose(tmp_path / "none", DIGEST, tmp_path)[0] == "openvino-bf16"
+    first_format = {"hash": DIGEST, "model": "demo v0", **entries[0]}  # one machine, no list
+    path.write_text(json.dumps(first_format))
+    assert guard.choose(tmp_path / "none", DIGEST, tmp_path)[0] == "openvino-bf16"
 
 
 def test_make_backend_auto_without_a_record_is_pytorch(tmp_path) -> None:
@@ -90,7 +108,9 @@ def test_shipped_guard_records_are_well_formed_and_name_a_shipped_bundle() -> No
     for path in records:
         data = json.loads(path.read_text())
         assert path.name == f"{data['hash'][:20]}.json"
-        assert data["model"] in names and data["torch_predict_ms"] > 0
-        assert set(data["machine"]) == {"cpu", "cores"} and data["threads"] >= 1
-        for name, r in data["backends"].items():
-            assert name in BACKENDS and isinstance(r["passed"], bool) and r["predict_ms"] > 0
+        assert data["model"] in names and data["machines"]
+        for entry in data["machines"]:
+            assert entry["torch_predict_ms"] > 0
+            assert set(entry["machine"]) == {"cpu", "cores"} and entry["threads"] >= 1
+            for name, r in entry["backends"].items():
+                assert name in BACKENDS and isinstance(r["passed"], bool) and r["predict_ms"] > 0

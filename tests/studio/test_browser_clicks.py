@@ -146,26 +146,31 @@ def current_mask(page: Page, studio: StudioProcess, structure: str) -> np.ndarra
     raise AssertionError("no mask PNG was written")
 
 
-def click_pixel(page: Page, x: float, y: float, shape: tuple[int, int], mode: str) -> None:
-    """Click the correction image at slice pixel (x, y) in ``mode`` and wait for the result."""
+def click_pixel(page: Page, x: float, y: float, shape: tuple[int, int], mode: str) -> float | None:
+    """Click the correction image at slice pixel (x, y) in ``mode`` and wait for the result;
+    the ms from the click to the updated picture in the page (None: the picture stayed)."""
     page.locator("#click-mode").get_by_text(mode, exact=True).click()
     image = page.locator("#correct-img img")
     before = image.get_attribute("src")
     box = image.bounding_box()
     assert box is not None
     h, w = shape
+    start = time.perf_counter()
     page.mouse.click(
         box["x"] + box["width"] * (x + 0.5) / w, box["y"] + box["height"] * (y + 0.5) / h
     )
     # a refused click or a box corner leaves the picture as it was
-    with contextlib.suppress(playwright_api.TimeoutError):
+    try:
         wait_for_new_picture(page, "#correct-img img", before, timeout_ms=30_000)
+    except playwright_api.TimeoutError:
+        return None
+    return (time.perf_counter() - start) * 1000.0
 
 
-def corrective_click(page: Page, mask: np.ndarray, gt: np.ndarray) -> None:
+def corrective_click(page: Page, mask: np.ndarray, gt: np.ndarray) -> float | None:
     c = next_click(mask, gt)
     assert c is not None
-    click_pixel(page, c.x, c.y, gt.shape, "Add (+)" if c.positive else "Remove (−)")
+    return click_pixel(page, c.x, c.y, gt.shape, "Add (+)" if c.positive else "Remove (−)")
 
 
 @pytest.mark.parametrize("file", list(CASES))
@@ -189,7 +194,8 @@ def test_one_click_inside_a_good_mask_keeps_it(
     assert iou(good, gt) >= 0.85, f"the best candidate is not good here (IoU {iou(good, gt):.3f})"
     inside = next_click(np.zeros_like(gt), gt & good)
     assert inside is not None
-    click_pixel(page, inside.x, inside.y, gt.shape, "Add (+)")
+    took = click_pixel(page, inside.x, inside.y, gt.shape, "Add (+)")
+    print(f"{file}: click → updated picture in the browser: {took or float('nan'):.0f} ms")
     after = current_mask(page, studio, structure)
     page.screenshot(path=str(shots / f"clicks_{file}_one_click.png"), full_page=True)
     refused = page.get_by_text("Kept the previous mask").count() > 0
@@ -224,13 +230,15 @@ def test_three_corrective_clicks_fix_a_shrunken_mask(
     click_pixel(page, cx + hw, cy + hh, gt.shape, "Box: two corners")
     page.wait_for_function("() => document.querySelectorAll('#candidates img').length === 3")
     mask = current_mask(page, studio, structure)
-    ious = [iou(mask, gt)]
+    ious, took = [iou(mask, gt)], []
     for _ in range(3):
-        corrective_click(page, mask, gt)
+        took.append(corrective_click(page, mask, gt))
         mask = current_mask(page, studio, structure)
         ious.append(iou(mask, gt))
     page.screenshot(path=str(shots / f"clicks_{file}_three_clicks.png"), full_page=True)
     print(f"{file}: IoU shrunken start {ious[0]:.3f} → after clicks {ious[1:]}")
+    ms = ", ".join("stayed" if t is None else f"{t:.0f}" for t in took)
+    print(f"{file}: click → updated picture in the browser, ms: {ms}")
     assert ious[0] < 0.8, f"the start was not shrunken (IoU {ious[0]:.3f})"
     assert ious[-1] >= 0.9, f"three corrective clicks reached only IoU {ious}"
     context.close()  # type: ignore[attr-defined]
