@@ -209,24 +209,31 @@ def _predictor(bundle_dir: Path, cfg: FinetuneConfig) -> Any:
     return predictor
 
 
+def _why_not_train(store: Store, opts: JobOptions, parent_name: str, trainable: int) -> str | None:
+    """Why this job must train nothing (too few new trainable corrections, or too few held-out
+    ones for the gate to judge a candidate: training then would only register a version the
+    gate must refuse for want of evidence), or None."""
+    if trainable < opts.min_corrections:
+        return (
+            f"{trainable} new trainable correction(s) since {parent_name}, "
+            f"{opts.min_corrections} needed: nothing trained"
+        )
+    heldout = heldout_count(store, opts.gate)
+    if heldout < opts.gate.min_cases:
+        return (
+            f"{heldout} held-out correction(s), {opts.gate.min_cases} needed to judge a "
+            f"candidate: nothing trained ({trainable} trainable correction(s) wait)"
+        )
+    return None
+
+
 def _run_locked(store: Store, opts: JobOptions, job_id: int, work: Path) -> JobOutcome:
     parent, parent_dir = ensure_parent(store, opts.base_bundle)
     new = corrected_cases(store, parent.trained_through_correction_id)
     train_cases, _ = split_heldout(new, opts.gate)
-    if len(train_cases) < opts.min_corrections:
-        message = (
-            f"{len(train_cases)} new trainable correction(s) since {parent.name}, "
-            f"{opts.min_corrections} needed: nothing trained"
-        )
-        return JobOutcome(job_id, message, metrics={"skipped": message, "train_corrections": 0})
-    heldout = heldout_count(store, opts.gate)
-    if heldout < opts.gate.min_cases:
-        # training now would only register a version the gate must refuse for want of evidence
-        message = (
-            f"{heldout} held-out correction(s), {opts.gate.min_cases} needed to judge a "
-            f"candidate: nothing trained ({len(train_cases)} trainable correction(s) wait)"
-        )
-        return JobOutcome(job_id, message, metrics={"skipped": message, "train_corrections": 0})
+    skipped = _why_not_train(store, opts, parent.name, len(train_cases))
+    if skipped is not None:
+        return JobOutcome(job_id, skipped, metrics={"skipped": skipped, "train_corrections": 0})
     # the job's own embeddings go with its work folder unless a session shares one (simulate)
     cfg = replace(
         opts.finetune, embedding_cache=opts.finetune.embedding_cache or str(work / "embeddings")

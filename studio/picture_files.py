@@ -24,11 +24,16 @@ from PIL import Image
 
 from studio.uploads import gradio_upload_root
 
+PNG_COMPRESS_LEVEL = 1
+"""zlib level of the studio's pictures: every click rewrites the correction canvas (1024² for a
+256² slice) and every new slice several more; level 1 encodes the canvas in 19 ms instead of
+PIL's default level 6's 28 ms, for 120 instead of 99 KiB."""
+
 
 def png_bytes(picture: np.ndarray) -> bytes:
-    """``picture`` (H×W or H×W×3/4 uint8) as PNG."""
+    """``picture`` (H×W or H×W×3/4 uint8) as PNG (lossless at any level)."""
     out = io.BytesIO()
-    Image.fromarray(picture).save(out, format="PNG")
+    Image.fromarray(picture).save(out, format="PNG", compress_level=PNG_COMPRESS_LEVEL)
     return out.getvalue()
 
 

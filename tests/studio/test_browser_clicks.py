@@ -16,6 +16,7 @@ the mark must go once a click-trained liver bundle ships.
 from __future__ import annotations
 
 import contextlib
+import itertools
 import tempfile
 import time
 from collections.abc import Iterator
@@ -86,10 +87,16 @@ def ground_truth(file: str) -> np.ndarray:
     return case.label == STRUCTURES[kind][structure]
 
 
+ANNOTATORS = itertools.count(1)
+
+
 def open_example(browser: object, studio: StudioProcess, file: str) -> tuple[object, Page]:
+    """A new page with ``file`` opened and run. Each page gets its own annotator: the page's
+    load restores its annotator's unsubmitted case, which, with one name for all, raced the
+    example's own run (CI: the thigh draft's two-structure radio showed on the liver page)."""
     context, page = new_page(browser, studio.url, WAIT_MS)
     page.wait_for_selector("#examples img")
-    page.fill("#annotator input", "dr.clicks")
+    page.fill("#annotator input", f"dr.clicks{next(ANNOTATORS)}")
     before = page.inner_text("#case-md")
     page.locator("#examples img").nth(CASES[file][2]).click()
     # the case is shown under its neutral name (issue 13), never the example's file name
