@@ -294,6 +294,7 @@ def summary(cache_dir: Path, shipped_dir: Path | None = SHIPPED_ROOT) -> list[st
     until it is benched)."""
     lines: list[str] = []
     seen: set[str] = set()
+    here = machine()
     for directory in (cache_dir, shipped_dir):
         if directory is None or not (Path(directory) / "guard").is_dir():
             continue
@@ -304,7 +305,6 @@ def summary(cache_dir: Path, shipped_dir: Path | None = SHIPPED_ROOT) -> list[st
             except (OSError, ValueError, KeyError, TypeError):
                 lines.append(f"unreadable accuracy-guard record {path.name}: ignored")
                 continue
-            here = machine()
             if digest in seen or all(e.get("machine") != here for e in machine_entries(data)):
                 continue
             seen.add(digest)

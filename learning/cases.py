@@ -35,22 +35,26 @@ def corrected_cases(store: Store, after_correction_id: int | None = None) -> lis
     return out
 
 
-def pending_count(store: Store, after_correction_id: int | None, gate: object) -> int:
-    """How many new final masks a job would train on (held-out cases excluded); no pixels."""
+def _count_final_masks(
+    store: Store, gate: object, *, heldout: bool, after_correction_id: int | None = None
+) -> int:
+    """Final masks (newest per slice and structure) on the held-out or the trainable side of
+    the gate's seeded split; no pixels."""
     from adasam.gate import is_heldout
 
     share, seed = gate.heldout_share, gate.heldout_seed  # type: ignore[attr-defined]
     return sum(
         1
         for f in final_masks(store, after_correction_id=after_correction_id)
-        if not is_heldout(f.slice.content_hash, share, seed)
+        if is_heldout(f.slice.content_hash, share, seed) == heldout
     )
 
 
-def heldout_count(store: Store, gate: object) -> int:
-    """How many final masks (newest per slice and structure, all versions) the gate would judge
-    a candidate on: those of held-out cases; no pixels."""
-    from adasam.gate import is_heldout
+def pending_count(store: Store, after_correction_id: int | None, gate: object) -> int:
+    """How many new final masks a job would train on (held-out cases excluded); no pixels."""
+    return _count_final_masks(store, gate, heldout=False, after_correction_id=after_correction_id)
 
-    share, seed = gate.heldout_share, gate.heldout_seed  # type: ignore[attr-defined]
-    return sum(1 for f in final_masks(store) if is_heldout(f.slice.content_hash, share, seed))
+
+def heldout_count(store: Store, gate: object) -> int:
+    """How many final masks (all versions) the gate would judge a candidate on; no pixels."""
+    return _count_final_masks(store, gate, heldout=True)
