@@ -207,7 +207,7 @@ def models(args: argparse.Namespace) -> dict[str, tuple[ModelBundle, bool]]:
     demo_dirs = {p.resolve() for p in DEMO_BUNDLES.values()}
     for key in [] if args.bundles == ["none"] else args.bundles or list(DEMO_BUNDLES):
         path = Path(DEMO_BUNDLES.get(key, key))
-        bundle = load_bundle(path)
+        bundle = load_bundle(path, merged=True)  # as the studio serves it
         label = f"{bundle.config.name} ({bundle.config.sam.model_type} SAM)"
         out[label] = (bundle, bundle.config.trained)
         if path.resolve() in demo_dirs:
@@ -394,7 +394,7 @@ backend, cache_dir, cache_bytes = sys.argv[1], sys.argv[2], int(sys.argv[3])
 rng = np.random.default_rng(0)
 loaded = {}
 for key, path in DEMO_BUNDLES.items():
-    b = load_bundle(path)
+    b = load_bundle(path, merged=True)  # as the studio loads it
     be, why = make_backend(backend, b, cache_dir=cache_dir)
     p = Predictor(b, cache_size=16, backend=be, cache_bytes=cache_bytes)
     for i in range(16):

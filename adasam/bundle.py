@@ -36,9 +36,11 @@ from adasam.sam import (
     adapter_state_dict,
     base_state_dict,
     build_lora_sam,
+    build_sam,
     load_adapter,
     load_base_weights,
     load_strict,
+    merge_adapter,
     read_public_checkpoint,
 )
 
@@ -102,6 +104,12 @@ def save_bundle(bundle: ModelBundle, directory: str | Path) -> Path:
         save_file(_cast(bundle.classifier.state_dict(), dtype), str(tmp / CLASSIFIER_FILE), meta)
         lora = bundle.config.lora
         adapter = adapter_state_dict(bundle.sam, lora.train_decoder, lora.train_prompt_encoder)
+        if not any("lora_" in k for k in adapter):
+            raise BundleError(
+                f"cannot save {bundle.config.name} v{bundle.config.version}: its SAM has no LoRA "
+                "layers (it was loaded for inference with load_bundle(..., merged=True)); load "
+                "it with merged=False to train or save it"
+            )
         save_file(_cast(adapter, dtype), str(tmp / ADAPTER_FILE), meta)
         if not bundle.config.sam.base_is_public:
             save_file(_cast(base_state_dict(bundle.sam), dtype), str(tmp / SAM_BASE_FILE), meta)
@@ -143,22 +151,34 @@ def read_config(directory: str | Path) -> BundleConfig:
         raise BundleError(f"{path}: {exc}") from None
 
 
-def load_bundle(directory: str | Path, device: str | torch.device = "cpu") -> ModelBundle:
-    """Load and validate a bundle; every mismatch is a BundleError naming file and key."""
+def load_bundle(
+    directory: str | Path, device: str | torch.device = "cpu", *, merged: bool = False
+) -> ModelBundle:
+    """Load and validate a bundle; every mismatch is a BundleError naming file and key.
+
+    ``merged=False`` (training, saving): SAM with peft LoRA layers, only the adapters trainable.
+    ``merged=True`` (inference): the plain SAM with every LoRA pair merged into its base weight
+    (:func:`adasam.sam.merge_adapter`): the same weights as merging the peft model, faster
+    eager layers, no peft import. Such a bundle predicts, exports and hashes like the other
+    but cannot be trained or saved (:func:`save_bundle` refuses it).
+    """
     directory = Path(directory)
     config = read_config(directory)
     if config.sam.base_is_public:
         base = read_public_checkpoint(config.sam)
     else:
         base = _read_weights(directory / SAM_BASE_FILE)
-    sam = build_lora_sam(config.sam, config.lora, None)
-    load_base_weights(sam, base, f"{SAM_BASE_FILE} (SAM base weights)")
-    load_adapter(
-        sam,
-        _read_weights(directory / ADAPTER_FILE),
-        config.lora.train_decoder,
-        config.lora.train_prompt_encoder,
-    )
+    adapter = _read_weights(directory / ADAPTER_FILE)
+    what = f"{SAM_BASE_FILE} (SAM base weights)"
+    if merged:
+        sam = build_sam(config.sam)
+        load_strict(sam, base, what)
+        del base
+        merge_adapter(sam, adapter, config.lora)
+    else:
+        sam = build_lora_sam(config.sam, config.lora, None)
+        load_base_weights(sam, base, what)
+        load_adapter(sam, adapter, config.lora.train_decoder, config.lora.train_prompt_encoder)
     classifier = build_classifier(
         config.classifier, len(config.structures), config.sam.prompt_embed_dim
     )

@@ -27,6 +27,7 @@ import copy
 import hashlib
 import json
 import os
+import sys
 import tempfile
 import warnings
 from collections.abc import Callable, Sequence
@@ -50,10 +51,13 @@ QUANT_OPS = ("Conv", "MatMul", "Gemm")
 
 def merged_copy(module: nn.Module) -> nn.Module:
     """A copy of ``module`` with every peft LoRA layer merged into its base layer
-    (``W + B·A·alpha/r``) and replaced by it: plain modules, same outputs, exportable."""
-    from peft.tuners.lora import LoraLayer
-
+    (``W + B·A·alpha/r``) and replaced by it: plain modules, same outputs, exportable.
+    A module without LoRA layers (a bundle loaded ``merged=True``) is simply copied."""
     out = copy.deepcopy(module).eval()
+    peft_lora = sys.modules.get("peft.tuners.lora")
+    if peft_lora is None:  # peft never imported in this process: no module is a LoRA layer
+        return out
+    LoraLayer = peft_lora.LoraLayer
     for name, sub in list(out.named_modules()):
         if isinstance(sub, LoraLayer):
             sub.merge()

@@ -215,9 +215,10 @@ class Predictor:
         backend: Callable[[ModelBundle], Backend] | None = None,
         cache_bytes: int | None = None,
     ) -> Predictor:
-        """Load a bundle; ``backend`` builds the encoder/classifier backend from it."""
+        """Load a bundle for inference (LoRA merged: :func:`adasam.bundle.load_bundle` with
+        ``merged=True``); ``backend`` builds the encoder/classifier backend from it."""
         start = time.perf_counter()
-        bundle = load_bundle(directory, device)
+        bundle = load_bundle(directory, device, merged=True)
         made = None if backend is None else backend(bundle)
         load_ms = (time.perf_counter() - start) * 1000.0
         return cls(bundle, device, cache_size, load_ms, backend=made, cache_bytes=cache_bytes)

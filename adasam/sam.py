@@ -4,16 +4,20 @@ Order matters: the base weights are loaded into the plain SAM first, then peft i
 layers (which renames ``qkv.weight`` to ``qkv.base_layer.weight``). :func:`base_state_dict` and
 :func:`adapter_state_dict` split a LoRA-injected model back into the two parts a bundle stores.
 Every load is strict: a missing or unexpected key raises :class:`BundleError` naming it.
+
+For inference, :func:`merge_adapter` loads a bundle's adapter into the plain SAM with every LoRA
+pair merged into its base weight, exactly as peft's ``merge()`` computes it, without importing
+peft (peft brings transformers and accelerate: about 70 MiB of a serving process's memory).
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from functools import partial
 from pathlib import Path
 
 import torch
-from peft import LoraConfig, inject_adapter_in_model
 from segment_anything.modeling import (
     ImageEncoderViT,
     MaskDecoder,
@@ -185,6 +189,16 @@ def read_public_checkpoint(
     return state
 
 
+def lora_target(lora: LoraSettings) -> str:
+    """The peft ``target_modules`` regex of these settings (peft full-matches module names)."""
+    targets = ([ENCODER_LORA_TARGET] if lora.encoder else []) + (
+        [DECODER_LORA_TARGET] if lora.decoder else []
+    )
+    if not targets:
+        raise BundleError("LoRA needs lora.encoder or lora.decoder (or both)")
+    return "|".join(targets)
+
+
 def add_lora(sam: Sam, lora: LoraSettings) -> Sam:
     """Inject peft LoRA layers in place; afterwards only the adapters require grad.
 
@@ -195,6 +209,8 @@ def add_lora(sam: Sam, lora: LoraSettings) -> Sam:
     )
     if not targets:
         raise BundleError("LoRA needs lora.encoder or lora.decoder (or both)")
+    from peft import LoraConfig, inject_adapter_in_model  # training only: see merge_adapter
+
     target = "|".join(targets)
     config = LoraConfig(
         r=lora.r, lora_alpha=lora.alpha, lora_dropout=lora.dropout, target_modules=target
@@ -249,6 +265,17 @@ def load_base_weights(sam: Sam, base: Mapping[str, torch.Tensor], what: str) -> 
     load_strict(sam, renamed, what)
 
 
+def _check_adapter_fits(missing: list[str], unexpected: list[str], wrong: list[str]) -> None:
+    """Raise :class:`BundleError` naming the adapter keys that do not fit, if any."""
+    if missing or unexpected or wrong:
+        raise BundleError(
+            f"LoRA adapter does not fit the configured model: missing "
+            f"{_few(missing) or 'none'}; unexpected {_few(unexpected) or 'none'}; "
+            f"wrong shape {_few(wrong) or 'none'}. "
+            "Check lora.r, lora.decoder and lora.train_decoder in config.json."
+        )
+
+
 def load_adapter(
     sam: Sam,
     state: Mapping[str, torch.Tensor],
@@ -263,13 +290,7 @@ def load_adapter(
     }
     missing, unexpected = sorted(set(own) - set(state)), sorted(set(state) - set(own))
     wrong = [k for k in own if k in state and tuple(own[k].shape) != tuple(state[k].shape)]
-    if missing or unexpected or wrong:
-        raise BundleError(
-            f"LoRA adapter does not fit the configured model: missing "
-            f"{_few(missing) or 'none'}; unexpected {_few(unexpected) or 'none'}; "
-            f"wrong shape {_few(wrong) or 'none'}. "
-            "Check lora.r, lora.decoder and lora.train_decoder in config.json."
-        )
+    _check_adapter_fits(missing, unexpected, wrong)
     sam.load_state_dict(dict(state), strict=False)
 
 
@@ -281,3 +302,54 @@ def build_lora_sam(
     if base_state is not None:
         load_strict(sam, base_state, "SAM base weights")
     return add_lora(sam, lora)
+
+
+LORA_ADAPTER = "default"  # peft's adapter name: keys are ``<module>.lora_A.default.weight``
+
+
+def merge_adapter(sam: Sam, state: Mapping[str, torch.Tensor], lora: LoraSettings) -> None:
+    """Load what :func:`adapter_state_dict` wrote into a *plain* SAM (no LoRA layers), each
+    LoRA pair merged into its base ``Linear``: ``W += (B @ A) · alpha / r``, peft's own
+    ``merge()`` arithmetic, so the weights equal a peft-loaded model's merged ones bit for bit.
+
+    Strict like :func:`load_adapter`: every module the LoRA settings target (peft's rule: the
+    regex full-matches the module name) must have its A and B, every other key must be a
+    mask-decoder (``lora.train_decoder``) or prompt-encoder (``lora.train_prompt_encoder``)
+    weight of the right shape, and nothing may be left over.
+    """
+    pattern = re.compile(lora_target(lora))
+    targets = [name for name, _ in sam.named_modules() if name and pattern.fullmatch(name)]
+    own = sam.state_dict()
+    pairs = {
+        name: (f"{name}.lora_A.{LORA_ADAPTER}.weight", f"{name}.lora_B.{LORA_ADAPTER}.weight")
+        for name in targets
+    }
+    lora_keys = {k for pair in pairs.values() for k in pair}
+    # trained decoder weights under LoRA layers are stored under peft's ``base_layer`` names
+    rest = {k.replace(".base_layer.", "."): v for k, v in state.items() if k not in lora_keys}
+    missing = sorted(lora_keys - set(state))
+    unexpected = sorted(
+        k
+        for k in rest
+        if k not in own or not _is_adapter_key(k, lora.train_decoder, lora.train_prompt_encoder)
+    )
+    if lora.train_decoder or lora.train_prompt_encoder:
+        missing += sorted(
+            k
+            for k in own
+            if _is_adapter_key(k, lora.train_decoder, lora.train_prompt_encoder) and k not in rest
+        )
+    wrong = [k for k, v in rest.items() if k in own and tuple(own[k].shape) != tuple(v.shape)]
+    _check_adapter_fits(missing, unexpected, wrong)
+    sam.load_state_dict(dict(rest), strict=False)
+    scaling = lora.alpha / lora.r
+    with torch.no_grad():
+        for name, (key_a, key_b) in pairs.items():
+            weight = sam.get_submodule(name).weight
+            a, b = state[key_a].to(weight.dtype), state[key_b].to(weight.dtype)
+            if a.shape != (lora.r, weight.shape[1]) or b.shape != (weight.shape[0], lora.r):
+                raise BundleError(
+                    f"LoRA adapter {key_a} {tuple(a.shape)} / {key_b} {tuple(b.shape)} does not "
+                    f"fit {name}.weight {tuple(weight.shape)} with lora.r = {lora.r}"
+                )
+            weight.data += (b @ a) * scaling  # peft: transpose(B @ A, fan_in_fan_out) * scaling

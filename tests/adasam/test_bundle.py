@@ -150,3 +150,88 @@ def test_trained_decoder_survives_a_public_base(tmp_path: Path) -> None:
         reloaded.sam.mask_decoder.iou_prediction_head.layers[0].weight,
         plain.sam.mask_decoder.iou_prediction_head.layers[0].weight,
     )
+
+
+def _lora_everywhere(**lora: object):
+    cfg = tiny_config()
+    return replace(cfg, lora=replace(cfg.lora, decoder=True, **lora))
+
+
+@pytest.mark.parametrize("train_decoder", [False, True])
+def test_merged_load_equals_peft_merge_bit_for_bit(tmp_path: Path, train_decoder: bool) -> None:
+    """Inference loading merges every LoRA pair itself: the same weights as peft's merge,
+    the same bundle hash (so guard records and graph caches still match), the same masks."""
+    from adasam.export import bundle_hash, merged_copy
+    from adasam.predictor import Predictor
+
+    bundle = create_bundle(_lora_everywhere(train_decoder=train_decoder), seed=3)
+    _randomise_lora(bundle)
+    if train_decoder:
+        with torch.no_grad():  # a trained decoder weight under a LoRA layer (peft's base_layer)
+            bundle.sam.mask_decoder.transformer.layers[0].self_attn.q_proj.base_layer.weight.add_(
+                0.1
+            )
+    path = save_bundle(bundle, tmp_path / "b")
+    peft_loaded, merged = load_bundle(path), load_bundle(path, merged=True)
+    want, got = merged_copy(peft_loaded.sam).state_dict(), merged.sam.state_dict()
+    assert sorted(want) == sorted(got)
+    assert not any("lora_" in k or "base_layer" in k for k in got)
+    assert [k for k in want if not torch.equal(want[k], got[k])] == []
+    assert bundle_hash(peft_loaded) == bundle_hash(merged)
+    image = (np.random.default_rng(0).random((96, 80, 3)) * 255).astype(np.uint8)
+    a = Predictor(peft_loaded).segment(image, box=[10, 10, 60, 70])
+    b = Predictor(merged).segment(image, box=[10, 10, 60, 70])
+    for x, y in zip(a, b, strict=True):
+        assert np.array_equal(x.mask, y.mask)
+        assert x.score == pytest.approx(y.score, abs=1e-5)
+
+
+def test_merged_load_is_strict_and_cannot_be_saved(tmp_path: Path) -> None:
+    from safetensors.torch import load_file, save_file
+
+    bundle = create_bundle(_lora_everywhere(), seed=3)
+    path = save_bundle(bundle, tmp_path / "b")
+    merged = load_bundle(path, merged=True)
+    with pytest.raises(BundleError, match="merged=False to train or save"):
+        save_bundle(merged, tmp_path / "again")
+    assert not (tmp_path / "again").exists()
+    assert load_bundle(path).config == bundle.config  # what was stored is untouched
+
+    state = load_file(str(path / ADAPTER_FILE))
+    dropped = next(k for k in state if "lora_B" in k)
+    save_file({k: v for k, v in state.items() if k != dropped}, str(path / ADAPTER_FILE))
+    with pytest.raises(BundleError, match="missing .*lora_B"):
+        load_bundle(path, merged=True)
+    save_file({**state, "mask_decoder.extra.weight": torch.zeros(2)}, str(path / ADAPTER_FILE))
+    with pytest.raises(BundleError, match="unexpected .*mask_decoder.extra"):
+        load_bundle(path, merged=True)
+    key_a = next(k for k in state if "lora_A" in k)
+    wrong = {**state, key_a: torch.zeros(state[key_a].shape[0] + 1, state[key_a].shape[1])}
+    save_file(wrong, str(path / ADAPTER_FILE))
+    with pytest.raises(BundleError, match="does not fit"):
+        load_bundle(path, merged=True)
+
+
+def test_serving_a_bundle_does_not_import_peft(tiny_bundle_dir: Path) -> None:
+    """The studio and `predict` load with Predictor.from_dir: no peft (nor transformers,
+    accelerate) in that process: about 70 MiB of resident memory (see the README's bench)."""
+    import subprocess
+    import sys
+
+    script = (
+        "import sys, numpy as np\n"
+        "from adasam.predictor import Predictor\n"
+        f"p = Predictor.from_dir({str(tiny_bundle_dir)!r})\n"
+        "p.predict(np.zeros((64, 64, 3), np.uint8))\n"
+        "from adasam.export import bundle_hash, merged_copy\n"
+        "bundle_hash(p.bundle)\n"
+        "print(sorted(m for m in ('peft', 'transformers', 'accelerate') if m in sys.modules))\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", script],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=Path(__file__).resolve().parents[2],
+    )
+    assert out.stdout.strip().splitlines()[-1] == "[]"
