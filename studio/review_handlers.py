@@ -244,12 +244,17 @@ class ReviewHandlers:
         self,
         browser: dict[str, Any] | None,
         typed_name: str | None,
+        shown: CaseState | None,
         request: gr.Request,
         profile: gr.OAuthProfile | None,
     ) -> Updates:
         """On page load: the annotator name this browser kept (only into an empty field, so a
         name typed meanwhile is never overwritten), that annotator's unsubmitted case with its
-        edits (see :mod:`studio.drafts`), and the last confirmation."""
+        edits (see :mod:`studio.drafts`), and the last confirmation.
+
+        ``shown`` is the page's case when this runs: a case the user opened in the moment
+        after the page appeared (an example, an upload) is newer than any draft and is never
+        replaced by it; the confirmation says the draft was not restored."""
         remembered = browser or {}
         out: Updates = {}
         name = remembered.get("annotator")
@@ -257,6 +262,14 @@ class ReviewHandlers:
             out["annotator"] = name
         who = self.cases.known_annotator((typed_name or "").strip() or name, request, profile)
         draft = self.services.drafts.get(who) if who else None
+        if draft is not None and isinstance(shown, CaseState):
+            if draft.token != shown.token:
+                out["confirmation"] = (
+                    "Your unsubmitted case from before the reload "
+                    f"({draft.slice.source_name}) was not restored: the case you opened "
+                    "replaces it."
+                )
+            return out
         if draft is not None:
             out.update(case_screen(draft))  # the slice, the pipeline's result and the edits
         receipt = remembered.get("receipt")

@@ -323,7 +323,7 @@ def wire_page(page: Page, demo: gr.Blocks, h: Handlers) -> None:
     restored = page.on(
         loaded.then,
         h.review.restore,
-        inputs=["browser", "annotator"],
+        inputs=["browser", "annotator", "state"],
         outputs=[*CASE_SCREEN_SLOTS, "annotator"],
         **PRIVATE,
     )

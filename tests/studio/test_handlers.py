@@ -390,11 +390,12 @@ def test_api_window_and_slice_options(studio: Studio) -> None:
 
 
 def test_page_load_restores_the_receipt_and_never_overwrites_a_typed_name(studio: Studio) -> None:
-    assert studio.review.restore({}, "", gr.Request(), None) == {}
+    assert studio.review.restore({}, "", None, gr.Request(), None) == {}
     kept = {"receipt": "Saved liver", "annotator": "dr.k"}
-    out = studio.review.restore(kept, "", gr.Request(), None)
+    out = studio.review.restore(kept, "", None, gr.Request(), None)
     assert out == {"confirmation": "Before the page was reloaded: Saved liver", "annotator": "dr.k"}
-    assert "annotator" not in studio.review.restore(kept, "someone typing", gr.Request(), None)
+    typing = studio.review.restore(kept, "someone typing", None, gr.Request(), None)
+    assert "annotator" not in typing
 
 
 def _nifti_volume(path: Path, depth: int = 7) -> Path:
@@ -522,7 +523,27 @@ def test_a_reload_restores_the_annotators_case_and_edits(
     ran = studio.segment.run(state, "custom", ["liver"])["state"]
     clicked = studio.segment.refine(ran, 40, 50, "add")["state"]
     services.drafts.keep(clicked)  # what the page's wiring does with every new state
-    restored = studio.review.restore({"annotator": "ann"}, "", gr.Request(), None)
+    restored = studio.review.restore({"annotator": "ann"}, "", None, gr.Request(), None)
     assert restored["state"] is clicked and restored["annotator"] == "ann"
     assert len(restored["state"].work.clicks) == 1 and "slice_image" in restored
-    assert studio.review.restore({"annotator": "bob"}, "", gr.Request(), None).get("state") is None
+    bob = studio.review.restore({"annotator": "bob"}, "", None, gr.Request(), None)
+    assert bob.get("state") is None
+
+
+def test_a_case_opened_right_after_the_page_appeared_is_not_replaced_by_the_draft(
+    studio: Studio, services: Services
+) -> None:
+    """The page-load restore runs a moment after the page appears: an example opened in that
+    moment is newer than the annotator's draft and stays on screen (CI saw the draft win)."""
+    studio.cases.import_batch([str(CT_SMALL)])
+    draft = studio.cases.next_case("ann", "custom", None, gr.Request(), None)["state"]
+    services.drafts.keep(draft)
+    opened = studio.cases.load_upload(str(CT_SMALL), 2, "custom")["state"]
+    out = studio.review.restore({"annotator": "ann"}, "", opened, gr.Request(), None)
+    assert "state" not in out and "slice_image" not in out, "the opened case stays"
+    assert "was not restored" in out["confirmation"]
+    assert draft.slice.source_name in out["confirmation"]
+    # the draft itself on screen (the page had restored it already): nothing to say
+    assert studio.review.restore({"annotator": "ann"}, "", draft, gr.Request(), None) == {
+        "annotator": "ann"
+    }
