@@ -375,8 +375,8 @@ def format_table(rows: list[Row], refs: dict[str, Stat], size: int, runs: int) -
     lines.append(
         "click = one refinement on the cached embedding (prompt encoder + mask decoder + "
         "upsampling to the slice); click ×eager = the eager PyTorch click of the same model in "
-        "this run / this click (the exported backends run the decoder as an fp32 ONNX Runtime "
-        "graph)"
+        "this run / this click (the exported backends run the decoder as an ONNX graph: "
+        "fp32 on ONNX Runtime, bf16 on OpenVINO under openvino-bf16)"
     )
     return "\n".join(lines)
 

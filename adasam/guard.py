@@ -3,7 +3,9 @@
 On held-out phantom slices (seed :data:`GUARD_SEED`, on which nothing was chosen) and the two
 pydicom example slices, the candidate backend's predictor and the PyTorch fp32 predictor run
 the whole pipeline, plus a fixed-box prompt on every slice (so the decoder is compared even
-where the classifier finds nothing). Each PyTorch candidate mask is matched with the backend's
+where the classifier finds nothing) and two clicks refining it (:data:`GUARD_CLICKS`, each
+predictor feeding back its own previous logits, as a click session does), so the click
+decoder is held to the same bar. Each PyTorch candidate mask is matched with the backend's
 candidate of highest IoU. The backend passes when the mean IoU is ≥ :data:`MIN_IOU`, every
 matched score is within :data:`MAX_SCORE_DIFF`, and it finds exactly the same structures.
 
@@ -14,7 +16,9 @@ the project's machines are shipped in ``assets/guard/`` (:data:`SHIPPED_ROOT`, w
 ``python -m adasam bench --ship``, which adds or replaces the entry of the machine it runs
 on); a record of this machine in the cache directory comes first, and a record of another
 machine (CPU model, cores) or of other weights or library versions (the hash covers both) is
-never used.
+never used. Each backend's verdict also records which engine ran its click decoder
+(:func:`adasam.onnx_backend.decoder_engine`); a verdict measured with another decoder (records
+before the bf16 decoder have none: ONNX Runtime fp32) does not count.
 """
 
 from __future__ import annotations
@@ -31,7 +35,7 @@ from pathlib import Path
 
 import numpy as np
 
-from adasam.predictor import Candidate, Predictor
+from adasam.predictor import Candidate, Click, Predictor
 from adasam.settings import ASSETS_DIR
 
 GUARD_SEED = 20261201
@@ -76,6 +80,10 @@ def guard_images(per_kind: int = 3) -> list[np.ndarray]:
     return [*phantom_images(GUARD_SEED, per_kind), *dicom_images()]
 
 
+GUARD_CLICKS = ((0.5, 0.5, True), (0.3, 0.3, False))
+"""The guard's clicks on the fixed box, as fractions of the slice's (x, y), and positive?"""
+
+
 def fixed_box(hw: tuple[int, int]) -> list[float]:
     """The centre half of the slice, XYXY: the prompt used where nothing was found."""
     h, w = hw
@@ -99,6 +107,7 @@ class GuardResult:
     max_score_diff: float
     presence_agreement: float
     passed: bool
+    decoder: str = "onnxruntime-fp32"
 
 
 def _match(ref: Sequence[Candidate], got: Sequence[Candidate]) -> list[tuple[float, float]]:
@@ -124,6 +133,7 @@ def compare(
                 pairs += _match(sa.candidates, sb.candidates)
         box = fixed_box(image.shape[:2])
         pairs += _match(reference.segment(image, box=box), candidate.segment(image, box=box))
+        pairs += _click_pairs(reference, candidate, image, box)
     ious = [p[0] for p in pairs]
     diffs = [p[1] for p in pairs]
     mean_iou = float(np.mean(ious))
@@ -137,7 +147,25 @@ def compare(
         max_score_diff=float(np.max(diffs)),
         presence_agreement=presence,
         passed=mean_iou >= MIN_IOU and max(diffs) <= MAX_SCORE_DIFF and presence == 1.0,
+        decoder=getattr(candidate.backend, "decoder_engine", None) or "torch",
     )
+
+
+def _click_pairs(
+    reference: Predictor, candidate: Predictor, image: np.ndarray, box: list[float]
+) -> list[tuple[float, float]]:
+    """The fixed box refined by :data:`GUARD_CLICKS` one after another on both predictors."""
+    h, w = image.shape[:2]
+    predictors = (reference, candidate)
+    logits = [p.segment(image, box=box, multimask=False)[0].logits for p in predictors]
+    clicks: list[Click] = []
+    pairs = []
+    for fx, fy, positive in GUARD_CLICKS:
+        clicks.append(Click(w * fx, h * fy, positive))
+        ref, got = (p.refine(image, clicks, prev, box) for p, prev in zip(predictors, logits))
+        logits = [ref.logits, got.logits]
+        pairs += _match([ref], [got])
+    return pairs
 
 
 def median_predict_ms(predictor: Predictor, image: np.ndarray, runs: int) -> float:
@@ -267,11 +295,21 @@ def choose(
     if data is None:
         return "torch", origin
     torch_ms = data.get("torch_predict_ms")
+    from adasam.onnx_backend import decoder_engine
+
+    judged = {  # verdicts measured with the click decoder the backend runs now
+        name: r
+        for name, r in data["backends"].items()
+        if r.get("decoder", "onnxruntime-fp32") == decoder_engine(name)
+    }
     passing = [
         (float(r["predict_ms"]), name)
-        for name, r in data["backends"].items()
+        for name, r in judged.items()
         if r["passed"] and r.get("predict_ms") is not None
     ]
+    stale = sorted(set(data["backends"]) - set(judged))
+    if stale:
+        origin += f"; {', '.join(stale)} not judged: measured with another click decoder"
     if not passing or torch_ms is None:
         return "torch", f"no exported backend passed the accuracy guard ({origin})"
     ms, name = min(passing)

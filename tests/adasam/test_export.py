@@ -123,6 +123,25 @@ def test_guard_fails_a_backend_that_segments_differently(bundle, tmp_path) -> No
     assert not result.passed
 
 
+def test_guard_fails_a_click_decoder_that_is_wrong_only_after_two_clicks(bundle, tmp_path) -> None:
+    """Predictions and a first click agree; the second click (box + 2 clicks = 4 sparse tokens)
+    answers wrongly: the guard's click session catches it."""
+    images = [(np.random.default_rng(s).random((64, 64, 3)) * 255).astype(np.uint8) for s in (1, 2)]
+    backend = build_exported(bundle, "onnxruntime-fp32", tmp_path)
+    right = backend.decode
+
+    def wrong_after_two_clicks(emb, sparse, dense):
+        masks, iou = right(emb, sparse, dense)
+        return (-masks, iou + 0.5) if sparse.shape[1] >= 4 else (masks, iou)
+
+    good = guard.compare(Predictor(bundle), Predictor(bundle, backend=backend), images)
+    assert good.passed and good.decoder == "onnxruntime-fp32"
+    assert good.masks >= len(images) * (3 + len(guard.GUARD_CLICKS))  # box candidates + clicks
+    backend.decode = wrong_after_two_clicks
+    bad = guard.compare(Predictor(bundle), Predictor(bundle, backend=backend), images)
+    assert not bad.passed and bad.max_score_diff >= 0.5
+
+
 def test_unknown_or_unavailable_backends_are_refused(bundle, tmp_path) -> None:
     with pytest.raises(ValueError, match="unknown backend"):
         make_backend("tensorrt", bundle, cache_dir=tmp_path)
