@@ -107,6 +107,7 @@ BACKENDS = (
     "onnxruntime-int8",
     "openvino-fp32",
     "openvino-bf16",
+    "openvino-bf16-clicks",
     "openvino-int8",
 )
 """Names ``ADASAM_BACKEND`` accepts besides ``auto``."""

@@ -376,7 +376,7 @@ def format_table(rows: list[Row], refs: dict[str, Stat], size: int, runs: int) -
         "click = one refinement on the cached embedding (prompt encoder + mask decoder + "
         "upsampling to the slice); click ×eager = the eager PyTorch click of the same model in "
         "this run / this click (the exported backends run the decoder as an ONNX graph: "
-        "fp32 on ONNX Runtime, bf16 on OpenVINO under openvino-bf16)"
+        "fp32 on ONNX Runtime, bf16 on OpenVINO under openvino-bf16-clicks)"
     )
     return "\n".join(lines)
 

@@ -17,8 +17,9 @@ the project's machines are shipped in ``assets/guard/`` (:data:`SHIPPED_ROOT`, w
 on); a record of this machine in the cache directory comes first, and a record of another
 machine (CPU model, cores) or of other weights or library versions (the hash covers both) is
 never used. Each backend's verdict also records which engine ran its click decoder
-(:func:`adasam.onnx_backend.decoder_engine`); a verdict measured with another decoder (records
-before the bf16 decoder have none: ONNX Runtime fp32) does not count.
+(:func:`adasam.onnx_backend.decoder_engine`); a verdict measured with another decoder than the
+backend runs now does not count (records written before verdicts named it mean ONNX Runtime
+fp32, which every exported backend but ``openvino-bf16-clicks`` runs).
 """
 
 from __future__ import annotations

@@ -5,18 +5,20 @@ Backend names are ``<runtime>-<precision>``:
 - ``onnxruntime-fp32``, ``onnxruntime-int8`` (ONNX Runtime's CPU provider; int8 is the static
   QDQ quantisation calibrated on phantom slices);
 - ``openvino-fp32``, ``openvino-bf16`` (OpenVINO's CPU plugin with the bf16 inference
-  precision hint: AMX/AVX-512-BF16 where the CPU has it), ``openvino-int8`` (OpenVINO running
-  the same QDQ int8 graph). OpenVINO is optional: without the package these names say so.
+  precision hint: AMX/AVX-512-BF16 where the CPU has it), ``openvino-bf16-clicks`` (the same,
+  and the click decoder in bf16 too), ``openvino-int8`` (OpenVINO running the same QDQ int8
+  graph). OpenVINO is optional: without the package these names say so.
 
 Every exported backend also runs SAM's mask decoder (the click path) as an ONNX graph
 (:class:`DecoderRunner`; :func:`adasam.export.export_decoder`) with dynamic prompt and token
 counts: on ONNX Runtime in fp32 (its logits match the eager decoder to about 1e-4), except
-under ``openvino-bf16``, where OpenVINO runs it in bf16 too (:func:`decoder_engine`; on a CPU
-with AMX about 1.5× faster per click; measured on the demo bundles' 5-click sessions: IoU to the
-ground truth within 0.0035 of the fp32 decoder on liver, 0.021 on thigh). Static shapes would
-be faster still but OpenVINO's fused attention then answers wrongly in bf16 (score off by
-0.79), so shapes stay dynamic. The accuracy guard compares clicks as well, so a backend whose
-decoder disagrees is not chosen. The prompt encoder stays in PyTorch (about 1 ms).
+under ``openvino-bf16-clicks``, where OpenVINO runs it in bf16 (:func:`decoder_engine`; on the
+Intel Xeon with AMX a click took 29 ms instead of 40; on the demo bundles' 5-click sessions
+from the ground-truth box its IoU to the truth stayed within 0.0035 of the fp32 decoder's on
+liver, 0.021 on thigh). Static shapes would be faster still, but OpenVINO's fused attention
+then answers wrongly in bf16 (a score off by 0.79), so shapes stay dynamic. The accuracy guard
+compares clicks as well, so ``auto`` takes the bf16 decoder only where it segments like
+PyTorch. The prompt encoder stays in PyTorch (about 1 ms).
 
 Outputs are converted back to float32 torch tensors / numpy arrays so the predictor cannot tell
 a backend from another, except by :attr:`name`.
@@ -49,6 +51,7 @@ EXPORTED = (
     "onnxruntime-int8",
     "openvino-fp32",
     "openvino-bf16",
+    "openvino-bf16-clicks",
     "openvino-int8",
 )
 CALIBRATION_SEED = 11
@@ -66,7 +69,7 @@ def available(name: str) -> tuple[bool, str]:
         return False, f"unknown backend {name!r}"
     if name.startswith("openvino") and not openvino_available():
         return False, "the openvino package is not installed (optional: pip install openvino)"
-    if name == "openvino-bf16" and "BF16" not in _openvino_caps():
+    if name.startswith("openvino-bf16") and "BF16" not in _openvino_caps():
         return False, "this CPU has no bf16 support in OpenVINO"
     return True, ""
 
@@ -120,7 +123,7 @@ DECODER_ENGINES = ("onnxruntime-fp32", "openvino-bf16")
 
 def decoder_engine(backend: str) -> str:
     """What runs the click decoder under exported backend ``backend`` (see the module doc)."""
-    return "openvino-bf16" if backend == "openvino-bf16" else "onnxruntime-fp32"
+    return "openvino-bf16" if backend == "openvino-bf16-clicks" else "onnxruntime-fp32"
 
 
 class DecoderRunner:
@@ -204,7 +207,7 @@ class OnnxBackend:
             raise ValueError(f"backend {name} cannot run here: {why}")
         self.name = name
         self.device = torch.device(device)
-        runtime, precision = name.split("-")
+        runtime, precision = name.split("-")[:2]
         n = threads or torch.get_num_threads()
 
         def runner(path: Path) -> _OrtRunner | _OvRunner:

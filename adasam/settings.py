@@ -17,7 +17,7 @@ Everything else receives these values as arguments. Variables:
 - ``ADASAM_BACKEND``: where the encoder and classifier run: ``auto`` (default: the fastest
   backend that passed the accuracy guard on this machine, else ``torch``), ``torch``,
   ``onnxruntime-fp32``, ``onnxruntime-int8``, ``openvino-fp32``, ``openvino-bf16``,
-  ``openvino-int8`` (see :mod:`adasam.backends`).
+  ``openvino-bf16-clicks``, ``openvino-int8`` (see :mod:`adasam.backends`).
 - ``ADASAM_CACHE_DIR``: exported models and accuracy-guard records. Default ``DATA_DIR/cache``.
 - ``ADASAM_LLM_ENDPOINT``, ``ADASAM_LLM_MODEL``: the SegEx LLM observer (off unless both are
   set): an OpenAI-compatible base URL (``http://host:8000/v1``) or ``hf:auto`` /

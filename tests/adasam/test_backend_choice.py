@@ -41,23 +41,32 @@ def test_auto_takes_the_fastest_passing_backend_of_a_shipped_record(tmp_path) ->
 
 
 def test_a_verdict_measured_with_another_click_decoder_does_not_count(tmp_path) -> None:
-    """openvino-bf16 now runs its click decoder in bf16: a verdict from before (decoder ONNX
-    Runtime fp32, or no decoder field at all: the first records) never picks it."""
+    """openvino-bf16-clicks runs its click decoder in bf16: a verdict naming another decoder
+    never picks it; records written before verdicts named their decoder mean ONNX Runtime fp32,
+    still right for every other backend."""
     cache, shipped = tmp_path / "cache", tmp_path / "shipped"
-    old = guard.GuardResult("openvino-bf16", 8, 40, 0.99, 0.9, 0.01, 1.0, True, "onnxruntime-fp32")
-    ms = {"torch": 1900.0, "openvino-bf16": 300.0, "openvino-fp32": 600.0}
-    path = guard.write_record(shipped, DIGEST, [old, _result("openvino-fp32", True)], ms, 2, "m")
-    name, reason = guard.choose(cache, DIGEST, shipped)
-    assert name == "openvino-fp32"
-    assert "openvino-bf16 not judged: measured with another click decoder" in reason
+    name = "openvino-bf16-clicks"
+    old = guard.GuardResult(name, 8, 40, 0.99, 0.9, 0.01, 1.0, True, "onnxruntime-fp32")
+    ms = {"torch": 1900.0, name: 250.0, "openvino-bf16": 300.0, "openvino-fp32": 600.0}
+    path = guard.write_record(
+        shipped,
+        DIGEST,
+        [old, _result("openvino-bf16", True), _result("openvino-fp32", True)],
+        ms,
+        2,
+        "m",
+    )
+    chosen, reason = guard.choose(cache, DIGEST, shipped)
+    assert chosen == "openvino-bf16"
+    assert f"{name} not judged: measured with another click decoder" in reason
     data = json.loads(path.read_text())
     for entry in data["machines"]:
         for r in entry["backends"].values():
             del r["decoder"]  # a record written before verdicts named their decoder
     path.write_text(json.dumps(data))
-    assert guard.choose(cache, DIGEST, shipped)[0] == "openvino-fp32"
-    guard.write_record(shipped, DIGEST, [_result("openvino-bf16", True)], ms, 2, "m")
-    assert guard.choose(cache, DIGEST, shipped)[0] == "openvino-bf16"  # judged with its decoder
+    assert guard.choose(cache, DIGEST, shipped)[0] == "openvino-bf16"
+    guard.write_record(shipped, DIGEST, [_result(name, True)], ms, 2, "m")
+    assert guard.choose(cache, DIGEST, shipped)[0] == name  # judged with its own decoder
 
 
 def test_this_machines_cache_record_comes_before_the_shipped_one(tmp_path) -> None:

@@ -99,8 +99,8 @@ def _compare(a, b, engine: str = "onnxruntime-fp32") -> None:
 
 
 def _engine(name: str) -> str:
-    if name == "openvino-bf16" and not available("openvino-bf16")[0]:
-        pytest.skip(f"openvino-bf16: {available('openvino-bf16')[1]}")
+    if name == "openvino-bf16" and not available("openvino-bf16-clicks")[0]:
+        pytest.skip(f"openvino-bf16: {available('openvino-bf16-clicks')[1]}")
     return name
 
 
@@ -167,11 +167,12 @@ def test_exported_backends_run_the_exported_decoder(bundle, tmp_path) -> None:
     _compare([got], [want])
 
 
-def test_openvino_bf16_runs_its_click_decoder_in_bf16_and_says_so(bundle, tmp_path) -> None:
+def test_openvino_bf16_clicks_runs_its_click_decoder_in_bf16_and_says_so(bundle, tmp_path) -> None:
     _engine("openvino-bf16")
-    bf16 = build_exported(bundle, "openvino-bf16", tmp_path, threads=1)
-    fp32 = build_exported(bundle, "openvino-fp32", tmp_path, threads=1)
-    assert (bf16.decoder_engine, fp32.decoder_engine) == ("openvino-bf16", "onnxruntime-fp32")
+    bf16 = build_exported(bundle, "openvino-bf16-clicks", tmp_path, threads=1)
+    plain = build_exported(bundle, "openvino-bf16", tmp_path, threads=1)
+    assert bf16.name == "openvino-bf16-clicks"
+    assert (bf16.decoder_engine, plain.decoder_engine) == ("openvino-bf16", "onnxruntime-fp32")
     image, box = _image(6), [20.0, 15.0, 80.0, 70.0]
     want = Predictor(bundle).refine(image, [Click(50, 40)], None, box)
     got = Predictor(bundle, backend=bf16).refine(image, [Click(50, 40)], None, box)
