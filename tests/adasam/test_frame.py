@@ -90,3 +90,31 @@ def test_invalid_frames_raise() -> None:
         ModelFrame((0, 10), 1024, 256)
     with pytest.raises(ValueError):
         ModelFrame((10, 10), 1024, 256).mask_to_lowres(np.zeros((5, 5), bool))
+
+
+@pytest.mark.parametrize("side", [256, 300])
+def test_a_read_only_image_converts_without_a_warning(side: int) -> None:
+    """A decoded slice is read-only; at LiteMedSAM's own 256² no resize runs, and handing the
+    array to torch.from_numpy printed PyTorch's non-writable warning on every `predict`. A
+    fresh process, warnings as errors (PyTorch warns once per process)."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    script = (
+        "import numpy as np\n"
+        "from adasam.config import SamConfig\n"
+        "from adasam.frame import ModelFrame\n"
+        f"image = np.zeros(({side}, {side}, 3), np.uint8)\n"
+        "image.flags.writeable = False\n"
+        f"x = ModelFrame.for_sam(({side}, {side}), SamConfig.litemedsam()).image_to_input(image)\n"
+        "assert x.dtype.is_floating_point and x.shape[:2] == (1, 3), x.shape\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-W", "error::UserWarning", "-c", script],
+        capture_output=True,
+        text=True,
+        cwd=Path(__file__).resolve().parents[2],
+        check=False,
+    )
+    assert out.returncode == 0, out.stderr[-600:]

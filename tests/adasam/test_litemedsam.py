@@ -127,3 +127,27 @@ def test_frame_scales_boxes_like_upstream() -> None:
         np.array([10.0, 20.0, 100.0, 290.0]) * 256 / 300,
     )
     assert frame.resized_hw == (256, 171)
+
+
+def test_building_the_encoder_prints_no_third_party_warnings() -> None:
+    """The package's vendored TinyViT imports timm, which printed three FutureWarnings on every
+    CLI run; they are silenced where the package is imported (a fresh process: warnings as
+    errors)."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    out = subprocess.run(
+        [
+            sys.executable,
+            "-W",
+            "error::FutureWarning",
+            "-c",
+            "from adasam.litemedsam import build_tinyvit; build_tinyvit()",
+        ],
+        capture_output=True,
+        text=True,
+        cwd=Path(__file__).resolve().parents[2],
+        check=False,
+    )
+    assert out.returncode == 0, out.stderr[-600:]
