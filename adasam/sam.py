@@ -204,14 +204,9 @@ def add_lora(sam: Sam, lora: LoraSettings) -> Sam:
 
     ``lora.encoder`` puts LoRA on the image encoder's attention ``qkv`` (ViT or TinyViT),
     ``lora.decoder`` on the mask decoder's attention projections; at least one must be on."""
-    targets = ([ENCODER_LORA_TARGET] if lora.encoder else []) + (
-        [DECODER_LORA_TARGET] if lora.decoder else []
-    )
-    if not targets:
-        raise BundleError("LoRA needs lora.encoder or lora.decoder (or both)")
+    target = lora_target(lora)
     from peft import LoraConfig, inject_adapter_in_model  # training only: see merge_adapter
 
-    target = "|".join(targets)
     config = LoraConfig(
         r=lora.r, lora_alpha=lora.alpha, lora_dropout=lora.dropout, target_modules=target
     )
@@ -327,19 +322,19 @@ def merge_adapter(sam: Sam, state: Mapping[str, torch.Tensor], lora: LoraSetting
     lora_keys = {k for pair in pairs.values() for k in pair}
     # trained decoder weights under LoRA layers are stored under peft's ``base_layer`` names
     rest = {k.replace(".base_layer.", "."): v for k, v in state.items() if k not in lora_keys}
-    missing = sorted(lora_keys - set(state))
-    unexpected = sorted(
-        k
-        for k in rest
-        if k not in own or not _is_adapter_key(k, lora.train_decoder, lora.train_prompt_encoder)
+
+    def trained(key: str) -> bool:
+        return _is_adapter_key(key, lora.train_decoder, lora.train_prompt_encoder)
+
+    missing = sorted(lora_keys - set(state)) + sorted(
+        k for k in own if trained(k) and k not in rest
     )
-    if lora.train_decoder or lora.train_prompt_encoder:
-        missing += sorted(
-            k
-            for k in own
-            if _is_adapter_key(k, lora.train_decoder, lora.train_prompt_encoder) and k not in rest
-        )
+    unexpected = sorted(k for k in rest if k not in own or not trained(k))
     wrong = [k for k, v in rest.items() if k in own and tuple(own[k].shape) != tuple(v.shape)]
+    for name, (key_a, key_b) in pairs.items():  # every pair checked before anything is merged
+        out_dim, in_dim = own[f"{name}.weight"].shape
+        want = {key_a: (lora.r, in_dim), key_b: (out_dim, lora.r)}
+        wrong += [k for k, shape in want.items() if k in state and tuple(state[k].shape) != shape]
     _check_adapter_fits(missing, unexpected, wrong)
     sam.load_state_dict(dict(rest), strict=False)
     scaling = lora.alpha / lora.r
@@ -347,9 +342,4 @@ def merge_adapter(sam: Sam, state: Mapping[str, torch.Tensor], lora: LoraSetting
         for name, (key_a, key_b) in pairs.items():
             weight = sam.get_submodule(name).weight
             a, b = state[key_a].to(weight.dtype), state[key_b].to(weight.dtype)
-            if a.shape != (lora.r, weight.shape[1]) or b.shape != (weight.shape[0], lora.r):
-                raise BundleError(
-                    f"LoRA adapter {key_a} {tuple(a.shape)} / {key_b} {tuple(b.shape)} does not "
-                    f"fit {name}.weight {tuple(weight.shape)} with lora.r = {lora.r}"
-                )
             weight.data += (b @ a) * scaling  # peft: transpose(B @ A, fan_in_fan_out) * scaling
