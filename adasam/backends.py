@@ -56,6 +56,8 @@ class TorchBackend:
             first call compiles; not used on the CPU by default).
     """
 
+    replaces: tuple[str, ...] = ()  # it runs the bundle's own modules
+
     def __init__(
         self,
         bundle: ModelBundle,
@@ -99,6 +101,40 @@ class TorchBackend:
     def encode_batch(self, x: torch.Tensor) -> torch.Tensor:
         """Volumes: ``(B, 3, S, S)`` → ``(B, C, h, w)`` in one call (batched on the GPU)."""
         return self._encode(x)
+
+
+class Released(torch.nn.Module):
+    """Stands in for an eager PyTorch module whose work an exported backend does, so that its
+    weights are freed (:meth:`adasam.predictor.Predictor.from_dir`). Calling it is an error
+    that says so; ``img_size`` is kept for an image encoder (``Sam.preprocess`` pads to it)."""
+
+    def __init__(self, what: str, backend: str, img_size: int | None = None) -> None:
+        super().__init__()
+        self.what, self.backend = what, backend
+        if img_size is not None:
+            self.img_size = img_size
+
+    def forward(self, *args: object, **kwargs: object) -> torch.Tensor:
+        raise RuntimeError(
+            f"the eager {self.what} of this predictor was released: backend {self.backend} "
+            "runs it (adasam.bundle.load_bundle gives a bundle with every PyTorch module)"
+        )
+
+
+def release_replaced(bundle: ModelBundle, backend: object) -> list[str]:
+    """Replace the modules of ``bundle.sam`` that ``backend`` runs itself (its ``replaces``:
+    ``"image_encoder"``, ``"mask_decoder"``) by :class:`Released` stand-ins, freeing their
+    weights; returns their names. Only for a bundle nothing else uses (a predictor's own)."""
+    released = []
+    for attr in getattr(backend, "replaces", ()):
+        module = getattr(bundle.sam, attr)
+        if isinstance(module, Released):
+            continue
+        size = getattr(module, "img_size", None)
+        name = getattr(backend, "name", type(backend).__name__)
+        setattr(bundle.sam, attr, Released(attr.replace("_", " "), name, size))
+        released.append(attr)
+    return released
 
 
 BACKENDS = (

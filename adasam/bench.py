@@ -386,17 +386,20 @@ import sys, json
 import numpy as np
 from adasam.memory import peak_rss_mib
 from adasam.backends import make_backend
-from adasam.bundle import load_bundle
-from adasam.predictor import Click, Predictor
+from adasam.predictor import CACHE_DTYPES, Click, Predictor
 from adasam.settings import DEMO_BUNDLES
 import gradio  # the studio process imports it too
 backend, cache_dir, cache_bytes = sys.argv[1], sys.argv[2], int(sys.argv[3])
+cache_dtype = CACHE_DTYPES[sys.argv[4]]
 rng = np.random.default_rng(0)
 loaded = {}
-for key, path in DEMO_BUNDLES.items():
-    b = load_bundle(path, merged=True)  # as the studio loads it
-    be, why = make_backend(backend, b, cache_dir=cache_dir)
-    p = Predictor(b, cache_size=16, backend=be, cache_bytes=cache_bytes)
+def factory(bundle):
+    return make_backend(backend, bundle, cache_dir=cache_dir)[0]
+for key, path in DEMO_BUNDLES.items():  # as the studio's catalog loads them
+    p = Predictor.from_dir(
+        path, cache_size=16, backend=factory, cache_bytes=cache_bytes, cache_dtype=cache_dtype
+    )
+    be = p.backend
     for i in range(16):
         img = (rng.random((512, 512, 3)) * 255).astype(np.uint8)
         p.predict(img)
@@ -407,16 +410,39 @@ print(json.dumps({"peak_mb": peak_rss_mib(), "models": loaded}))
 """
 
 
-def peak_memory(backend: str, cache_dir: Path, cache_bytes: int) -> dict[str, object]:
-    """Peak RSS (MiB) of a fresh process: both demo bundles, 16 new slices each (cache full),
-    and a click on each."""
+EXPORT_SCRIPT = """
+import sys
+from adasam.backends import make_backend
+from adasam.bundle import load_bundle
+from adasam.settings import DEMO_BUNDLES
+for path in DEMO_BUNDLES.values():
+    make_backend(sys.argv[1], load_bundle(path, merged=True), cache_dir=sys.argv[2])
+"""
+
+
+def peak_memory(
+    backend: str, cache_dir: Path, cache_bytes: int, cache_dtype: str = "float32"
+) -> dict[str, object]:
+    """Peak RSS (MiB) of a fresh process: both demo bundles, 16 new slices each (cache full,
+    embeddings held as ``cache_dtype``), and a click on each. The exported graphs are built
+    first, in another process: a studio exports once, then loads them from its cache."""
     env = {**os.environ, "OMP_NUM_THREADS": str(torch.get_num_threads())}
+    root = Path(__file__).resolve().parent.parent
+    if backend != "torch":
+        subprocess.run(
+            [sys.executable, "-c", EXPORT_SCRIPT, backend, str(cache_dir)],
+            capture_output=True,
+            env=env,
+            cwd=root,
+            check=False,
+        )
+    argv = [backend, str(cache_dir), str(cache_bytes), cache_dtype]
     out = subprocess.run(
-        [sys.executable, "-c", MEMORY_SCRIPT, backend, str(cache_dir), str(cache_bytes)],
+        [sys.executable, "-c", MEMORY_SCRIPT, *argv],
         capture_output=True,
         text=True,
         env=env,
-        cwd=Path(__file__).resolve().parent.parent,
+        cwd=root,
         check=False,
     )
     if out.returncode != 0:
@@ -428,6 +454,8 @@ def main(args: argparse.Namespace) -> int:
     if args.threads:
         torch.set_num_threads(args.threads)
     torch.manual_seed(0)
+    if getattr(args, "memory_only", False):
+        return memory_report(args)
     start = time.perf_counter()
     load_start = _load()
     args.backends = args.backends or list(BACKENDS)
@@ -444,19 +472,26 @@ def main(args: argparse.Namespace) -> int:
         f"wall time so far {time.perf_counter() - start:.0f} s",
         flush=True,
     )
-    if args.memory:
-        for backend in ("torch", "auto"):
-            try:
-                mem = peak_memory(backend, args.cache_dir, args.cache_bytes)
-            except RuntimeError as exc:
-                print(f"peak resident memory, backend {backend}: {exc}", flush=True)
-                return 1
-            print(
-                f"peak resident memory, both demo bundles + 16-slice caches, backend {backend}: "
-                f"{mem['peak_mb']:.0f} MiB {mem['models']}",
-                flush=True,
-            )
+    if args.memory and memory_report(args) != 0:
+        return 1
     print(f"bench wall time {time.perf_counter() - start:.0f} s")
+    return 0
+
+
+def memory_report(args: argparse.Namespace) -> int:
+    """Print the peak-memory probe for the PyTorch and the ``auto`` backends (1: it failed)."""
+    for backend in ("torch", "auto"):
+        try:
+            mem = peak_memory(backend, args.cache_dir, args.cache_bytes, args.cache_dtype)
+        except RuntimeError as exc:
+            print(f"peak resident memory, backend {backend}: {exc}", flush=True)
+            return 1
+        mib = float(mem["peak_mb"])  # type: ignore[arg-type]
+        print(
+            f"peak resident memory, both demo bundles + 16-slice {args.cache_dtype} caches, "
+            f"backend {backend}: {mib:.0f} MiB = {mib * 2**20 / 1e9:.3f} GB {mem['models']}",
+            flush=True,
+        )
     return 0
 
 

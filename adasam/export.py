@@ -129,9 +129,16 @@ def decoder_hash(bundle: ModelBundle) -> str:
     h = hashlib.sha256()
     h.update(repr(bundle.config.sam).encode())  # a dataclass: its fields, in order
     h.update(json.dumps(_versions(), sort_keys=True).encode())
-    for key, value in sorted(decoder_graph(bundle).state_dict().items()):
+    decoder = bundle.sam.mask_decoder
+    if has_lora(decoder):
+        state = decoder_graph(bundle).state_dict()  # merged, a copy
+    else:  # the same keys and values as the graph's, without copying the decoder
+        with torch.no_grad():
+            pe = bundle.sam.prompt_encoder.get_dense_pe()
+        state = {f"decoder.{k}": v for k, v in decoder.state_dict().items()} | {"image_pe": pe}
+    for key, value in sorted(state.items()):
         h.update((key + str(tuple(value.shape)) + str(value.dtype)).encode())
-        h.update(value.detach().cpu().contiguous().numpy().tobytes())
+        h.update(np.ascontiguousarray(value.detach().cpu().numpy()))  # no bytes copy
     return h.hexdigest()
 
 
@@ -198,14 +205,22 @@ def bundle_hash(bundle: ModelBundle) -> str:
     h = hashlib.sha256()
     h.update(json.dumps(bundle.config.to_dict(), sort_keys=True, default=str).encode())
     h.update(json.dumps(_versions(), sort_keys=True).encode())
-    for prefix, module in (
-        ("encoder.", merged_encoder(bundle)),
-        ("classifier.", bundle.classifier),
-    ):
+    encoder = bundle.sam.image_encoder
+    if has_lora(encoder):  # hashed as exported: merged (a copy; the bundle keeps its LoRA)
+        encoder = merged_encoder(bundle)
+    for prefix, module in (("encoder.", encoder), ("classifier.", bundle.classifier)):
         for key, value in sorted(module.state_dict().items()):
             h.update((prefix + key + str(tuple(value.shape)) + str(value.dtype)).encode())
-            h.update(value.detach().cpu().contiguous().numpy().tobytes())
+            h.update(np.ascontiguousarray(value.detach().cpu().numpy()))  # no bytes copy
     return h.hexdigest()
+
+
+def has_lora(module: nn.Module) -> bool:
+    """Whether ``module`` holds a peft LoRA layer (not merged yet)."""
+    peft_lora = sys.modules.get("peft.tuners.lora")
+    return peft_lora is not None and any(
+        isinstance(sub, peft_lora.LoraLayer) for sub in module.modules()
+    )
 
 
 def export_dir(cache_dir: Path, digest: str) -> Path:

@@ -60,6 +60,17 @@ class FinetuneConfig:
     rating_weights: bool = field(
         default=True, metadata={"help": "hard examples (major edits, reject) drawn more often"}
     )
+    click_rounds: int = field(
+        default=2,
+        metadata={
+            "help": "corrective-click rounds per item on the corrected masks (SAM's interactive "
+            "protocol, as `train --click-rounds`), so a job keeps and improves what clicks do; "
+            "0: box/CAM prompts only"
+        },
+    )
+    click_items: int = field(
+        default=1, metadata={"help": "(slice, structure) items per step that get the click rounds"}
+    )
     device: str = field(default="cpu", metadata={"help": "torch device"})
     threads: int = field(default=0, metadata={"help": "CPU threads (0: PyTorch's default)"})
     max_minutes: float | None = field(
@@ -81,6 +92,11 @@ class FinetuneConfig:
             raise ConfigError("learning rates must be > 0 (classifier ≥ 0)")
         if self.replay_ratio < 0 or self.replay_max < 0:
             raise ConfigError("replay_ratio and replay_max must be ≥ 0")
+        if self.click_rounds < 0 or self.click_items < 1:
+            raise ConfigError(
+                f"click_rounds must be ≥ 0 and click_items ≥ 1, got {self.click_rounds} and "
+                f"{self.click_items}"
+            )
         if self.max_minutes is not None and not self.max_minutes > 0:
             raise ConfigError(f"max_minutes must be > 0, got {self.max_minutes}")
 
@@ -325,6 +341,8 @@ def finetune(
         test_fraction=0.0,
         calibrate=False,
         train_decoder=parent.lora.train_decoder,
+        click_rounds=cfg.click_rounds,
+        click_items=cfg.click_items,
         init_bundle=str(parent_dir),
         device=cfg.device,
         threads=cfg.threads,

@@ -218,7 +218,11 @@ class OnnxBackend:
         self._encoder = runner(paths["encoder"])
         self._classifier = runner(paths["classifier"]) if "classifier" in paths else None
         self.decoder_engine: str | None = None
+        # the eager modules it makes unnecessary (the classifier stays: the studio's
+        # explanation methods run it in PyTorch)
+        self.replaces: tuple[str, ...] = ("image_encoder",)
         if "decoder" in paths:
+            self.replaces += ("mask_decoder",)
             self.decoder_engine = decoder_engine(name)
             self.decode = DecoderRunner(
                 paths["decoder"], n, device, engine=self.decoder_engine

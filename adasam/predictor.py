@@ -30,7 +30,7 @@ from typing import Protocol
 import numpy as np
 import torch
 
-from adasam.backends import Backend, TorchBackend
+from adasam.backends import Backend, TorchBackend, release_replaced
 from adasam.bundle import ModelBundle, load_bundle
 from adasam.classifier import takes_embedding, to_input
 from adasam.domain import embedding_features
@@ -39,6 +39,8 @@ from adasam.gradcam import cam_to_heatmaps
 from adasam.prompts import Prompts, make_prompts
 
 STAGES = ("load", "classify", "cam", "prompts", "encode", "decode")
+CACHE_DTYPES = {"float32": torch.float32, "float16": torch.float16}
+"""How the embedding cache may hold embeddings (``ADASAM_EMBED_CACHE_DTYPE``)."""
 """Pipeline stages in the order a ResNet classifier runs them (with the ``sam-embedding``
 classifier, ``encode`` runs first: the classifier reads the embedding)."""
 
@@ -177,6 +179,10 @@ class Predictor:
             the bundle's own PyTorch modules, the reference).
         cache_bytes: bound on the cached embeddings' total size in bytes (``None``: entries
             only); the newest embedding is always kept.
+        cache_dtype: how cached embeddings are held: ``torch.float32`` (default, the
+            reference) or ``torch.float16`` (half the memory; every decode, cache hit or not,
+            reads the fp16-rounded embedding back as float32, so a slice's answers do not
+            depend on whether it was cached).
     """
 
     def __init__(
@@ -189,7 +195,10 @@ class Predictor:
         *,
         backend: Backend | None = None,
         cache_bytes: int | None = None,
+        cache_dtype: torch.dtype = torch.float32,
     ) -> None:
+        if cache_dtype not in CACHE_DTYPES.values():
+            raise ValueError(f"cache_dtype must be torch.float32 or float16, got {cache_dtype}")
         if cache_size < 1:
             raise ValueError("cache_size must be ≥ 1")
         if cache_bytes is not None and cache_bytes < 1:
@@ -199,6 +208,7 @@ class Predictor:
         self.device = torch.device(device)
         self.cache_size = cache_size
         self.cache_bytes = cache_bytes
+        self.cache_dtype = cache_dtype
         self.load_ms = load_ms
         self.backend = backend if backend is not None else TorchBackend(self.bundle, device)
         self._cache: OrderedDict[tuple[str, str], torch.Tensor] = OrderedDict()
@@ -214,14 +224,27 @@ class Predictor:
         *,
         backend: Callable[[ModelBundle], Backend] | None = None,
         cache_bytes: int | None = None,
+        cache_dtype: torch.dtype = torch.float32,
     ) -> Predictor:
         """Load a bundle for inference (LoRA merged: :func:`adasam.bundle.load_bundle` with
-        ``merged=True``); ``backend`` builds the encoder/classifier backend from it."""
+        ``merged=True``); ``backend`` builds the encoder/classifier backend from it. The eager
+        modules an exported backend runs itself (image encoder, mask decoder) are released
+        (:func:`adasam.backends.release_replaced`): this predictor owns the bundle."""
         start = time.perf_counter()
         bundle = load_bundle(directory, device, merged=True)
         made = None if backend is None else backend(bundle)
+        if made is not None:
+            release_replaced(bundle, made)
         load_ms = (time.perf_counter() - start) * 1000.0
-        return cls(bundle, device, cache_size, load_ms, backend=made, cache_bytes=cache_bytes)
+        return cls(
+            bundle,
+            device,
+            cache_size,
+            load_ms,
+            backend=made,
+            cache_bytes=cache_bytes,
+            cache_dtype=cache_dtype,
+        )
 
     # -- model info ---------------------------------------------------------------------------
     @property
@@ -256,7 +279,7 @@ class Predictor:
             hit = self._cache.get(key)
             if hit is not None:
                 self._cache.move_to_end(key)
-                return hit, True
+                return hit.float(), True
         stored = None if self.embedding_store is None else self.embedding_store.get(image)
         if stored is not None:
             emb = torch.from_numpy(stored)[None].to(self.device)
@@ -268,10 +291,11 @@ class Predictor:
             put = getattr(self.embedding_store, "put", None)
             if put is not None:  # a writable store (training data, evaluation): keep it
                 put(image, emb[0].float().cpu().numpy())
+        held = emb.to(self.cache_dtype)
         with self._lock:
-            self._cache[key] = emb
+            self._cache[key] = held
             self._evict()
-        return emb, False
+        return held.float(), False
 
     def embed_batch(self, images: Sequence[np.ndarray]) -> int:
         """Encode several uint8 ``(H, W, 3)`` images of one size in one encoder forward and put
@@ -295,12 +319,17 @@ class Predictor:
             sam = self.bundle.sam
             frame = self.frame(images[0].shape[:2])
             with torch.inference_mode():
-                x = torch.cat([frame.image_to_input(images[i], self.device) for i in todo])
-                batched = getattr(self.backend, "encode_batch", sam.image_encoder)  # GPU
-                emb = batched(sam.preprocess(x))
+                x = sam.preprocess(
+                    torch.cat([frame.image_to_input(images[i], self.device) for i in todo])
+                )
+                batched = getattr(self.backend, "encode_batch", None)  # one call (GPU)
+                if batched is not None:
+                    emb = batched(x)
+                else:  # an exported CPU graph of batch 1
+                    emb = torch.cat([self.backend.encode(x[k : k + 1]) for k in range(len(x))])
             with self._lock:
                 for j, i in enumerate(todo):
-                    self._cache[keys[i]] = emb[j : j + 1]
+                    self._cache[keys[i]] = emb[j : j + 1].to(self.cache_dtype)
                 self._evict()
         return len(todo)
 

@@ -14,6 +14,8 @@ Everything else receives these values as arguments. Variables:
   propagation, checked before each slice). Default 60.
 - ``ADASAM_EMBED_CACHE``: image embeddings kept per predictor (LRU). Default 16.
 - ``ADASAM_EMBED_CACHE_MB``: bound on one predictor's cached embeddings in MiB. Default 256.
+- ``ADASAM_EMBED_CACHE_DTYPE``: how cached embeddings are held: ``float16`` (default: half the
+  memory; every decode reads the rounded embedding, cached or not) or ``float32``.
 - ``ADASAM_BACKEND``: where the encoder and classifier run: ``auto`` (default: the fastest
   backend that passed the accuracy guard on this machine, else ``torch``), ``torch``,
   ``onnxruntime-fp32``, ``onnxruntime-int8``, ``openvino-fp32``, ``openvino-bf16``,
@@ -93,6 +95,19 @@ def flag(env: Mapping[str, str], name: str, default: bool = False) -> bool:
     raise ConfigError(f"{name}={raw!r} must be 1/0, true/false, yes/no or on/off")
 
 
+def one_of(env: Mapping[str, str], name: str, choices: tuple[str, ...], default: str) -> str:
+    """``env[name]`` when it is one of ``choices`` (``default`` when unset or blank).
+
+    Raises :class:`~adasam.errors.ConfigError` naming the variable and the choices otherwise.
+    """
+    raw = env.get(name, "").strip().lower()
+    if not raw:
+        return default
+    if raw not in choices:
+        raise ConfigError(f"{name}={raw!r} must be one of {', '.join(choices)}")
+    return raw
+
+
 @dataclass(frozen=True)
 class Settings:
     data_dir: Path
@@ -108,6 +123,7 @@ class Settings:
     llm_token: str = field(default="", repr=False)
     llm_timeout_s: float = 60.0
     embed_cache_mb: int = 256
+    embed_cache_dtype: str = "float16"
     backend: str = "auto"
     cache_dir: Path | None = None
     model_repo: str = ""
@@ -132,6 +148,9 @@ class Settings:
             llm_token=env.get("ADASAM_LLM_TOKEN") or env.get("HF_TOKEN") or "",
             llm_timeout_s=float(positive_int(env, "ADASAM_LLM_TIMEOUT", 60)),
             embed_cache_mb=positive_int(env, "ADASAM_EMBED_CACHE_MB", 256),
+            embed_cache_dtype=one_of(
+                env, "ADASAM_EMBED_CACHE_DTYPE", ("float16", "float32"), "float16"
+            ),
             backend=env.get("ADASAM_BACKEND") or "auto",
             cache_dir=Path(env.get("ADASAM_CACHE_DIR") or data_dir / "cache").expanduser(),
             model_repo=model_repo(env.get("ADASAM_MODEL_REPO", "")),

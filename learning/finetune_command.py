@@ -74,6 +74,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--clicks", type=int, default=20, help="click-protocol clicks in the gate")
     p.add_argument(
+        "--click-rounds",
+        type=int,
+        default=2,
+        help="corrective-click rounds per trained item in each job (0: box/CAM prompts only)",
+    )
+    p.add_argument(
         "--min-corrections", type=int, default=1, help="--once: fewest new corrections to train"
     )
     p.add_argument(
@@ -112,6 +118,7 @@ def options(args: argparse.Namespace, settings: Settings):  # type: ignore[no-un
             lr=args.lr,
             replay_ratio=args.replay_ratio,
             rating_weights=not args.no_rating_weights,
+            click_rounds=args.click_rounds,
             device=device,
             threads=args.threads,
             max_minutes=args.max_minutes,

@@ -44,6 +44,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--steps", type=int, default=60, help="optimizer steps per fine-tuning job")
     p.add_argument("--replay-ratio", type=float, default=1.0, help="replayed slices per case")
     p.add_argument("--no-rating-weights", action="store_true", help="ablation")
+    p.add_argument(
+        "--click-rounds",
+        type=int,
+        default=2,
+        help="corrective-click rounds per trained item in each job (0: box/CAM prompts only)",
+    )
     p.add_argument("--device", help="cpu, cuda or auto (default: ADASAM_DEVICE)")
     p.add_argument("--threads", type=int, default=0, help="CPU threads (0: PyTorch's default)")
     p.add_argument("--gate-clicks", type=int, default=20, help="click protocol in the gate")
@@ -89,6 +95,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
             steps=args.steps,
             replay_ratio=args.replay_ratio,
             rating_weights=not args.no_rating_weights,
+            click_rounds=args.click_rounds,
             device=device,
             threads=args.threads,
         ),

@@ -33,7 +33,7 @@ from pathlib import Path
 from adasam.backends import Backend
 from adasam.bundle import CONFIG_FILE, ModelBundle, read_config
 from adasam.errors import BundleError
-from adasam.predictor import Predictor
+from adasam.predictor import CACHE_DTYPES, Predictor
 from storage import Store, active_model_version, bundle_path, get_model_version
 from storage.errors import StorageError
 from studio.errors import StudioError
@@ -156,6 +156,8 @@ class ModelCatalog:
         backend: builds each loaded bundle's encoder/classifier backend
             (:func:`adasam.backends.backend_factory`; default PyTorch).
         cache_bytes: bound on each predictor's cached embeddings in bytes.
+        cache_dtype: how they are held, ``"float32"`` or ``"float16"``
+            (:data:`adasam.predictor.CACHE_DTYPES`).
         poll_seconds: how long a lookup of the active version is trusted.
         max_predictors: loaded models kept (least recently used dropped first).
     """
@@ -170,6 +172,7 @@ class ModelCatalog:
         store: Store | None = None,
         backend: Callable[[ModelBundle], Backend] | None = None,
         cache_bytes: int | None = None,
+        cache_dtype: str = "float32",
         poll_seconds: float = 3.0,
         max_predictors: int = 4,
     ) -> None:
@@ -179,6 +182,9 @@ class ModelCatalog:
         self._cache_size = cache_size
         self._backend = backend
         self._cache_bytes = cache_bytes
+        if cache_dtype not in CACHE_DTYPES:
+            raise ValueError(f"cache_dtype must be one of {', '.join(CACHE_DTYPES)}")
+        self._cache_dtype = CACHE_DTYPES[cache_dtype]
         self._store = store
         self._poll_seconds = poll_seconds
         self._max_predictors = max(1, max_predictors)
@@ -375,6 +381,7 @@ class ModelCatalog:
                 self._cache_size,
                 backend=self._backend,
                 cache_bytes=self._cache_bytes,
+                cache_dtype=self._cache_dtype,
             )
             self._predictors[choice.path] = _Loaded(stamp, generation, predictor)
             while len(self._predictors) > self._max_predictors:

@@ -104,6 +104,7 @@ def build_services(
         store=store,
         backend=backend_factory(settings.backend, cache_dir, device, log.info),
         cache_bytes=settings.embed_cache_bytes,
+        cache_dtype=settings.embed_cache_dtype,
     )
     services = Services(
         settings=settings,

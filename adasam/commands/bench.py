@@ -33,6 +33,9 @@ def add_arguments(b: argparse.ArgumentParser) -> None:
     )
     b.add_argument("--memory", action="store_true", help="peak memory with both demo bundles")
     b.add_argument(
+        "--memory-only", action="store_true", help="only the peak-memory probe (no timings)"
+    )
+    b.add_argument(
         "--ship",
         action="store_true",
         help="also write the demo bundles' accuracy-guard records to assets/guard/ (shipped, "
@@ -48,5 +51,6 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         raise ValueError("--runs and --guard-per-kind must be ≥ 1 and --size ≥ 32")
     args.cache_dir = settings.cache_dir or settings.data_dir / "cache"
     args.cache_bytes = settings.embed_cache_bytes
+    args.cache_dtype = settings.embed_cache_dtype
     args.shipped_dir = SHIPPED_ROOT
     return bench.main(args)

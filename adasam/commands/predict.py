@@ -144,7 +144,7 @@ def _load(args: argparse.Namespace, settings: Settings, model_window: str | None
 
 def _predictor(bundle_dir: Path, settings: Settings) -> Any:
     from adasam.backends import backend_factory
-    from adasam.predictor import Predictor
+    from adasam.predictor import CACHE_DTYPES, Predictor
 
     device = resolve_device(settings.device)
     return Predictor.from_dir(
@@ -158,6 +158,7 @@ def _predictor(bundle_dir: Path, settings: Settings) -> Any:
             lambda line: print(line, file=sys.stderr),
         ),
         cache_bytes=settings.embed_cache_bytes,
+        cache_dtype=CACHE_DTYPES[settings.embed_cache_dtype],
     )
 
 

@@ -111,3 +111,21 @@ def test_the_bench_slice_shows_every_target_of_its_kind(kind: str) -> None:
         assert first > 0  # the case this test guards against
     expected = phantom_display(cases[first].image, kind)
     np.testing.assert_array_equal(bench.bench_slice(64, kind), expected)
+
+
+def test_memory_only_runs_just_the_probe_in_the_studios_cache_dtype(monkeypatch, capsys) -> None:
+    calls = []
+
+    def probe(backend, cache_dir, cache_bytes, cache_dtype):
+        calls.append((backend, cache_dtype))
+        return {"peak_mb": 1430.0, "models": {"thigh-mri": ["torch", 16, 33554432]}}
+
+    monkeypatch.setattr(bench, "peak_memory", probe)
+    monkeypatch.setattr(bench, "models", lambda args: pytest.fail("no timing run wanted"))
+    args = argparse.Namespace(
+        threads=0, memory_only=True, cache_dir="c", cache_bytes=1 << 20, cache_dtype="float16"
+    )
+    assert bench.main(args) == 0
+    out = capsys.readouterr().out
+    assert calls == [("torch", "float16"), ("auto", "float16")]
+    assert "16-slice float16 caches, backend auto: 1430 MiB = 1.499 GB" in out

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -9,6 +10,7 @@ import pytest
 
 from adasam.bundle import create_bundle, load_bundle, save_bundle
 from adasam.config import ClassifierConfig, DomainSettings
+from adasam.errors import ConfigError
 from adasam.finetune import (
     CorrectedCase,
     FinetuneConfig,
@@ -118,3 +120,29 @@ def test_domain_split_counts_a_repeated_slice_once_and_splits_by_subject():
     assert len(fit) + len(val) == 5 and len(val) == 1
     assert not {data.subjects[i] for i in fit} & {data.subjects[i] for i in val}
     assert domain_split(data, seed=0) == (fit, val)  # seeded
+
+
+def test_a_job_trains_corrective_clicks_unless_told_not_to(parent_dir: Path, tmp_path: Path):
+    data = corrections_slices(
+        _cases(range(4)), STRUCTURES, SIZE, pseudo_label=None, rating_weights=False
+    )
+    with_clicks = finetune(
+        parent_dir, tmp_path / "clicks", data, replace(FAST, steps=2), version="c", progress=False
+    )
+    without = finetune(
+        parent_dir,
+        tmp_path / "boxes",
+        data,
+        replace(FAST, steps=2, click_rounds=0),
+        version="b",
+        progress=False,
+    )
+    assert FAST.click_rounds == 2  # on by default: a job keeps what clicks learnt
+    assert all(row.get("click", 0.0) > 0 for row in with_clicks.history)
+    assert all("click" not in row for row in without.history)
+
+
+@pytest.mark.parametrize("bad", [{"click_rounds": -1}, {"click_items": 0}])
+def test_bad_click_settings_are_refused(bad: dict):
+    with pytest.raises(ConfigError, match="click_rounds must be"):
+        FinetuneConfig(**bad)
