@@ -120,13 +120,58 @@ class CaseScore:
     ious: tuple[float, ...]
 
 
-def score_cases(predictor: Any, cases: Sequence[CorrectedCase], clicks: int) -> list[CaseScore]:
-    """Score ``predictor`` (an :class:`adasam.predictor.Predictor`) on the held-out cases."""
+def mask_digest(mask: np.ndarray) -> str:
+    """A short sha1 of a bool ``(H, W)`` mask (its shape and bits): a recorded score belongs
+    to this final mask only."""
+    m = np.asarray(mask, bool)
+    return hashlib.sha1(f"{m.shape}".encode() + np.packbits(m).tobytes()).hexdigest()[:16]
+
+
+def scores_record(
+    scores: Sequence[CaseScore], cases: Sequence[CorrectedCase], clicks: int
+) -> list[dict[str, Any]]:
+    """JSON-ready scores of one version, each tied to its correction's final mask and the
+    click budget, so a later gate can reuse them (:func:`reusable_scores`)."""
+    by_id = {c.correction_id: c for c in cases}
+    return [
+        {**asdict(s), "mask": mask_digest(by_id[s.correction_id].mask), "clicks": clicks}
+        for s in scores
+    ]
+
+
+def reusable_scores(
+    records: Sequence[dict[str, Any]], cases: Sequence[CorrectedCase], clicks: int
+) -> dict[int, CaseScore]:
+    """The recorded scores (:func:`scores_record`, of the same version) still valid for
+    ``cases``: same correction, same final mask, same click budget."""
+    digests = {c.correction_id: mask_digest(c.mask) for c in cases}
+    out = {}
+    for r in records:
+        cid = int(r["correction_id"])
+        if digests.get(cid) == r.get("mask") and r.get("clicks") == clicks:
+            out[cid] = CaseScore(
+                cid, float(r["dice"]), int(r["noc85"]), int(r["noc90"]), tuple(r["ious"])
+            )
+    return out
+
+
+def score_cases(
+    predictor: Any,
+    cases: Sequence[CorrectedCase],
+    clicks: int,
+    known: dict[int, CaseScore] | None = None,
+) -> list[CaseScore]:
+    """Score ``predictor`` (an :class:`adasam.predictor.Predictor`) on the held-out cases;
+    those in ``known`` (this predictor's version, :func:`reusable_scores`) are not rerun.
+    Scoring is deterministic, so a reused score is the one a rerun would give."""
     from adasam.clicks import noc, run_click_protocol
     from adasam.training.metrics import dice
 
     out = []
     for c in cases:
+        if known and c.correction_id in known:
+            out.append(known[c.correction_id])
+            continue
         result = predictor.predict(c.image, [c.structure]).structures[0]
         start = result.candidates[0] if result.found and result.candidates else None
         proposal = start.mask if start is not None else np.zeros_like(c.mask)

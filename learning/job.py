@@ -34,7 +34,15 @@ from adasam.finetune import (
     replay_slices,
     training_size,
 )
-from adasam.gate import GateConfig, Verdict, judge, score_cases, split_heldout
+from adasam.gate import (
+    GateConfig,
+    Verdict,
+    judge,
+    reusable_scores,
+    score_cases,
+    scores_record,
+    split_heldout,
+)
 from learning.cases import corrected_cases, heldout_count
 from storage import (
     ModelVersionRecord,
@@ -209,6 +217,19 @@ def _predictor(bundle_dir: Path, cfg: FinetuneConfig) -> Any:
     return predictor
 
 
+def recorded_scores(store: Store, version: Any) -> list[dict[str, Any]]:
+    """Every gate score recorded for ``version`` (a model-version record): its own, from the
+    gate that judged it, and those of later gates that judged a candidate against it."""
+    own = (version.metrics or {}).get("gate_scores", {}).get("candidate", [])
+    later = [
+        r
+        for v in list_model_versions(store)
+        if v.parent_id == version.id
+        for r in (v.metrics or {}).get("gate_scores", {}).get("active", [])
+    ]
+    return [*own, *later]
+
+
 def _why_not_train(store: Store, opts: JobOptions, parent_name: str, trainable: int) -> str | None:
     """Why this job must train nothing (too few new trainable corrections, or too few held-out
     ones for the gate to judge a candidate: training then would only register a version the
@@ -260,13 +281,18 @@ def _run_locked(store: Store, opts: JobOptions, job_id: int, work: Path) -> JobO
     _, heldout = split_heldout(corrected_cases(store), opts.gate)
     start = time.perf_counter()
     candidate_predictor = _predictor(result.bundle_dir, cfg)
-    verdict = judge(
-        score_cases(candidate_predictor, heldout, opts.gate.clicks),
-        score_cases(parent_predictor, heldout, opts.gate.clicks),
-        opts.gate,
-    )
+    clicks = opts.gate.clicks
+    known = reusable_scores(recorded_scores(store, parent), heldout, clicks)
+    candidate_scores = score_cases(candidate_predictor, heldout, clicks)
+    parent_scores = score_cases(parent_predictor, heldout, clicks, known)
+    verdict = judge(candidate_scores, parent_scores, opts.gate)
+    gate_seconds = round(time.perf_counter() - start, 1)
     metrics = {
-        "gate": {**verdict.to_dict(), "seconds": round(time.perf_counter() - start, 1)},
+        "gate": {**verdict.to_dict(), "seconds": gate_seconds, "reused_active_scores": len(known)},
+        "gate_scores": {
+            "candidate": scores_record(candidate_scores, heldout, clicks),
+            "active": scores_record(parent_scores, heldout, clicks),
+        },
         "lineage": {
             "parent_id": parent.id,
             "parent": parent.name,

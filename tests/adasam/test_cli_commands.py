@@ -160,6 +160,7 @@ def test_settings_have_no_dead_fields() -> None:
         "backend",  # the encoder/classifier backend (adasam.backends)
         "cache_dir",  # exported ONNX graphs
         "embed_cache_mb",  # the embedding cache's byte bound
+        "embed_cache_dtype",  # how it holds embeddings (Predictor cache_dtype)
         "model_repo",  # published model versions (storage.model_hub)
         "hub_token",
         "allow_burned_in",  # DICOMs flagged BurnedInAnnotation=YES (adasam.imaging.deid)

@@ -269,3 +269,47 @@ def test_job_metrics_are_json(store, loop_bundle_dir):
     outcome = run_once(store, _options(loop_bundle_dir))
     json.dumps(outcome.metrics)
     assert np.isfinite(outcome.metrics["training"]["final_loss"])
+
+
+def test_the_next_gate_reuses_the_active_versions_recorded_scores(store, loop_bundle_dir):
+    from adasam.gate import score_cases, split_heldout
+    from learning.cases import corrected_cases
+
+    ids = _fill(store, JUDGEABLE)
+    run_once(store, _options(loop_bundle_dir))
+    _, held_before = _split(store, ids)
+    for k in range(JUDGEABLE, JUDGEABLE + 6):
+        image, mask = phantom_image(k)
+        add_correction(store, image, mask, verdict="major_edits")
+    second = run_once(store, _options(loop_bundle_dir))
+    assert second.version is not None
+    assert second.metrics["gate"]["reused_active_scores"] == len(held_before) > 0
+    # a reused score is exactly what scoring the parent afresh gives
+    parent_dir = bundle_path(store, second.version.parent_id)
+    _, heldout = split_heldout(corrected_cases(store), GATE)
+    fresh = score_cases(Predictor.from_dir(parent_dir), heldout, GATE.clicks)
+    recorded = {r["correction_id"]: r for r in second.metrics["gate_scores"]["active"]}
+    assert set(recorded) == {s.correction_id for s in fresh}
+    for s in fresh:
+        r = recorded[s.correction_id]
+        assert (r["dice"], r["noc85"], r["noc90"], tuple(r["ious"])) == (
+            s.dice,
+            s.noc85,
+            s.noc90,
+            s.ious,
+        )
+
+
+def test_a_recorded_score_is_reused_only_for_the_same_mask_and_click_budget():
+    from adasam.finetune import CorrectedCase
+    from adasam.gate import reusable_scores, scores_record
+
+    mask = np.zeros((8, 8), bool)
+    mask[2:5, 2:5] = True
+    case = CorrectedCase(7, "c", "liver", np.zeros((8, 8, 3), np.uint8), mask)
+    records = scores_record([CaseScore(7, 0.8, 2, 3, (0.5, 0.9))], [case], clicks=20)
+    assert reusable_scores(records, [case], 20) == {7: CaseScore(7, 0.8, 2, 3, (0.5, 0.9))}
+    assert reusable_scores(records, [case], 10) == {}  # another click budget
+    edited = replace(case, mask=~mask)  # the final mask changed since
+    assert reusable_scores(records, [edited], 20) == {}
+    assert reusable_scores(json.loads(json.dumps(records)), [case], 20)  # survives JSON
