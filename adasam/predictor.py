@@ -271,8 +271,8 @@ class Predictor:
 
     # -- encoder ------------------------------------------------------------------------------
     def embedding(self, image: np.ndarray) -> tuple[torch.Tensor, bool]:
-        """Image embedding ``(1, C, h, w)`` of a uint8 ``(H, W, 3)`` image and whether it came
-        from the cache."""
+        """Image embedding ``(1, C, h, w)`` float32 of a uint8 ``(H, W, 3)`` image (as held in
+        the cache: rounded through ``cache_dtype``) and whether it came from the cache."""
         _check_image(image)
         key = (image_key(image), f"{self.bundle.config.name}:{self.bundle.version}")
         with self._lock:  # the cache only: encoders run outside it, in parallel
