@@ -35,10 +35,16 @@ def encoder_identity(config: BundleConfig, sam: torch.nn.Module) -> str:
     preprocessing style and the input size, so a different base never reads stale files.
 
     Raises:
-        ValueError: the encoder carries LoRA (its embeddings change with training).
+        ValueError: the encoder carries LoRA (its embeddings change with training), or its
+            weights were released (a serving predictor under an exported backend).
     """
     if config.lora.encoder:
         raise ValueError("embeddings can be stored only for a frozen encoder (lora.encoder off)")
+    if not any(True for _ in sam.image_encoder.parameters()):  # type: ignore[union-attr]
+        raise ValueError(
+            "this image encoder holds no weights (released under an exported backend): "
+            "load the bundle with adasam.bundle.load_bundle to name its embeddings"
+        )
     digest = hashlib.sha256(f"{config.sam.preprocessing}:{config.sam.image_size}".encode())
     for name, tensor in sorted(sam.image_encoder.state_dict().items()):  # type: ignore[union-attr]
         digest.update(name.encode())

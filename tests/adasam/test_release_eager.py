@@ -3,6 +3,7 @@ and mask decoder the backend runs itself, and answers exactly as with them (tiny
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -11,6 +12,7 @@ import torch
 
 from adasam.backends import Released, TorchBackend, make_backend, release_replaced
 from adasam.bundle import create_bundle, load_bundle, save_bundle
+from adasam.embedding_store import encoder_identity
 from adasam.onnx_backend import build_exported
 from adasam.predictor import Click, Predictor
 from tests.conftest import tiny_config
@@ -52,6 +54,9 @@ def test_an_exported_backend_frees_the_eager_modules_and_answers_the_same(
     )
     with pytest.raises(RuntimeError, match="released: backend onnxruntime-fp32 runs it"):
         sam.image_encoder(torch.zeros(1, 3, 128, 128))
+    with pytest.raises(ValueError, match="holds no weights"):  # never a wrong store name
+        config = lean.bundle.config
+        encoder_identity(replace(config, lora=replace(config.lora, encoder=False)), sam)
 
 
 def test_embed_batch_runs_the_exported_encoder_once_per_image(
