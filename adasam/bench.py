@@ -429,13 +429,18 @@ def peak_memory(
     env = {**os.environ, "OMP_NUM_THREADS": str(torch.get_num_threads())}
     root = Path(__file__).resolve().parent.parent
     if backend != "torch":
-        subprocess.run(
+        built = subprocess.run(
             [sys.executable, "-c", EXPORT_SCRIPT, backend, str(cache_dir)],
             capture_output=True,
+            text=True,
             env=env,
             cwd=root,
             check=False,
         )
+        if built.returncode != 0:
+            raise RuntimeError(
+                f"exporting the graphs failed: {built.stderr.strip().splitlines()[-1:]}"
+            )
     argv = [backend, str(cache_dir), str(cache_bytes), cache_dtype]
     out = subprocess.run(
         [sys.executable, "-c", MEMORY_SCRIPT, *argv],

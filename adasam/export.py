@@ -54,10 +54,9 @@ def merged_copy(module: nn.Module) -> nn.Module:
     (``W + B·A·alpha/r``) and replaced by it: plain modules, same outputs, exportable.
     A module without LoRA layers (a bundle loaded ``merged=True``) is simply copied."""
     out = copy.deepcopy(module).eval()
-    peft_lora = sys.modules.get("peft.tuners.lora")
-    if peft_lora is None:  # peft never imported in this process: no module is a LoRA layer
+    LoraLayer = _lora_layer_type()
+    if LoraLayer is None:
         return out
-    LoraLayer = peft_lora.LoraLayer
     for name, sub in list(out.named_modules()):
         if isinstance(sub, LoraLayer):
             sub.merge()
@@ -215,12 +214,17 @@ def bundle_hash(bundle: ModelBundle) -> str:
     return h.hexdigest()
 
 
+def _lora_layer_type() -> type | None:
+    """peft's ``LoraLayer`` class, or None when peft was never imported in this process (then
+    no module is a LoRA layer, and peft is not imported just to find out)."""
+    peft_lora = sys.modules.get("peft.tuners.lora")
+    return None if peft_lora is None else peft_lora.LoraLayer
+
+
 def has_lora(module: nn.Module) -> bool:
     """Whether ``module`` holds a peft LoRA layer (not merged yet)."""
-    peft_lora = sys.modules.get("peft.tuners.lora")
-    return peft_lora is not None and any(
-        isinstance(sub, peft_lora.LoraLayer) for sub in module.modules()
-    )
+    LoraLayer = _lora_layer_type()
+    return LoraLayer is not None and any(isinstance(sub, LoraLayer) for sub in module.modules())
 
 
 def export_dir(cache_dir: Path, digest: str) -> Path:

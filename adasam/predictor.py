@@ -39,10 +39,10 @@ from adasam.gradcam import cam_to_heatmaps
 from adasam.prompts import Prompts, make_prompts
 
 STAGES = ("load", "classify", "cam", "prompts", "encode", "decode")
-CACHE_DTYPES = {"float32": torch.float32, "float16": torch.float16}
-"""How the embedding cache may hold embeddings (``ADASAM_EMBED_CACHE_DTYPE``)."""
 """Pipeline stages in the order a ResNet classifier runs them (with the ``sam-embedding``
 classifier, ``encode`` runs first: the classifier reads the embedding)."""
+CACHE_DTYPES = {"float32": torch.float32, "float16": torch.float16}
+"""How the embedding cache may hold embeddings (``ADASAM_EMBED_CACHE_DTYPE``)."""
 
 
 @dataclass(frozen=True)
