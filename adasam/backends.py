@@ -28,6 +28,7 @@ import numpy as np
 import torch
 
 from adasam.bundle import ModelBundle
+from adasam.deferred import ensure_encoder
 from adasam.gradcam import cam_logits
 from adasam.zerogpu import gpu
 
@@ -71,7 +72,7 @@ class TorchBackend:
         self.device = torch.device(device)
         self.autocast = autocast
         self.classifier = bundle.classifier
-        self.encoder = bundle.sam.image_encoder
+        self.encoder = ensure_encoder(bundle.sam)
         if compile:
             self.encoder = torch.compile(self.encoder)  # type: ignore[assignment]
         self.name = "torch" + (f"-{autocast}" if autocast else "")

@@ -392,13 +392,14 @@ import gradio  # the studio process imports it too
 backend, cache_dir, cache_bytes = sys.argv[1], sys.argv[2], int(sys.argv[3])
 cache_dtype = CACHE_DTYPES[sys.argv[4]]
 rng = np.random.default_rng(0)
-loaded = {}
+loaded, held = {}, []  # held: both predictors stay alive, as in the studio's catalog
 def factory(bundle):
     return make_backend(backend, bundle, cache_dir=cache_dir)[0]
 for key, path in DEMO_BUNDLES.items():  # as the studio's catalog loads them
     p = Predictor.from_dir(
         path, cache_size=16, backend=factory, cache_bytes=cache_bytes, cache_dtype=cache_dtype
     )
+    held.append(p)
     be = p.backend
     for i in range(16):
         img = (rng.random((512, 512, 3)) * 255).astype(np.uint8)
@@ -406,7 +407,9 @@ for key, path in DEMO_BUNDLES.items():  # as the studio's catalog loads them
     first = p.segment(img, box=[100, 100, 300, 300], multimask=False)[0]  # the click path too
     p.refine(img, [Click(200, 200)], first.logits, [100, 100, 300, 300])
     loaded[key] = (be.name, len(p._cache), p.cache_nbytes())
-print(json.dumps({"peak_mb": peak_rss_mib(), "models": loaded}))
+print(json.dumps({"peak_mb": peak_rss_mib(), "models": loaded, "held": len(held),
+                  "imported": sorted(m for m in ("torchvision", "timm", "torch._dynamo")
+                                     if m in sys.modules)}))
 """
 
 
@@ -492,9 +495,13 @@ def memory_report(args: argparse.Namespace) -> int:
             print(f"peak resident memory, backend {backend}: {exc}", flush=True)
             return 1
         mib = float(mem["peak_mb"])  # type: ignore[arg-type]
+        if mem.get("held") != len(mem["models"]):  # type: ignore[arg-type]
+            print(f"memory probe, backend {backend}: not every predictor stayed loaded", flush=True)
+            return 1
         print(
             f"peak resident memory, both demo bundles + 16-slice {args.cache_dtype} caches, "
-            f"backend {backend}: {mib:.0f} MiB = {mib * 2**20 / 1e9:.3f} GB {mem['models']}",
+            f"backend {backend}: {mib:.0f} MiB = {mib * 2**20 / 1e9:.3f} GB {mem['models']}; "
+            f"heavy imports held: {', '.join(mem['imported']) or 'none'}",  # type: ignore[arg-type]
             flush=True,
         )
     return 0

@@ -21,20 +21,22 @@ import os
 import shutil
 import tempfile
 from dataclasses import dataclass, replace
+from functools import partial
 from pathlib import Path
 
 import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
-from segment_anything.modeling import Sam
 
 from adasam.classifier import EmbeddingClassifier, StructureClassifier, build_classifier
 from adasam.config import BundleConfig
+from adasam.deferred import DeferredEncoder
 from adasam.domain import DomainModel
 from adasam.errors import BundleError, ConfigError
 from adasam.sam import (
     adapter_state_dict,
     base_state_dict,
+    build_image_encoder,
     build_lora_sam,
     build_sam,
     load_adapter,
@@ -43,12 +45,15 @@ from adasam.sam import (
     merge_adapter,
     read_public_checkpoint,
 )
+from adasam.sam_modeling import Sam
 
 CONFIG_FILE = "config.json"
 CLASSIFIER_FILE = "classifier.safetensors"
 ADAPTER_FILE = "adapter.safetensors"
 SAM_BASE_FILE = "sam_base.safetensors"
 DOMAIN_FILE = "domain.safetensors"
+ENCODER = "image_encoder."
+"""Key prefix of the image encoder's weights in SAM's state dict."""
 
 
 @dataclass
@@ -152,7 +157,11 @@ def read_config(directory: str | Path) -> BundleConfig:
 
 
 def load_bundle(
-    directory: str | Path, device: str | torch.device = "cpu", *, merged: bool = False
+    directory: str | Path,
+    device: str | torch.device = "cpu",
+    *,
+    merged: bool = False,
+    defer_encoder: bool = False,
 ) -> ModelBundle:
     """Load and validate a bundle; every mismatch is a BundleError naming file and key.
 
@@ -161,6 +170,11 @@ def load_bundle(
     (:func:`adasam.sam.merge_adapter`): the same weights as merging the peft model, faster
     eager layers, no peft import. Such a bundle predicts, exports and hashes like the other
     but cannot be trained or saved (:func:`save_bundle` refuses it).
+
+    ``defer_encoder`` (with ``merged``, for a serving predictor): the image encoder's weights
+    are held by a :class:`adasam.deferred.DeferredEncoder` and its module is built only when
+    something runs it in PyTorch (:func:`adasam.deferred.ensure_encoder`); an exported backend
+    never does. Ignored when the encoder carries LoRA (``lora.encoder``: merged on load).
     """
     directory = Path(directory)
     config = read_config(directory)
@@ -171,7 +185,14 @@ def load_bundle(
     adapter = _read_weights(directory / ADAPTER_FILE)
     what = f"{SAM_BASE_FILE} (SAM base weights)"
     if merged:
-        sam = build_sam(config.sam)
+        encoder = None
+        if defer_encoder and not config.lora.encoder:
+            encoder = DeferredEncoder(
+                {k[len(ENCODER) :]: v for k, v in base.items() if k.startswith(ENCODER)},
+                partial(build_image_encoder, config.sam),
+                config.sam.image_size,
+            )
+        sam = build_sam(config.sam, encoder)
         load_strict(sam, base, what)
         del base
         merge_adapter(sam, adapter, config.lora)

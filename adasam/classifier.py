@@ -1,4 +1,5 @@
-"""The auxiliary classifier: a torchvision ResNet with a global-average-pool + linear head.
+"""The auxiliary classifier: a ResNet (torchvision's layout, :mod:`adasam.resnet`) with a
+global-average-pool + linear head.
 
 One sigmoid output per target structure. Because the head is GAP + linear, the class activation
 map ``CAM_c = ReLU(Σ_k w_ck · A_k)`` of the last feature maps ``A`` is differentiable in both the
@@ -12,19 +13,13 @@ from __future__ import annotations
 import numpy as np
 import torch
 import torch.nn.functional as F
-import torchvision
 from torch import nn
 
 from adasam.config import ClassifierConfig
+from adasam.resnet import ResNet, resnet
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
-
-
-def _resnet(backbone: str) -> torchvision.models.ResNet:
-    if backbone == "resnet10":
-        return torchvision.models.ResNet(torchvision.models.resnet.BasicBlock, [1, 1, 1, 1])
-    return getattr(torchvision.models, backbone)(weights=None)
 
 
 class StructureClassifier(nn.Module):
@@ -39,7 +34,7 @@ class StructureClassifier(nn.Module):
     def __init__(self, config: ClassifierConfig, n_structures: int) -> None:
         super().__init__()
         self.config = config
-        net = _resnet(config.backbone)
+        net: ResNet = resnet(config.backbone)
         if config.output_stride == 16:
             first = net.layer4[0]
             first.conv1.stride = (1, 1) if config.backbone != "resnet50" else first.conv1.stride

@@ -26,6 +26,7 @@ from tqdm import tqdm
 
 from adasam.bundle import ModelBundle
 from adasam.config import BundleConfig
+from adasam.deferred import ensure_encoder
 from adasam.frame import ModelFrame
 from adasam.predictor import image_key
 
@@ -40,7 +41,7 @@ def encoder_identity(config: BundleConfig, sam: torch.nn.Module) -> str:
     """
     if config.lora.encoder:
         raise ValueError("embeddings can be stored only for a frozen encoder (lora.encoder off)")
-    if not any(True for _ in sam.image_encoder.parameters()):  # type: ignore[union-attr]
+    if not sam.image_encoder.state_dict():  # type: ignore[union-attr]
         raise ValueError(
             "this image encoder holds no weights (released under an exported backend): "
             "load the bundle with adasam.bundle.load_bundle to name its embeddings"
@@ -128,4 +129,5 @@ def encode_images(
     frame = ModelFrame.for_sam(images[0].shape[:2], config.sam)
     with torch.inference_mode():
         x = torch.cat([frame.image_to_input(im, device) for im in images])
-        return sam.image_encoder(sam.preprocess(x)).float().cpu().numpy()  # type: ignore[operator]
+        encoder = ensure_encoder(sam)
+        return encoder(sam.preprocess(x)).float().cpu().numpy()  # type: ignore[operator]

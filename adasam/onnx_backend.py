@@ -45,6 +45,7 @@ from adasam.export import (
     export_fp32,
     quantize_int8,
 )
+from adasam.workspace import ACTIVE, BusyCount
 
 EXPORTED = (
     "onnxruntime-fp32",
@@ -107,6 +108,11 @@ class _OvRunner:
         self._local = threading.local()  # one infer request per thread: calls run in parallel
         self._n = len(self._compiled.outputs)
         self._inputs = inputs
+        self.busy = BusyCount()
+
+    def release_memory(self) -> int:
+        """Free the intermediate tensors (1), unless an inference is running (0)."""
+        return int(self.busy.release_if_idle(self._compiled.release_memory))
 
     def __call__(self, *xs: np.ndarray) -> list[np.ndarray]:
         if len(xs) != self._inputs:
@@ -114,8 +120,9 @@ class _OvRunner:
         request = getattr(self._local, "request", None)
         if request is None:
             request = self._local.request = self._compiled.create_infer_request()
-        request.infer(dict(enumerate(xs)))
-        return [np.array(request.get_output_tensor(i).data) for i in range(self._n)]
+        with self.busy:
+            request.infer(dict(enumerate(xs)))
+            return [np.array(request.get_output_tensor(i).data) for i in range(self._n)]
 
 
 DECODER_ENGINES = ("onnxruntime-fp32", "openvino-bf16")
@@ -149,11 +156,16 @@ class DecoderRunner:
             raise ValueError(f"unknown decoder engine {engine!r}; one of {DECODER_ENGINES}")
         self.engine = engine
         self.device = torch.device(device)
-        self._run = (
+        self._ov = (
             _OvRunner(path, threads, "bf16", inputs=len(DECODER_INPUTS))
             if engine == "openvino-bf16"
-            else _ort_session(path, threads, spinning)
+            else None
         )
+        self._run = self._ov or _ort_session(path, threads, spinning)
+
+    def release_memory(self) -> int:
+        """Free OpenVINO's intermediate tensors (ONNX Runtime's arena stays); how many."""
+        return 0 if self._ov is None else self._ov.release_memory()
 
     def decode(
         self, embedding: torch.Tensor, sparse: torch.Tensor, dense: torch.Tensor
@@ -209,11 +221,15 @@ class OnnxBackend:
         self.device = torch.device(device)
         runtime, precision = name.split("-")[:2]
         n = threads or torch.get_num_threads()
+        self._releasable: list[_OvRunner | DecoderRunner] = []
+        ACTIVE.use(self)  # the model in use before frees its workspaces before this compiles
 
         def runner(path: Path) -> _OrtRunner | _OvRunner:
-            return (
-                _OrtRunner(path, n) if runtime == "onnxruntime" else _OvRunner(path, n, precision)
-            )
+            if runtime == "onnxruntime":
+                return _OrtRunner(path, n)
+            made = _OvRunner(path, n, precision)
+            self._releasable.append(made)
+            return made
 
         self._encoder = runner(paths["encoder"])
         self._classifier = runner(paths["classifier"]) if "classifier" in paths else None
@@ -224,17 +240,30 @@ class OnnxBackend:
         if "decoder" in paths:
             self.replaces += ("mask_decoder",)
             self.decoder_engine = decoder_engine(name)
-            self.decode = DecoderRunner(
-                paths["decoder"], n, device, engine=self.decoder_engine
-            ).decode
+            self._decoder = DecoderRunner(paths["decoder"], n, device, engine=self.decoder_engine)
+            self._releasable.append(self._decoder)
+            self.decode = self._decode
+
+    def release_memory(self) -> int:
+        """Free the OpenVINO workspaces of this backend's graphs that are idle now (see
+        :mod:`adasam.workspace`); returns how many were released. The next call re-allocates."""
+        return sum(r.release_memory() for r in self._releasable)
+
+    def _decode(
+        self, embedding: torch.Tensor, sparse: torch.Tensor, dense: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        ACTIVE.use(self)
+        return self._decoder.decode(embedding, sparse, dense)
 
     def encode(self, x: torch.Tensor) -> torch.Tensor:
+        ACTIVE.use(self)
         (emb,) = self._encoder(np.ascontiguousarray(x.detach().cpu().numpy(), np.float32))
         return torch.from_numpy(np.asarray(emb, np.float32)).to(self.device)
 
     def classify(self, x: torch.Tensor) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         if self._classifier is None:
             raise RuntimeError(f"{self.name}: this bundle's classifier reads the embedding")
+        ACTIVE.use(self)
         logits, cam, pooled = self._classifier(
             np.ascontiguousarray(x.detach().cpu().numpy(), np.float32)
         )

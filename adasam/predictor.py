@@ -229,9 +229,11 @@ class Predictor:
         """Load a bundle for inference (LoRA merged: :func:`adasam.bundle.load_bundle` with
         ``merged=True``); ``backend`` builds the encoder/classifier backend from it. The eager
         modules an exported backend runs itself (image encoder, mask decoder) are released
-        (:func:`adasam.backends.release_replaced`): this predictor owns the bundle."""
+        (:func:`adasam.backends.release_replaced`): this predictor owns the bundle. The image
+        encoder's module is not even built unless the backend runs it in PyTorch
+        (:class:`adasam.deferred.DeferredEncoder`: no TinyViT, timm or torchvision import)."""
         start = time.perf_counter()
-        bundle = load_bundle(directory, device, merged=True)
+        bundle = load_bundle(directory, device, merged=True, defer_encoder=True)
         made = None if backend is None else backend(bundle)
         if made is not None:
             release_replaced(bundle, made)

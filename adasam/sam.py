@@ -18,16 +18,16 @@ from functools import partial
 from pathlib import Path
 
 import torch
-from segment_anything.modeling import (
+
+from adasam.config import LoraSettings, SamConfig
+from adasam.errors import BundleError
+from adasam.sam_modeling import (
     ImageEncoderViT,
     MaskDecoder,
     PromptEncoder,
     Sam,
     TwoWayTransformer,
 )
-
-from adasam.config import LoraSettings, SamConfig
-from adasam.errors import BundleError
 
 # ViT (segment-anything) and TinyViT (LiteMedSAM) attention projections of the image encoder.
 ENCODER_LORA_TARGET = r".*image_encoder\.(blocks\.\d+|layers\.\d+\.blocks\.\d+)\.attn\.qkv"
@@ -83,36 +83,47 @@ def _sam_heads(cfg: SamConfig) -> tuple[PromptEncoder, MaskDecoder]:
     return prompt_encoder, mask_decoder
 
 
-def build_sam(cfg: SamConfig) -> Sam:
-    """An untrained SAM of the configured architecture (eval mode, on the CPU)."""
+def build_image_encoder(cfg: SamConfig) -> torch.nn.Module:
+    """The untrained image encoder of the configured SAM (TinyViT for ``litemedsam``, else a
+    ViT); its ``img_size`` is the side ``Sam.preprocess`` pads to."""
     if cfg.model_type == "litemedsam":
         from adasam.litemedsam import build_tinyvit
 
-        prompt_encoder, mask_decoder = _sam_heads(cfg)
+        return build_tinyvit()
+    return ImageEncoderViT(
+        depth=cfg.encoder_depth,
+        embed_dim=cfg.encoder_embed_dim,
+        img_size=cfg.image_size,
+        mlp_ratio=4,
+        norm_layer=partial(torch.nn.LayerNorm, eps=1e-6),
+        num_heads=cfg.encoder_num_heads,
+        patch_size=cfg.patch_size,
+        qkv_bias=True,
+        use_rel_pos=True,
+        global_attn_indexes=cfg.encoder_global_attn_indexes,
+        window_size=cfg.window_size,
+        out_chans=cfg.prompt_embed_dim,
+    )
+
+
+def build_sam(cfg: SamConfig, image_encoder: torch.nn.Module | None = None) -> Sam:
+    """An untrained SAM of the configured architecture (eval mode, on the CPU).
+
+    ``image_encoder``: one to use instead of building it (:class:`adasam.deferred.DeferredEncoder`
+    for a serving predictor whose exported backend runs the encoder)."""
+    prompt_encoder, mask_decoder = _sam_heads(cfg)  # before the encoder: a seed's weights stay
+    encoder = build_image_encoder(cfg) if image_encoder is None else image_encoder
+    if cfg.model_type == "litemedsam":
         lite = LiteMedSam(
-            image_encoder=build_tinyvit(),  # type: ignore[arg-type]
+            image_encoder=encoder,  # type: ignore[arg-type]
             prompt_encoder=prompt_encoder,
             mask_decoder=mask_decoder,
             pixel_mean=[0.0, 0.0, 0.0],
             pixel_std=[1.0, 1.0, 1.0],
         )
         return lite.eval()
-    prompt_encoder, mask_decoder = _sam_heads(cfg)
     sam = Sam(
-        image_encoder=ImageEncoderViT(
-            depth=cfg.encoder_depth,
-            embed_dim=cfg.encoder_embed_dim,
-            img_size=cfg.image_size,
-            mlp_ratio=4,
-            norm_layer=partial(torch.nn.LayerNorm, eps=1e-6),
-            num_heads=cfg.encoder_num_heads,
-            patch_size=cfg.patch_size,
-            qkv_bias=True,
-            use_rel_pos=True,
-            global_attn_indexes=cfg.encoder_global_attn_indexes,
-            window_size=cfg.window_size,
-            out_chans=cfg.prompt_embed_dim,
-        ),
+        image_encoder=encoder,  # type: ignore[arg-type]
         prompt_encoder=prompt_encoder,
         mask_decoder=mask_decoder,
         pixel_mean=[123.675, 116.28, 103.53],

@@ -118,7 +118,12 @@ def test_memory_only_runs_just_the_probe_in_the_studios_cache_dtype(monkeypatch,
 
     def probe(backend, cache_dir, cache_bytes, cache_dtype):
         calls.append((backend, cache_dtype))
-        return {"peak_mb": 1430.0, "models": {"thigh-mri": ["torch", 16, 33554432]}}
+        return {
+            "peak_mb": 1430.0,
+            "models": {"thigh-mri": ["torch", 16, 33554432]},
+            "held": 1,
+            "imported": ["timm"] if backend == "torch" else [],
+        }
 
     monkeypatch.setattr(bench, "peak_memory", probe)
     monkeypatch.setattr(bench, "models", lambda args: pytest.fail("no timing run wanted"))
@@ -129,3 +134,4 @@ def test_memory_only_runs_just_the_probe_in_the_studios_cache_dtype(monkeypatch,
     out = capsys.readouterr().out
     assert calls == [("torch", "float16"), ("auto", "float16")]
     assert "16-slice float16 caches, backend auto: 1430 MiB = 1.499 GB" in out
+    assert "heavy imports held: timm" in out and "heavy imports held: none" in out
