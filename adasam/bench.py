@@ -464,6 +464,10 @@ def main(args: argparse.Namespace) -> int:
     torch.manual_seed(0)
     if getattr(args, "memory_only", False):
         return memory_report(args)
+    if getattr(args, "training_encode", False):
+        from adasam.encode_bench import report
+
+        return report(args)
     start = time.perf_counter()
     load_start = _load()
     args.backends = args.backends or list(BACKENDS)

@@ -27,6 +27,13 @@ from tqdm import tqdm
 from adasam.bundle import ModelBundle
 from adasam.config import BundleConfig
 from adasam.deferred import ensure_encoder
+from adasam.fast_encode import (
+    TOLERANCE,
+    ExportedEncoder,
+    export_encoder,
+    relative_difference,
+    resolve_engine,
+)
 from adasam.frame import ModelFrame
 from adasam.predictor import image_key
 
@@ -92,11 +99,20 @@ class EmbeddingStore:
         progress: bool = True,
         device: str = "cpu",
         should_stop: Callable[[], bool] | None = None,
+        engine: str = "auto",
     ) -> np.ndarray:
         """Embeddings ``(N, C, e, e)`` float32 of ``images``, computing (in batches, with a
-        progress bar) and storing only those not yet stored. ``should_stop`` cancels."""
+        progress bar) and storing only those not yet stored. ``should_stop`` cancels.
+
+        ``engine`` (one of :data:`adasam.fast_encode.ENGINES`): on the CPU the encoder's
+        exported fp32 graph computes them, checked against the eager encoder on the first
+        slice (:meth:`exported_encoder`); ``torch``, or a GPU device, runs the eager encoder.
+        """
         found: list[np.ndarray | None] = [self.get(im) for im in images]
         todo = [i for i, e in enumerate(found) if e is None]
+        fast = None
+        if todo and resolve_engine(engine) != "torch" and torch.device(device).type == "cpu":
+            fast = self.exported_encoder(sam, config, images[todo[0]], engine, progress)
         with tqdm(
             total=len(todo), disable=not progress or not todo, desc="encode", unit="slice"
         ) as bar:
@@ -104,12 +120,53 @@ class EmbeddingStore:
                 if should_stop is not None and should_stop():
                     raise KeyboardInterrupt("encoding cancelled")
                 chunk = todo[start : start + batch_size]
-                embs = encode_images(sam, config, [images[i] for i in chunk], device)
+                embs = encode_images(sam, config, [images[i] for i in chunk], device, fast)
                 for i, emb in zip(chunk, embs, strict=True):
                     self.put(images[i], emb)
                     found[i] = emb
                 bar.update(len(chunk))
         return np.stack(found)  # type: ignore[arg-type]
+
+    def exported_encoder(
+        self,
+        sam: torch.nn.Module,
+        config: BundleConfig,
+        sample: np.ndarray,
+        engine: str,
+        verbose: bool = True,
+    ) -> ExportedEncoder | None:
+        """The encoder's exported fp32 graph on ``engine`` (exported into this store's folder
+        once), or None, with the reason printed, when it fails or differs from the eager
+        encoder on ``sample`` by more than :data:`adasam.fast_encode.TOLERANCE`."""
+        name = resolve_engine(engine)
+        try:
+            self.folder.mkdir(parents=True, exist_ok=True)
+            path = export_encoder(ensure_encoder(sam), config.sam.image_size, self.folder)
+            fast = ExportedEncoder(path, name)
+            got = encode_images(sam, config, [sample], "cpu", fast)
+            want = encode_images(sam, config, [sample], "cpu")
+        except Exception as exc:
+            print(
+                f"encode: the exported {name} encoder failed ({type(exc).__name__}: {exc}); "
+                "using the eager encoder",
+                flush=True,
+            )
+            return None
+        diff = relative_difference(torch.from_numpy(got), torch.from_numpy(want))
+        if diff > TOLERANCE:
+            print(
+                f"encode: the exported {name} encoder differs from the eager one by {diff:.1e} "
+                f"(more than {TOLERANCE:g}) on the first slice; using the eager encoder",
+                flush=True,
+            )
+            return None
+        if verbose:
+            print(
+                f"encode: the encoder's exported fp32 graph on {name} (relative difference to "
+                f"the eager encoder on the first slice {diff:.1e})",
+                flush=True,
+            )
+        return fast
 
 
 def frozen_store(bundle: ModelBundle, root: str | Path | None) -> EmbeddingStore | None:
@@ -122,12 +179,17 @@ def frozen_store(bundle: ModelBundle, root: str | Path | None) -> EmbeddingStore
 
 
 def encode_images(
-    sam: torch.nn.Module, config: BundleConfig, images: Sequence[np.ndarray], device: str = "cpu"
+    sam: torch.nn.Module,
+    config: BundleConfig,
+    images: Sequence[np.ndarray],
+    device: str = "cpu",
+    encoder: Callable[[torch.Tensor], torch.Tensor] | None = None,
 ) -> np.ndarray:
     """Embeddings ``(B, C, e, e)`` of same-sized uint8 ``(H, W, 3)`` images, through the same
-    :class:`ModelFrame` and ``preprocess`` as :class:`~adasam.predictor.Predictor`."""
+    :class:`ModelFrame` and ``preprocess`` as :class:`~adasam.predictor.Predictor`; ``encoder``
+    (default: SAM's eager image encoder) maps the preprocessed ``(B, 3, S, S)`` input."""
     frame = ModelFrame.for_sam(images[0].shape[:2], config.sam)
     with torch.inference_mode():
         x = torch.cat([frame.image_to_input(im, device) for im in images])
-        encoder = ensure_encoder(sam)
-        return encoder(sam.preprocess(x)).float().cpu().numpy()  # type: ignore[operator]
+        run = ensure_encoder(sam) if encoder is None else encoder
+        return run(sam.preprocess(x)).float().cpu().numpy()  # type: ignore[operator]

@@ -36,6 +36,12 @@ def add_arguments(b: argparse.ArgumentParser) -> None:
         "--memory-only", action="store_true", help="only the peak-memory probe (no timings)"
     )
     b.add_argument(
+        "--training-encode",
+        action="store_true",
+        help="only the training-embedding comparison: eager encoder against its exported fp32 "
+        "graph (--runs slices)",
+    )
+    b.add_argument(
         "--ship",
         action="store_true",
         help="also write the demo bundles' accuracy-guard records to assets/guard/ (shipped, "

@@ -202,7 +202,14 @@ def cached_embeddings(
     store = EmbeddingStore(root, encoder_identity(bundle.config, bundle.sam))
     device = str(next(bundle.sam.parameters()).device)
     images = list(data.images)
-    embs = store.fill(bundle.sam, bundle.config, images, progress=progress, device=device)
+    embs = store.fill(
+        bundle.sam,
+        bundle.config,
+        images,
+        progress=progress,
+        device=device,
+        engine=cfg.encode_engine,
+    )
     return torch.from_numpy(embs), store
 
 

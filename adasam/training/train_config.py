@@ -102,6 +102,12 @@ class TrainConfig:
         "folder for a frozen encoder's embeddings (default: .embeddings beside the --data "
         "folder), shared by runs, seeds and evaluations on the same slices",
     )
+    encode_engine: Literal["auto", "torch", "openvino-fp32", "onnxruntime-fp32"] = _f(
+        "auto",
+        "what computes a frozen encoder's embeddings on the CPU: its exported fp32 graph "
+        "(auto: OpenVINO, else ONNX Runtime; checked against the eager encoder on the first "
+        "slice) or torch (eager)",
+    )
     train_decoder: bool = _f(
         False, "train every mask-decoder weight (SAMed-style), not only its LoRA"
     )
@@ -168,6 +174,11 @@ class TrainConfig:
     def __post_init__(self) -> None:
         if self.click_rounds < 0 or self.click_items < 1:
             raise ConfigError("click_rounds must be ≥ 0 and click_items ≥ 1")
+        if self.encode_engine not in ("auto", "torch", "openvino-fp32", "onnxruntime-fp32"):
+            raise ConfigError(
+                "encode_engine must be auto, torch, openvino-fp32 or onnxruntime-fp32, "
+                f"got {self.encode_engine!r}"
+            )
         if self.lora_encoder not in ("auto", "on", "off"):
             raise ConfigError(f"lora_encoder must be auto, on or off, got {self.lora_encoder!r}")
         if self.box_source not in ("cam", "mixed", "gt"):

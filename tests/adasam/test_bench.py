@@ -135,3 +135,20 @@ def test_memory_only_runs_just_the_probe_in_the_studios_cache_dtype(monkeypatch,
     assert calls == [("torch", "float16"), ("auto", "float16")]
     assert "16-slice float16 caches, backend auto: 1430 MiB = 1.499 GB" in out
     assert "heavy imports held: timm" in out and "heavy imports held: none" in out
+
+
+def test_training_encode_prints_the_ratio_and_the_difference_per_engine(capsys) -> None:
+    """On the shipped LiteMedSAM encoder: eager against the exported graph, in one run."""
+    import re
+
+    from adasam.onnx_backend import available
+
+    args = argparse.Namespace(threads=0, runs=2, size=64, training_encode=True)
+    assert bench.main(args) == 0
+    out = capsys.readouterr().out
+    assert re.search(r"torch \(eager\) \d+ ms/slice", out)
+    engines = ["onnxruntime-fp32"] + (["openvino-fp32"] if available("openvino-fp32")[0] else [])
+    for engine in engines:
+        found = re.search(engine + r": \d+ ms/slice, ×[\d.]+ .* difference ([\d.e+-]+)", out)
+        assert found, out
+        assert float(found.group(1)) < 1e-3
