@@ -10,7 +10,8 @@ from pathlib import Path
 from adasam.settings import Settings
 
 HELP = "ADA-SAM vs SAM-Mix vs GT-box oracle vs U-Net on phantoms (markdown table)"
-METHODS = ("ADA-SAM", "SAM-Mix", "U-Net", "SAM+LoRA, GT boxes (oracle)")
+ZERO_SHOT = "LiteMedSAM zero-shot, GT boxes (oracle)"
+METHODS = ("ADA-SAM", "SAM-Mix", "U-Net", "SAM+LoRA, GT boxes (oracle)", ZERO_SHOT)
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -24,6 +25,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--steps", type=int, default=150, help="training steps per SAM method")
     p.add_argument("--batch-size", type=int, default=4, help="labeled slices per step")
     p.add_argument("--unlabeled-batch-size", type=int, default=2, help="unlabeled per step")
+    p.add_argument(
+        "--lr",
+        type=float,
+        default=1e-3,
+        help="LoRA / decoder learning rate (the LiteMedSAM demo bundles: 1e-4 with "
+        "--train-decoder, which keeps the pretrained decoder)",
+    )
     p.add_argument("--classifier-lr", type=float, default=1e-3, help="classifier learning rate")
     p.add_argument("--w-cam", type=float, default=1.0, help="CAM-alignment loss weight")
     p.add_argument("--train-decoder", action="store_true", help="train the whole mask decoder")
@@ -36,7 +44,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--test-seed", type=int, default=999, help="seed of the held-out phantoms")
     p.add_argument("--seed", type=int, default=0, help="training seed")
     p.add_argument("--val-max", type=int, default=20, help="validation slices per epoch")
-    p.add_argument("--backbone", default="resnet10", help="classifier backbone")
+    p.add_argument(
+        "--backbone",
+        default="resnet10",
+        help="classifier backbone(s), comma-separated (e.g. resnet10,sam-embedding): ADA-SAM and "
+        "SAM-Mix run once per backbone, the GT-box oracle with the first",
+    )
     p.add_argument("--output-stride", type=int, default=16, help="classifier output stride")
     p.add_argument(
         "--sam",
@@ -46,6 +59,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--sam-base", help="SAM base safetensors (pretrain-sam), for --sam small")
     p.add_argument("--threads", type=int, default=0, help="CPU threads (0: PyTorch's default)")
+    p.add_argument(
+        "--max-minutes",
+        type=float,
+        default=0.0,
+        help="start no further training run after this many minutes (0: no limit); the "
+        "table then lists what was not run, and a later call resumes",
+    )
     p.add_argument("--work", default="data/compare", help="working folder")
     p.add_argument("--out", default="docs/results.md", help="markdown table to write")
 
@@ -59,8 +79,9 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         torch.set_num_threads(args.threads)  # the U-Net too, not only the SAM runs
     argv = getattr(args, "argv", None) or []
     command = "python -m adasam " + " ".join(shlex.quote(a) for a in argv)
-    rows = compare.run(args)
-    text = compare.to_markdown(rows, args, command)
+    result = compare.run(args)
+    rows = result.rows
+    text = compare.to_markdown(rows, args, command, result.skipped)
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(text)
     Path(args.out).with_suffix(".json").write_text(

@@ -156,6 +156,7 @@ def evaluate_predictor(
     progress: bool = False,
     clicks: ClickSettings | None = None,
     zero_shot: Predictor | None = None,
+    timings: list[dict[str, float]] | None = None,
 ) -> list[StructureReport]:
     """Run the production pipeline on each slice and score it (see module docstring); with
     ``clicks``, also the simulated-user click protocol (:mod:`adasam.training.click_eval`);
@@ -163,7 +164,8 @@ def evaluate_predictor(
 
     ``score_spearman``: Spearman rank correlation between the predicted-IoU scores of the
     CAM-prompted candidates and their true IoU (do the scores rank the candidates?);
-    ``in_domain_share``: share of slices the bundle's domain model accepts."""
+    ``in_domain_share``: share of slices the bundle's domain model accepts. ``timings``, when
+    given, receives each slice's per-stage wall times (``Prediction.timings_ms``)."""
     idx = list(range(len(data))) if indices is None else list(indices)
     names = list(data.structures)
     missing = [n for n in names if n not in predictor.structures]
@@ -197,6 +199,8 @@ def evaluate_predictor(
         sp = data.spacing[i]
         spacing = None if np.isnan(sp).any() else tuple(sp)
         pred = predictor.predict(img, names)
+        if timings is not None:
+            timings.append(pred.timings_ms)
         if pred.domain is not None:
             in_domain.append(pred.domain.in_domain)
         for t, name in enumerate(names):

@@ -193,13 +193,18 @@ def encoder_frozen(bundle: ModelBundle) -> bool:
     return not any(p.requires_grad for p in bundle.sam.image_encoder.parameters())
 
 
+def embedding_root(cfg: TrainConfig) -> Path:
+    """The embedding store's folder: ``cfg.embedding_cache``, or ``.embeddings`` beside the
+    training data's folder."""
+    return Path(cfg.embedding_cache or Path(cfg.data).parent / ".embeddings")
+
+
 def cached_embeddings(
     bundle: ModelBundle, data: SliceSet, cfg: TrainConfig, progress: bool
 ) -> tuple[torch.Tensor, EmbeddingStore]:
     """Embeddings ``(N, C, e, e)`` float32 of every slice of ``data`` from the frozen encoder,
     read from (and written to) the embedding store."""
-    root = Path(cfg.embedding_cache or Path(cfg.data).parent / ".embeddings")
-    store = EmbeddingStore(root, encoder_identity(bundle.config, bundle.sam))
+    store = EmbeddingStore(embedding_root(cfg), encoder_identity(bundle.config, bundle.sam))
     device = str(next(bundle.sam.parameters()).device)
     images = list(data.images)
     embs = store.fill(
