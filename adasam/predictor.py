@@ -42,6 +42,8 @@ STAGES = ("load", "classify", "cam", "prompts", "encode", "decode")
 """Pipeline stages in the order a ResNet classifier runs them (with the ``sam-embedding``
 classifier, ``encode`` runs first: the classifier reads the embedding)."""
 CACHE_DTYPES = {"float32": torch.float32, "float16": torch.float16}
+FP32_ENCODERS = ("torch", "onnxruntime-fp32", "openvino-fp32")
+"""Backends whose image embeddings are fp32 (see :meth:`Predictor.shared_encoder`)."""
 """How the embedding cache may hold embeddings (``ADASAM_EMBED_CACHE_DTYPE``)."""
 
 
@@ -339,6 +341,28 @@ class Predictor:
         """Total size of the cached embeddings in bytes."""
         with self._lock:
             return sum(t.numel() * t.element_size() for t in self._cache.values())
+
+    def held_embedding(self, image: np.ndarray) -> np.ndarray | None:
+        """The embedding ``(C, h, w)`` float32 this predictor's cache holds for ``image`` (as
+        held: rounded through ``cache_dtype``), or None. Never computes one."""
+        key = (image_key(image), f"{self.bundle.config.name}:{self.bundle.version}")
+        with self._lock:
+            hit = self._cache.get(key)
+        return None if hit is None else hit[0].float().cpu().numpy()
+
+    def shared_encoder(self) -> str | None:
+        """A name for this predictor's image encoder when another predictor may reuse its
+        embeddings, else None: the encoder is a packaged base checkpoint untouched (no LoRA
+        in it: ``lora.encoder`` off; ``sam.base_package`` and ``base_sha256`` recorded, the
+        weights verified against them at load: LiteMedSAM) and runs in fp32 (PyTorch without
+        autocast, or an fp32 exported graph, which the accuracy guard holds to the eager
+        encoder). Equal names give the same embedding of an image."""
+        c = self.bundle.config
+        if c.lora.encoder or c.sam.base_package is None or c.sam.base_sha256 is None:
+            return None
+        if self.backend.name not in FP32_ENCODERS:
+            return None
+        return f"{c.sam.base_sha256}:{c.sam.preprocessing}:{c.sam.image_size}"
 
     def _evict(self) -> None:
         while len(self._cache) > self.cache_size or (

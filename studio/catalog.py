@@ -350,14 +350,27 @@ class ModelCatalog:
     # -- predictors ---------------------------------------------------------------------------
     def zero_shot(self) -> Predictor:
         """Plain LiteMedSAM (no adaptation), shared, loaded on first use: the model for boxes
-        and clicks drawn on an image outside the chosen model's domain."""
+        and clicks drawn on an image outside the chosen model's domain. It reads the slice's
+        embedding from a loaded model that runs the same frozen fp32 encoder and has encoded
+        that slice already (:mod:`adasam.shared_embeddings`), so the box does not wait for a
+        second encoder pass."""
         with self._lock:
             if self._zero_shot is None:
                 from adasam.manual import zero_shot_predictor
+                from adasam.shared_embeddings import LentEmbeddings
 
                 log.info("loading zero-shot LiteMedSAM for drawn prompts")
-                self._zero_shot = zero_shot_predictor(self._device, self._cache_size)
+                predictor = zero_shot_predictor(self._device, self._cache_size)
+                predictor.embedding_store = LentEmbeddings(
+                    predictor.shared_encoder(), self._loaded_predictors
+                )
+                self._zero_shot = predictor
             return self._zero_shot
+
+    def _loaded_predictors(self) -> list[Predictor]:
+        """The bundle predictors loaded now (no loading, no I/O)."""
+        with self._lock:
+            return [loaded.predictor for loaded in self._predictors.values()]
 
     def predictor(self, choice: ModelChoice) -> Predictor:
         """The shared predictor of ``choice``'s bundle folder, loaded on first use and, after

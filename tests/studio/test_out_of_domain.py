@@ -57,3 +57,32 @@ def test_ct_small_outside_the_domain_gets_a_box_by_hand(ood_services) -> None:
     assert mask is not None and 0.3 * 47 * 49 < mask.sum() < 47 * 49
     ys, xs = np.nonzero(mask)
     assert xs.min() >= 36 and xs.max() <= 90 and ys.max() <= 56
+
+
+def test_the_drawn_box_reuses_the_demo_bundles_embedding(
+    tmp_path: Path, studio_bundle_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The liver demo bundle (frozen LiteMedSAM encoder) finds CT_small outside its domain;
+    the box drawn then is answered by zero-shot LiteMedSAM from the embedding the bundle's
+    predictor computed for the pipeline, not from a second encoder pass."""
+    built = build_services(
+        make_settings(tmp_path / "data", studio_bundle_dir),
+        StudioSettings(identity="name", seed_worklist=False),
+    )
+    try:
+        handlers = SegmentHandlers(built)
+        state = handlers.run_state(new_case(), "liver-ct", ["liver"])
+        assert state.domain is not None and not state.domain.in_domain
+        zero_shot = built.catalog.zero_shot()
+
+        def no_encoder(*_a: object) -> None:
+            raise AssertionError("the liver bundle encoded this slice already")
+
+        monkeypatch.setattr(zero_shot.backend, "encode", no_encoder)
+        state, _ = handlers.refine_state(state, 40, 4, "box")
+        state, changed = handlers.refine_state(state, 86, 52, "box")
+        assert changed and zero_shot.embedding_store.lent == 1  # type: ignore[union-attr]
+        mask = state.work.mask if state.work is not None else None
+        assert mask is not None and 0.3 * 47 * 49 < mask.sum() < 47 * 49
+    finally:
+        built.close()
