@@ -162,7 +162,8 @@ def candidates_markdown(work: StructureWork) -> str:
     for i, c in enumerate(work.candidates):
         area = int(np.count_nonzero(c.mask))
         mark = " **← chosen**" if i == work.chosen else ""
-        lines.append(f"- #{i + 1}: score **{c.score:.2f}** · {area} px{mark}")
+        size = f"{area} px" if area else "**empty** (0 px: nothing to pick)"
+        lines.append(f"- #{i + 1}: score **{c.score:.2f}** · {size}{mark}")
     return "\n".join(lines)
 
 

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -38,6 +39,13 @@ def test_candidate_scores_are_listed_beside_the_images_not_on_them(ran: CaseStat
     lines = views.candidates_markdown(work).splitlines()[1:]
     assert len(lines) == 3 and "chosen" in lines[0] and "chosen" not in lines[1]
     assert f"{work.candidates[1].score:.2f}" in lines[1] and lines[1].startswith("- #2")
+    for c, line in zip(work.candidates, lines, strict=True):
+        area = int(np.count_nonzero(c.mask))
+        assert (f"· {area} px" in line) if area else ("**empty**" in line)
+    empty = replace(work.candidates[2], mask=np.zeros_like(work.candidates[2].mask))
+    with_empty = replace(work, candidates=(*work.candidates[:2], empty))
+    assert "#3" in (last := views.candidates_markdown(with_empty).splitlines()[-1])
+    assert "**empty** (0 px" in last
     assert "IoU" in views.SCORE_NOTE and "below 0" in views.SCORE_NOTE
 
 
