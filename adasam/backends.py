@@ -19,6 +19,7 @@ by name.
 from __future__ import annotations
 
 import contextlib
+import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -72,13 +73,28 @@ class TorchBackend:
         self.device = torch.device(device)
         self.autocast = autocast
         self.classifier = bundle.classifier
-        self.encoder = ensure_encoder(bundle.sam)
-        if compile:
-            self.encoder = torch.compile(self.encoder)  # type: ignore[assignment]
+        self._sam = bundle.sam
+        self._compile = compile
+        self._encoder: torch.nn.Module | None = None
+        self._building = threading.Lock()
         self.name = "torch" + (f"-{autocast}" if autocast else "")
         self.name += "-compiled" if compile else ""
         self.encode = gpu(self._encode)  # type: ignore[method-assign]
         self.classify = gpu(self._classify)  # type: ignore[method-assign]
+
+    @property
+    def encoder(self) -> torch.nn.Module:
+        """SAM's image encoder, built on first use (a deferred one,
+        :func:`adasam.deferred.ensure_encoder`): a predictor whose embeddings all come from
+        elsewhere never builds it."""
+        if self._encoder is None:
+            with self._building:
+                if self._encoder is None:
+                    encoder = ensure_encoder(self._sam)
+                    if self._compile:
+                        encoder = torch.compile(encoder)  # type: ignore[assignment]
+                    self._encoder = encoder
+        return self._encoder
 
     @contextlib.contextmanager
     def _context(self) -> Iterator[None]:

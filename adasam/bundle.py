@@ -93,6 +93,40 @@ def create_bundle(
     return ModelBundle(config, classifier.eval(), sam.eval())
 
 
+def plain_sam(
+    config: BundleConfig,
+    base: dict[str, torch.Tensor],
+    defer_encoder: bool,
+    what: str = "the SAM base weights",
+) -> torch.nn.Module:
+    """SAM without LoRA layers (no peft), ``base`` loaded strictly; with ``defer_encoder``
+    (and no LoRA in the encoder) its image encoder a :class:`DeferredEncoder`."""
+    encoder = None
+    if defer_encoder and not config.lora.encoder:
+        encoder = DeferredEncoder(
+            {k[len(ENCODER) :]: v for k, v in base.items() if k.startswith(ENCODER)},
+            partial(build_image_encoder, config.sam),
+            config.sam.image_size,
+        )
+    sam = build_sam(config.sam, encoder)
+    load_strict(sam, base, what)
+    return sam
+
+
+def base_bundle(config: BundleConfig, seed: int = 0) -> ModelBundle:
+    """The public base SAM served as it is (zero-shot): no LoRA layers (none is trained, so
+    none is built: no peft import), the image encoder deferred until PyTorch runs it, an
+    untrained classifier (seeded). For inference only, like a merged bundle."""
+    if not config.sam.base_is_public:
+        raise BundleError(f"{config.name}: base_bundle needs a public base checkpoint")
+    torch.manual_seed(seed)
+    sam = plain_sam(config, read_public_checkpoint(config.sam), defer_encoder=True)
+    classifier = build_classifier(
+        config.classifier, len(config.structures), config.sam.prompt_embed_dim
+    )
+    return ModelBundle(config, classifier.eval(), sam.eval())
+
+
 def save_bundle(bundle: ModelBundle, directory: str | Path) -> Path:
     """Write the bundle to ``directory`` atomically (a temporary sibling, then a rename).
 
@@ -185,15 +219,7 @@ def load_bundle(
     adapter = _read_weights(directory / ADAPTER_FILE)
     what = f"{SAM_BASE_FILE} (SAM base weights)"
     if merged:
-        encoder = None
-        if defer_encoder and not config.lora.encoder:
-            encoder = DeferredEncoder(
-                {k[len(ENCODER) :]: v for k, v in base.items() if k.startswith(ENCODER)},
-                partial(build_image_encoder, config.sam),
-                config.sam.image_size,
-            )
-        sam = build_sam(config.sam, encoder)
-        load_strict(sam, base, what)
+        sam = plain_sam(config, base, defer_encoder, what)
         del base
         merge_adapter(sam, adapter, config.lora)
     else:

