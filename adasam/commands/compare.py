@@ -81,7 +81,10 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     command = "python -m adasam " + " ".join(shlex.quote(a) for a in argv)
     result = compare.run(args)
     rows = result.rows
-    text = compare.to_markdown(rows, args, command, result.skipped)
+    from adasam.training.compare_plot import plot_rows
+
+    picture = plot_rows(rows, Path(args.out).with_suffix(".png")) if rows else None
+    text = compare.to_markdown(rows, args, command, result.skipped, picture)
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(text)
     Path(args.out).with_suffix(".json").write_text(

@@ -335,7 +335,11 @@ def run(args: argparse.Namespace) -> Comparison:
 
 
 def to_markdown(
-    rows: list[Row], args: argparse.Namespace, command: str, skipped: Sequence[str] = ()
+    rows: list[Row],
+    args: argparse.Namespace,
+    command: str,
+    skipped: Sequence[str] = (),
+    picture: Path | None = None,
 ) -> str:
     lines = [
         "# Baseline comparison on procedural phantoms",
@@ -383,6 +387,8 @@ def to_markdown(
             + " | ".join(cells)
             + f" | {aurocs} | {ms} | {r.seconds:.0f} |"
         )
+    if picture is not None:
+        lines += ["", f"![Dice per method and budget]({picture.name})"]
     if skipped:
         lines += ["", "Not run (the `--max-minutes` limit came first): " + "; ".join(skipped) + "."]
     return "\n".join(lines) + "\n"

@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from PIL import Image
 from safetensors.torch import save_file
 
 from adasam.cli import main
@@ -58,6 +59,9 @@ def test_compare_writes_every_row_and_resumes(tmp_path: Path, capsys) -> None:
         else:
             assert len(cells[-3].split(" / ")) == 2 and float(cells[-2]) > 0.0
     assert "| 3 | 3 |" in text  # labeled spec and exact count
+    assert "![Dice per method and budget](results.png)" in text
+    with Image.open(out.with_suffix(".png")) as picture:  # the same rows as a figure
+        assert picture.format == "PNG" and picture.width > 400
     assert f"no {ZERO_SHOT!r} row" in capsys.readouterr().out
     stored = json.loads(out.with_suffix(".json").read_text())
     assert {r["method"] for r in stored} == set(trained)
