@@ -68,7 +68,9 @@ def _store_row(path: Path, row: Row) -> Row:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(asdict(row), indent=1) + "\n")
     print(
-        f"{row.kind} {row.labeled} {row.method}: "
+        f"{row.kind} {row.labeled} {row.method}"
+        + (f" ({row.backbone})" if row.backbone else "")
+        + ": "
         + ", ".join(f"{k} {_fmt(v)}" for k, v in row.dice.items())
         + f" ({row.seconds:.0f} s)",
         flush=True,
