@@ -366,6 +366,7 @@ def to_markdown(
         "ADA-SAM and SAM-Mix use CAM-generated prompts; the oracle rows prompt with boxes "
         "from the ground truth and are not deployable results (the zero-shot row is plain "
         "LiteMedSAM, untrained, single-mask output: the foundation model's own reference).",
+        "",
         "Classifier: the backbone of the SAM methods' presence classifier; AUROC: its "
         "presence AUROC per structure (in the Dice columns' order); classify ms: median wall "
         "time of its forward pass and CAM per test slice (eager PyTorch; the image embedding "
