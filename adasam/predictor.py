@@ -42,9 +42,9 @@ STAGES = ("load", "classify", "cam", "prompts", "encode", "decode")
 """Pipeline stages in the order a ResNet classifier runs them (with the ``sam-embedding``
 classifier, ``encode`` runs first: the classifier reads the embedding)."""
 CACHE_DTYPES = {"float32": torch.float32, "float16": torch.float16}
+"""How the embedding cache may hold embeddings (``ADASAM_EMBED_CACHE_DTYPE``)."""
 FP32_ENCODERS = ("torch", "onnxruntime-fp32", "openvino-fp32")
 """Backends whose image embeddings are fp32 (see :meth:`Predictor.shared_encoder`)."""
-"""How the embedding cache may hold embeddings (``ADASAM_EMBED_CACHE_DTYPE``)."""
 
 
 @dataclass(frozen=True)
@@ -278,7 +278,7 @@ class Predictor:
         """Image embedding ``(1, C, h, w)`` float32 of a uint8 ``(H, W, 3)`` image (as held in
         the cache: rounded through ``cache_dtype``) and whether it came from the cache."""
         _check_image(image)
-        key = (image_key(image), f"{self.bundle.config.name}:{self.bundle.version}")
+        key = self._cache_key(image)
         with self._lock:  # the cache only: encoders run outside it, in parallel
             hit = self._cache.get(key)
             if hit is not None:
@@ -345,10 +345,13 @@ class Predictor:
     def held_embedding(self, image: np.ndarray) -> np.ndarray | None:
         """The embedding ``(C, h, w)`` float32 this predictor's cache holds for ``image`` (as
         held: rounded through ``cache_dtype``), or None. Never computes one."""
-        key = (image_key(image), f"{self.bundle.config.name}:{self.bundle.version}")
         with self._lock:
-            hit = self._cache.get(key)
+            hit = self._cache.get(self._cache_key(image))
         return None if hit is None else hit[0].float().cpu().numpy()
+
+    def _cache_key(self, image: np.ndarray) -> tuple[str, str]:
+        """The embedding cache's key: the image's content and this model's name and version."""
+        return image_key(image), f"{self.bundle.config.name}:{self.bundle.version}"
 
     def shared_encoder(self) -> str | None:
         """A name for this predictor's image encoder when another predictor may reuse its

@@ -169,14 +169,25 @@ class Budget:
 
 def _sam_rows(
     args: argparse.Namespace,
-    methods: list[str],
+    method: str,
     cell: Budget,
     backbone: str,
     deadline: float = math.inf,
     skipped: list[str] | None = None,
 ) -> list[Row]:
-    """The SAM methods of ``cell`` with classifier ``backbone`` (trained, or read back). The GT-box
-    oracle does not depend on the classifier: it runs with the first backbone only."""
+    """SAM method ``method`` (a :data:`VARIANTS` key) on ``cell`` with classifier ``backbone``:
+    its row, trained or read back; none when the time limit came first, or for the GT-box
+    oracle with any but the first backbone (it does not depend on the classifier)."""
+    if "oracle" in method and backbone != _backbones(args)[0]:
+        return []
+    suffix = "" if backbone == "resnet10" else f"_{backbone}"  # resnet10: the first layout
+    out = Path(args.work) / "runs" / f"{cell.tag}_{method.split(',')[0]}{suffix}"
+    row = _load_row(out / "compare_row.json")
+    if row is None and time.monotonic() > deadline:
+        _skip(skipped, f"{cell.kind} {cell.spec} {method} ({backbone})")
+        return []
+    if row is not None:
+        return [row]
     common = dict(
         data=str(cell.train_dir),
         labeled=cell.spec,
@@ -199,25 +210,10 @@ def _sam_rows(
         train_decoder=args.train_decoder,
         threads=args.threads,
     )
-    first = backbone == _backbones(args)[0]
-    rows = []
-    for method, extra in VARIANTS.items():
-        if method not in methods or ("oracle" in method and not first):
-            continue
-        suffix = "" if backbone == "resnet10" else f"_{backbone}"  # resnet10: the first layout
-        out = Path(args.work) / "runs" / f"{cell.tag}_{method.split(',')[0]}{suffix}"
-        row = _load_row(out / "compare_row.json")
-        if row is None and time.monotonic() > deadline:
-            _skip(skipped, f"{cell.kind} {cell.spec} {method} ({backbone})")
-            continue
-        if row is None:
-            cfg = TrainConfig(out=str(out), **common, **extra)  # type: ignore[arg-type]
-            head = Row(cell.kind, cell.spec, cell.n_labeled, method, {}, 0.0, backbone)
-            row = _store_row(
-                out / "compare_row.json", _sam_row(cfg, cell.data, cell.test, cell.test_idx, head)
-            )
-        rows.append(row)
-    return rows
+    cfg = TrainConfig(out=str(out), **common, **VARIANTS[method])  # type: ignore[arg-type]
+    head = Row(cell.kind, cell.spec, cell.n_labeled, method, {}, 0.0, backbone)
+    row = _sam_row(cfg, cell.data, cell.test, cell.test_idx, head)
+    return [_store_row(out / "compare_row.json", row)]
 
 
 def _unet_row(
@@ -330,7 +326,7 @@ def run(args: argparse.Namespace) -> Comparison:
         for method in [m for m in METHODS if m in methods and m != ZERO_SHOT]:
             for cell in [c for kind in args.kinds.split(",") for c in cells[kind]]:
                 if method != "U-Net":
-                    rows.extend(_sam_rows(args, [method], cell, backbone, deadline, skipped))
+                    rows.extend(_sam_rows(args, method, cell, backbone, deadline, skipped))
                 elif backbone == backbones[0]:
                     rows.extend(_unet_row(args, cell, deadline, skipped))
     return Comparison(_table_order(args, rows), skipped)
