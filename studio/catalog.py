@@ -353,14 +353,17 @@ class ModelCatalog:
         and clicks drawn on an image outside the chosen model's domain. It reads the slice's
         embedding from a loaded model that runs the same frozen fp32 encoder and has encoded
         that slice already (:mod:`adasam.shared_embeddings`), so the box does not wait for a
-        second encoder pass."""
+        second encoder pass; a slice it encodes itself runs on the backend the models get
+        (``ADASAM_BACKEND``; ``auto``: the fastest one the accuracy guard passed for it here)."""
         with self._lock:
             if self._zero_shot is None:
                 from adasam.manual import zero_shot_predictor
                 from adasam.shared_embeddings import LentEmbeddings
 
                 log.info("loading zero-shot LiteMedSAM for drawn prompts")
-                predictor = zero_shot_predictor(self._device, self._cache_size)
+                predictor = zero_shot_predictor(
+                    self._device, self._cache_size, backend=self._backend
+                )
                 predictor.embedding_store = LentEmbeddings(
                     predictor.shared_encoder(), self._loaded_predictors
                 )

@@ -142,21 +142,26 @@ def _load(args: argparse.Namespace, settings: Settings, model_window: str | None
     return sl
 
 
-def _predictor(bundle_dir: Path, settings: Settings) -> Any:
+def _backend(settings: Settings) -> Any:
+    """Builds each model's backend (``ADASAM_BACKEND``), the choice reported on stderr."""
     from adasam.backends import backend_factory
+
+    return backend_factory(
+        settings.backend,
+        settings.cache_dir or settings.data_dir / "cache",
+        resolve_device(settings.device),
+        lambda line: print(line, file=sys.stderr),
+    )
+
+
+def _predictor(bundle_dir: Path, settings: Settings) -> Any:
     from adasam.predictor import CACHE_DTYPES, Predictor
 
-    device = resolve_device(settings.device)
     return Predictor.from_dir(
         bundle_dir,
-        device,
+        resolve_device(settings.device),
         settings.embed_cache_size,
-        backend=backend_factory(
-            settings.backend,
-            settings.cache_dir or settings.data_dir / "cache",
-            device,
-            lambda line: print(line, file=sys.stderr),
-        ),
+        backend=_backend(settings),
         cache_bytes=settings.embed_cache_bytes,
         cache_dtype=CACHE_DTYPES[settings.embed_cache_dtype],
     )
@@ -285,7 +290,11 @@ def _manual_prompts(
     box, clicks = drawn
     outside = pred.domain is not None and not pred.domain.in_domain  # type: ignore[attr-defined]
     use_base = args.zero_shot == "yes" or (args.zero_shot == "auto" and outside)
-    model = zero_shot_predictor(resolve_device(settings.device)) if use_base else predictor
+    model = (
+        zero_shot_predictor(resolve_device(settings.device), backend=_backend(settings))
+        if use_base
+        else predictor
+    )
     cands = segment_by_hand(model, image, box, clicks)  # type: ignore[arg-type]
     return {
         "label": args.label,

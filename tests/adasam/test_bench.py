@@ -152,3 +152,19 @@ def test_training_encode_prints_the_ratio_and_the_difference_per_engine(capsys) 
         found = re.search(engine + r": \d+ ms/slice, ×[\d.]+ .* difference ([\d.e+-]+)", out)
         assert found, out
         assert float(found.group(1)) < 1e-3
+
+
+def test_the_zero_shot_model_is_benchmarked_and_its_guard_record_ships() -> None:
+    """The studio's zero-shot LiteMedSAM gets its own bench row and shipped guard record, found
+    again on the next start: its bundle (seeded, untrained classifier) hashes the same each time."""
+    from adasam.export import bundle_hash
+    from adasam.manual import ZERO_SHOT_NAME, zero_shot_bundle
+
+    args = argparse.Namespace(skip_litemedsam=False, bundles=["none"], vit_b=False)
+    got = bench.models(args)
+    bundle, trained = got[bench.ZERO_SHOT_LABEL]
+    assert bundle.config.name == ZERO_SHOT_NAME and not trained
+    assert bench.ZERO_SHOT_LABEL in args.shipped
+    assert bundle_hash(bundle) == bundle_hash(zero_shot_bundle())
+    skipped = argparse.Namespace(skip_litemedsam=True, bundles=["none"], vit_b=False)
+    assert bench.models(skipped) == {} and skipped.shipped == set()

@@ -57,3 +57,30 @@ def test_bad_box_is_one_line_exit_2(tmp_path: Path, tiny_bundle_dir: Path, capsy
                "--out", str(tmp_path / "o")])  # fmt: skip
     err = capsys.readouterr().err.strip().splitlines()
     assert rc == 2 and len(err) == 1 and "--box" in err[0]
+
+
+def test_zero_shot_on_an_exported_backend_segments_like_pytorch_and_still_lends(
+    tmp_path: Path,
+) -> None:
+    """Zero-shot LiteMedSAM takes a backend like a loaded bundle (the studio gives it the one
+    ``ADASAM_BACKEND`` picks): the exported fp32 graphs answer a drawn box as PyTorch does, the
+    eager encoder and decoder are released, and it still lends and borrows fp32 embeddings."""
+    from adasam.backends import Released, make_backend
+    from adasam.imaging import load_slice
+    from adasam.manual import zero_shot_predictor
+
+    image = load_slice(CT).display
+    reference = zero_shot_predictor()
+    exported = zero_shot_predictor(
+        backend=lambda b: make_backend("onnxruntime-fp32", b, cache_dir=tmp_path)[0]
+    )
+    assert exported.backend.name == "onnxruntime-fp32"
+    sam = exported.bundle.sam
+    assert isinstance(sam.image_encoder, Released) and isinstance(sam.mask_decoder, Released)
+    box = (40, 4, 86, 52)
+    (want,) = reference.segment(image, box=box, multimask=False)
+    (got,) = exported.segment(image, box=box, multimask=False)
+    both = np.logical_and(want.mask, got.mask).sum()
+    assert both / np.logical_or(want.mask, got.mask).sum() > 0.99
+    assert abs(want.score - got.score) < 1e-3
+    assert exported.shared_encoder() == reference.shared_encoder() is not None

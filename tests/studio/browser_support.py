@@ -244,3 +244,40 @@ def brush_stroke(page: Any, half_width: int, dy: float = 0.0) -> None:
     for i in range(2 * half_width // 5 + 1):
         page.mouse.move(cx - half_width + 5 * i, cy, steps=2)
     page.mouse.up()
+
+
+CLICK_TIMING_JS = """() => {
+  if (window.__clickTiming) return;
+  window.__clickTiming = {};
+  document.addEventListener('mousedown', () => {
+    window.__clickTiming = {click: performance.now()};
+  }, true);
+  new PerformanceObserver((list) => {
+    for (const e of list.getEntries()) {
+      if (e.name.includes('.png') && window.__clickTiming.click !== undefined
+          && e.startTime > window.__clickTiming.click && !window.__clickTiming.fetch) {
+        window.__clickTiming.fetch = {start: e.startTime, end: e.responseEnd};
+      }
+    }
+  }).observe({type: 'resource'});
+  document.addEventListener('load', (e) => {
+    const t = window.__clickTiming;
+    if (e.target.tagName === 'IMG' && t.fetch && !t.loaded) t.loaded = performance.now();
+  }, true);
+}"""
+
+
+def install_click_timing(page: Any) -> None:
+    """Time the page's side of each click from now on (see :func:`click_timing`)."""
+    page.evaluate(CLICK_TIMING_JS)
+
+
+def click_timing(page: Any) -> tuple[float, float, float] | None:
+    """The last click's (mouse-down → request for the new picture, the picture's fetch, fetch
+    end → picture loaded) in ms, by the page's own clock (Performance API); None if a part was
+    not seen. The first part holds the server's handler, Gradio's queue and messages both ways."""
+    t = page.evaluate("() => window.__clickTiming || {}")
+    fetch, loaded = t.get("fetch"), t.get("loaded")
+    if "click" not in t or fetch is None or loaded is None:
+        return None
+    return fetch["start"] - t["click"], fetch["end"] - fetch["start"], loaded - fetch["end"]

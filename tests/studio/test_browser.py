@@ -8,6 +8,7 @@ printed; it is measured, never asserted.
 from __future__ import annotations
 
 import io
+import re
 import statistics
 import time
 from collections.abc import Iterator
@@ -24,6 +25,8 @@ from tests.studio.browser_support import (
     StudioProcess,
     brush_stroke,
     chromium,
+    click_timing,
+    install_click_timing,
     new_page,
     require_chromium,
     reveal,
@@ -142,6 +145,27 @@ def click_and_wait(page: Page, fx: float, fy: float) -> float:
     return (time.perf_counter() - start) * 1000.0
 
 
+def _handler_ms(status: str) -> float | None:
+    """The server's click handler time the correction status reports ("refined in N ms")."""
+    found = re.search(r"refined in (\d+) ms", status)
+    return float(found.group(1)) if found else None
+
+
+def _breakdown(parts: list[tuple[float, float, float]], handler: list[float | None]) -> str:
+    """Medians of where a click's time went, by the page's clock and the server's status."""
+    if not parts:
+        return "click breakdown: the page's timing saw no picture fetch"
+    to_request, fetch, load = (statistics.median(p[i] for p in parts) for i in range(3))
+    served = [h for h in handler if h is not None]
+    server = f"{statistics.median(served):.0f} ms" if served else "not reported"
+    return (
+        f"click breakdown (medians of {len(parts)}): mouse-down → request for the new picture "
+        f"{to_request:.0f} ms (the server's refine handler {server}; the rest is rendering "
+        f"the canvas PNG, Gradio's queue and messages), picture fetch {fetch:.0f} ms, "
+        f"fetch → shown {load:.0f} ms"
+    )
+
+
 def _editor_pixels(page: Page) -> np.ndarray:
     return np.asarray(Image.open(io.BytesIO(page.locator("#editor").screenshot())).convert("RGB"))
 
@@ -179,15 +203,19 @@ def test_upload_pipeline_refine_brush_rate_submit_and_find_the_rows(
         "document.querySelector('#candidates-md')?.innerText || '')"
     )
 
-    latencies = [
-        click_and_wait(page, 0.35 + 0.03 * (i % 5), 0.4 + 0.04 * (i // 5)) for i in range(10)
-    ]
+    install_click_timing(page)
+    latencies, parts, handler = [], [], []
+    for i in range(10):
+        latencies.append(click_and_wait(page, 0.35 + 0.03 * (i % 5), 0.4 + 0.04 * (i // 5)))
+        parts.append(click_timing(page))
+        handler.append(_handler_ms(page.inner_text("#correct-md")))
     see(page, "10 refinement clicks")
     median = statistics.median(latencies)
     REPORT.append(
         f"click → refined mask in the browser: median {median:.0f} ms over 10 clicks "
         f"(min {min(latencies):.0f}, max {max(latencies):.0f})"
     )
+    REPORT.append(_breakdown([p for p in parts if p is not None], handler))
     page.click("#undo")
     see(page, "9 refinement clicks")
     page.screenshot(path=str(shots / "03_refined_with_clicks.png"), full_page=True)

@@ -86,3 +86,23 @@ def test_the_drawn_box_reuses_the_demo_bundles_embedding(
         assert mask is not None and 0.3 * 47 * 49 < mask.sum() < 47 * 49
     finally:
         built.close()
+
+
+def test_zero_shot_gets_its_backend_like_every_model(ood_services) -> None:
+    """Zero-shot LiteMedSAM is built with the catalog's backend factory (``ADASAM_BACKEND``;
+    ``auto``: the fastest the guard passed for it), so a slice it must encode itself does not
+    fall back to eager PyTorch when a faster backend passed for it."""
+    from adasam.backends import TorchBackend
+    from adasam.manual import ZERO_SHOT_NAME
+
+    catalog = ood_services.catalog
+    built: list[str] = []
+
+    def factory(bundle):
+        built.append(bundle.config.name)
+        return TorchBackend(bundle)
+
+    catalog._backend = factory  # the factory build_services gave it, recorded
+    zero_shot = catalog.zero_shot()
+    assert built == [ZERO_SHOT_NAME] and zero_shot.backend.name == "torch"
+    assert catalog.zero_shot() is zero_shot and built == [ZERO_SHOT_NAME]  # built once
