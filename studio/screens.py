@@ -99,7 +99,8 @@ def _gallery(work: StructureWork | None, display: np.ndarray | Shown) -> Updates
     }
 
 
-def _can_submit(state: CaseState | None) -> bool:
+def can_submit(state: CaseState | None) -> bool:
+    """Whether the submit button can be pressed: a mask, not submitted yet."""
     if state is None or state.work is None or state.work.mask is None:
         return False
     return state.receipt(state.work.name) is None
@@ -171,7 +172,7 @@ def pipeline_screen(
         "timings_md": views.timings_markdown(state),
         "result_json": views.result_json(state),
         "structure_radio": gr.Radio(choices=names, value=work.name, visible=len(names) > 1),
-        "submit_button": gr.Button(interactive=_can_submit(state)),
+        "submit_button": gr.Button(interactive=can_submit(state)),
         "confirmation": confirmation,
         "downloads": None,
     }
@@ -228,10 +229,16 @@ def case_screen(state: CaseState) -> Updates:
 
 
 def click_screen(
-    state: CaseState, candidates_changed: bool, latency_ms: float | None = None
+    state: CaseState,
+    candidates_changed: bool,
+    latency_ms: float | None = None,
+    *,
+    could_submit: bool | None = None,
 ) -> Updates:
     """The click slots: the correction view and status; the gallery and prompts image only
-    when the click produced new candidates (otherwise they are left as they are)."""
+    when the click produced new candidates, the submit button only when the click changed
+    whether it can be pressed (``could_submit``: before the click; None: unknown), so an
+    ordinary click does not rebuild the button's config (otherwise they are left as they are)."""
     work = state.work
     canvas, view = _shown(state)
     out: Updates = {
@@ -239,8 +246,10 @@ def click_screen(
         "correction": canvas_picture(work, canvas),
         "correction_status": views.correction_status(work, latency_ms),
         "result_json": views.result_json(state),
-        "submit_button": gr.Button(interactive=_can_submit(state)),
     }
+    submittable = can_submit(state)
+    if submittable != could_submit:
+        out["submit_button"] = gr.Button(interactive=submittable)
     if candidates_changed and work is not None:
         out.update(_gallery(work, view))
         out["prompts"] = pipeline_picture(views.prompts_view(work, view))

@@ -16,7 +16,7 @@ from adasam.refine_guard import GuardConfig
 from studio import pipeline
 from studio.errors import StudioError, user_errors
 from studio.page import Updates
-from studio.screens import click_screen, pipeline_screen
+from studio.screens import can_submit, click_screen, pipeline_screen
 from studio.services import Services
 from studio.state import CaseState, StructureWork
 from studio.views import canvas_to_slice
@@ -204,8 +204,10 @@ class SegmentHandlers:
         """A click: refine the mask (or prompt SAM, or set a box corner); see
         :meth:`refine_state`."""
         start = time.perf_counter()
+        could_submit = can_submit(state)
         new, changed = self.refine_state(state, x, y, mode)
-        return click_screen(new, changed, (time.perf_counter() - start) * 1000.0)
+        took = (time.perf_counter() - start) * 1000.0
+        return click_screen(new, changed, took, could_submit=could_submit)
 
     def refine_ui(self, state: CaseState | None, mode: str | None, evt: gr.SelectData) -> Updates:
         """A click on the correction canvas (canvas pixels: the slice upscaled or shrunk, see

@@ -16,7 +16,7 @@ from studio.config import StudioSettings
 from studio.editor import ADD_RGB
 from studio.errors import user_errors
 from studio.review_handlers import ReviewHandlers
-from studio.screens import CASE_SCREEN_SLOTS, CLICK_SLOTS, PIPELINE_SLOTS
+from studio.screens import CASE_SCREEN_SLOTS, CLICK_SLOTS, PIPELINE_SLOTS, can_submit, click_screen
 from studio.segment_handlers import SegmentHandlers
 from studio.services import Services, build_services
 from studio.state import CaseState
@@ -147,6 +147,18 @@ def test_a_click_on_the_image_refines_and_returns_only_the_click_slots(studio: S
     assert (work.clicks[0].x, work.clicks[0].y) == (64, 40), "canvas pixels map to the slice"
     assert "refined in" in slot["correction_status"]
     assert "gallery" not in slot, "the candidates did not change, so they are not sent"
+    assert "submit_button" not in slot, "it could be pressed before and still can"
+
+
+def test_the_submit_button_is_sent_only_when_a_click_changes_it(studio: Studio) -> None:
+    """An update of a button makes Gradio rebuild its config (a pydantic schema) on every
+    click, so the click slots carry it only when its state changes."""
+    state = _ran(studio)
+    assert can_submit(state)
+    assert "submit_button" not in click_screen(state, False, could_submit=True)
+    became = click_screen(state, False, could_submit=False)  # e.g. a box drawn: the first mask
+    assert became["submit_button"].interactive is True
+    assert click_screen(state, False)["submit_button"].interactive is True  # before: unknown
 
 
 def test_gallery_selection_structure_switch_undo_and_reset(studio: Studio) -> None:
