@@ -214,9 +214,10 @@ def test_one_click_inside_a_good_mask_keeps_it(
 LIVER_NOT_CLICK_TRAINED = pytest.mark.xfail(
     strict=True,
     raises=AssertionError,
-    reason="liver v2 is click-trained (v1's train-clicks with CAM starts, NoC@90 from the box "
-    "11.75 -> 5.33 on seed 7777; v2 refits only the classifier) but on this example three "
-    "corrective clicks reach only 0.398 -> 0.50 (thigh v2 passes here, 0.388 -> 0.914): issue 12",
+    reason="liver v3 is click-trained twice (NoC@90 from the box 4.65 -> 1.57 on seed 6262, "
+    "3.88 on seed 6363) but on this example three corrective clicks reach only 0.583 -> 0.867 "
+    "(the first one refused by the refinement guard; thigh v2 passes here, 0.388 -> 0.914): "
+    "issue 12",
 )
 
 
