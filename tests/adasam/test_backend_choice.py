@@ -132,7 +132,12 @@ def test_startup_report_names_each_recorded_model_and_its_backend(tmp_path) -> N
 
 
 def test_shipped_guard_records_are_well_formed_and_name_a_shipped_bundle() -> None:
-    names = {f"{read_config(p).name} v{read_config(p).version}" for p in DEMO_BUNDLES.values()}
+    """Every record names a demo bundle or the studio's zero-shot LiteMedSAM (both served by
+    ``auto``); a record of a model that no longer ships is dead weight and fails here."""
+    from adasam.manual import zero_shot_bundle
+
+    configs = [read_config(p) for p in DEMO_BUNDLES.values()] + [zero_shot_bundle().config]
+    names = {f"{c.name} v{c.version}" for c in configs}
     records = sorted((guard.SHIPPED_ROOT / "guard").glob("*.json"))
     assert records  # python -m adasam bench --ship writes them
     for path in records:
