@@ -182,17 +182,8 @@ def corrective_click(page: Page, mask: np.ndarray, gt: np.ndarray) -> float | No
 
 @pytest.mark.parametrize("file", list(CASES))
 def test_one_click_inside_a_good_mask_keeps_it(
-    browser: object, studio: StudioProcess, shots: Path, file: str, request: pytest.FixtureRequest
+    browser: object, studio: StudioProcess, shots: Path, file: str
 ) -> None:
-    if file == "liver_ct.png":
-        request.applymarker(
-            pytest.mark.xfail(
-                strict=False,
-                raises=AssertionError,
-                reason="with the LiteMedSAM liver bundle the best candidate on this example has "
-                "IoU 0.822 with the ground truth, under the test's 0.85 precondition (issue 11)",
-            )
-        )
     _, structure, _ = CASES[file]
     gt = ground_truth(file)
     context, page = open_example(browser, studio, file)
